@@ -1,0 +1,70 @@
+"""Shared benchmark machinery: thread pinning, interleaved timing, weight copying, tables."""
+
+import os
+import statistics
+import time
+
+THREADS = int(os.environ.get("JUANJI_BENCH_THREADS", "2"))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(THREADS))  # must precede the NumPy import to bind BLAS
+
+
+def setup_torch():
+    """Import torch limited to THREADS threads (both intra- and inter-op)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    try:
+        torch.set_num_interop_threads(THREADS)
+    except RuntimeError:  # already set in this process
+        pass
+    return torch
+
+
+def interleaved(cases, warmup=3, repeats=15):
+    """Time callables A, B, A, B, ... so drifts in machine load hit both alike.
+
+    cases: {label: fn}. Returns {label: list of seconds}.
+    """
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    times = {label: [] for label in cases}
+    for _ in range(repeats):
+        for label, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
+def copy_weights(juanji_model, torch_model):
+    """Load torch's parameters and buffers into the juanji model (same state_dict keys)."""
+    state = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
+    juanji_model.load_state_dict(state)
+
+
+def report(rows, title):
+    """Print a table of {name, juanji_ms, torch_ms, ratio, ...} rows; returns the rows."""
+    print(f"\n{title}  (threads={THREADS})")
+    print(f"{'case':42s} {'juanji ms':>16s} {'torch ms':>16s} {'ratio':>7s}")
+    for row in rows:
+        print(f"{row['case']:42s} {_fmt(row['juanji']):>16s} {_fmt(row['torch']):>16s} "
+              f"{row['ratio']:7.2f}")
+    return rows
+
+
+def summarize(label, juanji_times, torch_times):
+    """Median and min-max of both sides and the median ratio juanji/torch."""
+    j, t = statistics.median(juanji_times), statistics.median(torch_times)
+    return {
+        "case": label,
+        "juanji": (j * 1e3, min(juanji_times) * 1e3, max(juanji_times) * 1e3),
+        "torch": (t * 1e3, min(torch_times) * 1e3, max(torch_times) * 1e3),
+        "ratio": j / t,
+    }
+
+
+def _fmt(stats):
+    median, lo, hi = stats
+    return f"{median:.1f} ({lo:.0f}-{hi:.0f})"

@@ -1,0 +1,94 @@
+"""One training step (forward, backward, SGD update) in juanji and PyTorch, side by side.
+
+    python -m benchmarks.train_step [--repeats 15]
+
+Cases: SimpleConvNet batch 100 (1x28x28) and LeNet-5 batch 128 (1x28x28). Both frameworks run
+on 2 threads with identical weights and data; repetitions are interleaved.
+"""
+
+import argparse
+
+import numpy as np  # noqa: E402  (after common pins the BLAS threads)
+
+import juanji  # noqa: E402
+from benchmarks.common import copy_weights, interleaved, report, setup_torch, summarize
+from juanji import models, optim  # noqa: E402
+from juanji.nn import functional as F  # noqa: E402
+
+
+def torch_simple_convnet(torch):
+    nn = torch.nn
+
+    class SimpleConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2)
+            self.flatten = nn.Flatten()
+            self.fc1, self.relu2 = nn.Linear(30 * 12 * 12, 100), nn.ReLU()
+            self.fc2 = nn.Linear(100, 10)
+
+        def forward(self, x):
+            x = self.pool1(self.relu1(self.conv1(x)))
+            return self.fc2(self.relu2(self.fc1(self.flatten(x))))
+
+    return SimpleConvNet()
+
+
+def torch_lenet5(torch):
+    nn = torch.nn
+
+    class LeNet5(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+            self.flatten = nn.Flatten()
+            self.classifier = nn.Sequential(
+                nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+        def forward(self, x):
+            return self.classifier(self.flatten(self.features(x)))
+
+    return LeNet5()
+
+
+def step_pair(torch, name, torch_model, batch, repeats):
+    """Build both sides with the same weights and batch; time their training steps."""
+    model = models.create_model(name)
+    copy_weights(model, torch_model)
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    topt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def juanji_step():
+        opt.zero_grad()
+        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
+        opt.step()
+
+    def torch_step():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
+        topt.step()
+
+    times = interleaved({"juanji": juanji_step, "torch": torch_step}, repeats=repeats)
+    return summarize(f"train step {name} b{batch}", times["juanji"], times["torch"])
+
+
+def run(repeats=15):
+    torch = setup_torch()
+    torch.manual_seed(0)
+    rows = [
+        step_pair(torch, "simple_convnet", torch_simple_convnet(torch), 100, repeats),
+        step_pair(torch, "lenet5", torch_lenet5(torch), 128, repeats),
+    ]
+    return report(rows, "training step, median ms (min-max), ratio = juanji / torch")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    run(parser.parse_args().repeats)

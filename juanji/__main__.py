@@ -1,0 +1,7 @@
+"""`python -m juanji` runs the command line."""
+
+import sys
+
+from juanji.cli import main
+
+sys.exit(main())

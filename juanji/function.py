@@ -1,0 +1,52 @@
+"""Function: the base of every differentiable op.
+
+One Function instance per call is the autograd context. `forward` works on raw arrays and keeps
+on `self` only what `backward` needs; `backward` returns one raw gradient array per input (None
+where the input needs none). There is no double backprop: backward is plain array math.
+"""
+
+from juanji import grad_mode
+
+
+class Function:
+    """Subclass and define `forward(*arrays, **params)` and `backward(grad_out)`."""
+
+    needs_grad = ()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on Tensors (or arrays/scalars, or None for absent optional inputs)."""
+        return cls().run(*inputs, **params)
+
+    def run(self, *inputs, **params):
+        """Like `apply`, on an instance the caller keeps (to read extras such as pool indices)."""
+        from juanji.tensor import Tensor, as_tensor
+
+        tensors = [None if x is None else as_tensor(x) for x in inputs]
+        self.needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        raw = self.forward(*(None if t is None else t.data for t in tensors), **params)
+        track = grad_mode.is_enabled() and any(self.needs_grad)
+        out = Tensor(raw, requires_grad=track)
+        if track:
+            self.parents = tensors
+            out._ctx = self
+        return out
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting (leading axes, then size-1 axes)."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)

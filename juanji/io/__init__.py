@@ -1,0 +1,1 @@
+"""Saving and loading: atomic files, safetensors checkpoints, run folders."""

@@ -1,0 +1,24 @@
+"""The model zoo: one family per module, each listing FACTORIES and DEFAULT_INPUT.
+
+MODELS maps a name to a factory `f(num_classes=..., in_channels=..., ...)`; DEFAULT_INPUTS maps
+it to the (C, H, W) input the model is documented for. Both are built explicitly below.
+"""
+
+from juanji.models import lenet, simple
+from juanji.models.lenet import lenet5
+from juanji.models.simple import simple_convnet
+
+_FAMILIES = [simple, lenet]
+
+MODELS = {name: f for family in _FAMILIES for name, f in family.FACTORIES.items()}
+DEFAULT_INPUTS = {name: s for family in _FAMILIES for name, s in family.DEFAULT_INPUT.items()}
+
+
+def create_model(name, **kwargs):
+    """Build a registered model by name; unknown names list what exists."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["DEFAULT_INPUTS", "MODELS", "create_model", "lenet5", "simple_convnet"]

@@ -1,0 +1,165 @@
+"""Elementwise arithmetic with NumPy broadcasting; gradients reduced by `unbroadcast`."""
+
+from juanji.backend import xp_of
+from juanji.function import Function, unbroadcast
+
+
+class Add(Function):
+    """a + b."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        return unbroadcast(gy, sa), unbroadcast(gy, sb)
+
+
+class Sub(Function):
+    """a - b."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        return unbroadcast(gy, sa), unbroadcast(-gy, sb)
+
+
+class Mul(Function):
+    """a * b."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        ga = unbroadcast(gy * self.b, self.a.shape) if self.needs_grad[0] else None
+        gb = unbroadcast(gy * self.a, self.b.shape) if self.needs_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """a / b."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        ga = unbroadcast(gy / self.b, self.a.shape) if self.needs_grad[0] else None
+        gb = None
+        if self.needs_grad[1]:
+            gb = unbroadcast(-gy * self.a / (self.b * self.b), self.b.shape)
+        return ga, gb
+
+
+class Neg(Function):
+    """-a."""
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """a ** p for a constant exponent p."""
+
+    def forward(self, a, p):
+        self.a, self.p = a, p
+        return a**p
+
+    def backward(self, gy):
+        return gy * self.p * self.a ** (self.p - 1)
+
+
+class Exp(Function):
+    """e ** a."""
+
+    def forward(self, a):
+        self.y = xp_of(a).exp(a)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    """Natural log of a."""
+
+    def forward(self, a):
+        self.a = a
+        return xp_of(a).log(a)
+
+    def backward(self, gy):
+        return gy / self.a
+
+
+class Sqrt(Function):
+    """Square root of a."""
+
+    def forward(self, a):
+        self.y = xp_of(a).sqrt(a)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Abs(Function):
+    """|a|; the gradient at 0 is 0, as PyTorch's sign(0) = 0."""
+
+    def forward(self, a):
+        self.sign = xp_of(a).sign(a)
+        return abs(a)
+
+    def backward(self, gy):
+        return gy * self.sign
+
+
+class Clamp(Function):
+    """Clip a into [lo, hi] (either may be None); gradient passes where lo <= a <= hi."""
+
+    def forward(self, a, lo=None, hi=None):
+        xp = xp_of(a)
+        self.mask = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= a >= lo
+        if hi is not None:
+            self.mask &= a <= hi
+        return xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+class Maximum(Function):
+    """Elementwise max(a, b); ties send half the gradient to each, as PyTorch does."""
+
+    def forward(self, a, b):
+        xp = xp_of(a)
+        self.shapes = a.shape, b.shape
+        self.wa = (a > b) + 0.5 * (a == b)
+        return xp.maximum(a, b)
+
+    def backward(self, gy):
+        wa = self.wa.astype(gy.dtype)
+        return unbroadcast(gy * wa, self.shapes[0]), unbroadcast(gy * (1 - wa), self.shapes[1])
+
+
+class Where(Function):
+    """where(cond, a, b) with a constant boolean condition."""
+
+    def forward(self, a, b, cond):
+        xp = xp_of(a)
+        self.shapes, self.cond = (a.shape, b.shape), cond
+        return xp.where(cond, a, b)
+
+    def backward(self, gy):
+        ga = unbroadcast(gy * self.cond, self.shapes[0]) if self.needs_grad[0] else None
+        gb = unbroadcast(gy * ~self.cond, self.shapes[1]) if self.needs_grad[1] else None
+        return ga, gb

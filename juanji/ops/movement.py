@@ -1,0 +1,98 @@
+"""Ops that move data without arithmetic: reshape, permute, index, concat, stack, pad, expand."""
+
+from juanji.backend import xp_of
+from juanji.function import Function, unbroadcast
+
+
+class Reshape(Function):
+    """View `x` with a new shape (one entry may be -1)."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, gy):
+        return gy.reshape(self.shape)
+
+
+class Permute(Function):
+    """Reorder axes: y = x.transpose(axes)."""
+
+    def forward(self, x, axes):
+        self.axes = axes
+        return x.transpose(axes)
+
+    def backward(self, gy):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return gy.transpose(inverse)
+
+
+class Expand(Function):
+    """Broadcast `x` to `shape` (a read-only view); the gradient sums back."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return xp_of(x).broadcast_to(x, shape)
+
+    def backward(self, gy):
+        return unbroadcast(gy, self.shape)
+
+
+class GetItem(Function):
+    """x[index] for basic and advanced NumPy indexing; repeated indices accumulate."""
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        return x[index]
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        gx = xp.zeros(self.shape, dtype=gy.dtype)
+        xp.add.at(gx, self.index, gy)
+        return gx
+
+
+class Concat(Function):
+    """Join arrays along `axis`."""
+
+    def forward(self, *xs, axis=0):
+        self.axis = axis
+        self.bounds = []
+        start = 0
+        for x in xs:
+            self.bounds.append((start, start + x.shape[axis]))
+            start += x.shape[axis]
+        return xp_of(xs[0]).concatenate(xs, axis=axis)
+
+    def backward(self, gy):
+        grads = []
+        for lo, hi in self.bounds:
+            index = [slice(None)] * gy.ndim
+            index[self.axis] = slice(lo, hi)
+            grads.append(gy[tuple(index)])
+        return tuple(grads)
+
+
+class Stack(Function):
+    """Stack same-shaped arrays along a new `axis`."""
+
+    def forward(self, *xs, axis=0):
+        self.axis, self.count = axis, len(xs)
+        return xp_of(xs[0]).stack(xs, axis=axis)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        return tuple(xp.take(gy, i, axis=self.axis) for i in range(self.count))
+
+
+class Pad(Function):
+    """Constant padding; `pad` is NumPy-style ((before, after), ...) per axis, non-negative."""
+
+    def forward(self, x, pad, value=0.0):
+        self.index = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, x.shape))
+        return xp_of(x).pad(x, pad, mode="constant", constant_values=value)
+
+    def backward(self, gy):
+        return gy[self.index]

@@ -1,0 +1,204 @@
+"""The engine: autograd mechanics, every Tensor op by finite differences and against PyTorch."""
+
+import numpy as np
+import pytest
+import torch
+from gradcheck import assert_close, gradcheck, to_torch
+
+import juanji
+from juanji.function import unbroadcast
+
+rng = np.random.default_rng(0)
+
+
+def r(*shape):
+    return rng.standard_normal(shape)
+
+
+# ---- gradients of every op, float64 central differences with a random upstream ----------------
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / (b * b + 1.0),
+    "matmul": lambda a, b: a @ b.T,
+    "maximum": lambda a, b: a.maximum(b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4))])
+def test_binary_gradients_with_broadcasting(name, shapes):
+    if name == "matmul":
+        shapes = ((3, 4), (5, 4))
+    gradcheck(BINARY[name], [r(*shapes[0]), r(*shapes[1])])
+
+
+UNARY = {
+    "neg": lambda x: -x,
+    "exp": lambda x: x.exp(),
+    "log": lambda x: (x * x + 0.5).log(),
+    "sqrt": lambda x: (x * x + 0.5).sqrt(),
+    "abs": lambda x: x.abs(),
+    "pow": lambda x: x**3,
+    "clamp": lambda x: x.clamp(-0.5, 0.7),
+    "relu": lambda x: x.relu(),
+    "sigmoid": lambda x: x.sigmoid(),
+    "tanh": lambda x: x.tanh(),
+    "sum_axis": lambda x: x.sum(1),
+    "sum_keep": lambda x: x.sum((0, 2), keepdim=True),
+    "mean": lambda x: x.mean(-1),
+    "max": lambda x: x.max(1),
+    "min": lambda x: x.min(),
+    "var": lambda x: x.var(2),
+    "var_biased": lambda x: x.var((0, 1), correction=0),
+    "std": lambda x: x.std(1),
+    "reshape": lambda x: x.reshape(6, 4) * 2,
+    "permute": lambda x: x.permute(2, 0, 1),
+    "transpose": lambda x: x.transpose(0, 2),
+    "T": lambda x: x.T,
+    "flatten": lambda x: x.flatten(1),
+    "unsqueeze": lambda x: x.unsqueeze(1).squeeze(1),
+    "expand": lambda x: x[:, :1].expand(2, 5, 4),
+    "slice": lambda x: x[:, 1:, ::2],
+    "fancy_index": lambda x: x[np.array([0, 1, 0]), 2],
+    "bool_mask": lambda x: x[x.data > 0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_gradients(name):
+    gradcheck(UNARY[name], [r(2, 3, 4)])
+
+
+def test_concat_stack_pad_gradients():
+    from juanji.ops.movement import Concat, Pad, Stack
+
+    gradcheck(lambda a, b: Concat.apply(a, b, axis=1), [r(2, 3), r(2, 5)])
+    gradcheck(lambda a, b: Stack.apply(a, b, axis=0), [r(2, 3), r(2, 3)])
+    gradcheck(lambda a: Pad.apply(a, pad=((1, 0), (2, 3))), [r(2, 3)])
+
+
+# ---- parity with torch, float32 -----------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_matches_torch(name):
+    x = r(2, 3, 4).astype(np.float32)
+    torch_ops = {
+        "log": lambda t: (t * t + 0.5).log(), "sqrt": lambda t: (t * t + 0.5).sqrt(),
+        "clamp": lambda t: t.clamp(-0.5, 0.7), "sum_axis": lambda t: t.sum(1),
+        "sum_keep": lambda t: t.sum((0, 2), keepdim=True), "mean": lambda t: t.mean(-1),
+        "max": lambda t: t.amax(1), "min": lambda t: t.amin(), "var": lambda t: t.var(2),
+        "var_biased": lambda t: t.var((0, 1), correction=0), "std": lambda t: t.std(1),
+        "reshape": lambda t: t.reshape(6, 4) * 2, "permute": lambda t: t.permute(2, 0, 1),
+        "transpose": lambda t: t.transpose(0, 2), "T": lambda t: t.permute(2, 1, 0),
+        "flatten": lambda t: t.flatten(1), "unsqueeze": lambda t: t.unsqueeze(1).squeeze(1),
+        "expand": lambda t: t[:, :1].expand(2, 5, 4), "slice": lambda t: t[:, 1:, ::2],
+        "fancy_index": lambda t: t[torch.tensor([0, 1, 0]), 2],
+        "bool_mask": lambda t: t[t > 0], "pow": lambda t: t**3, "neg": lambda t: -t,
+        "exp": lambda t: t.exp(), "abs": lambda t: t.abs(), "relu": lambda t: t.relu(),
+        "sigmoid": lambda t: t.sigmoid(), "tanh": lambda t: t.tanh(),
+    }
+    jx, tx = juanji.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    jy, ty = UNARY[name](jx), torch_ops[name](tx)
+    assert_close(jy, ty, msg=name)
+    upstream = r(*ty.shape).astype(np.float32)
+    jy.backward(upstream)
+    ty.backward(torch.from_numpy(upstream))
+    assert_close(jx.grad, tx.grad, msg=f"{name} grad")
+
+
+def test_max_ties_share_gradient_like_torch_amax():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float32)
+    jx, tx = juanji.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    jx.max(1).sum().backward()
+    tx.amax(1).sum().backward()
+    assert_close(jx.grad, tx.grad)
+
+
+# ---- autograd mechanics -------------------------------------------------------------------------
+def test_gradient_accumulates_over_reuse_and_calls():
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 5.0])
+    (x * 2).sum().backward()
+    np.testing.assert_allclose(x.grad, [5.0, 7.0])
+
+
+def test_graph_is_freed_unless_retained():
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, [4.0, 8.0])
+    assert y._ctx is None  # freed after the second call
+
+
+def test_deep_graph_needs_no_recursion():
+    x = juanji.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0 + 0.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0])
+
+
+def test_no_grad_records_nothing():
+    x = juanji.tensor([1.0], requires_grad=True)
+    with juanji.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y._ctx is None
+    assert juanji.is_grad_enabled()
+
+
+def test_leaf_grads_do_not_alias_each_other():
+    a = juanji.tensor([1.0, 2.0], requires_grad=True)
+    b = juanji.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad += 1
+    np.testing.assert_allclose(b.grad, [1.0, 1.0])
+
+
+def test_float32_default_and_no_silent_upcast():
+    assert juanji.tensor([1.0, 2.0]).dtype == np.float32
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2.5 + 1) / 3 - x.exp()
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    assert juanji.tensor(np.zeros(2)).dtype == np.float64  # NumPy arrays keep their dtype
+
+
+def test_backward_needs_scalar_or_gradient():
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="scalar output"):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match="gradient shape"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_comparisons_are_boolean_without_grad():
+    x = juanji.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert (x > 1.5).tolist() == [False, True, True]
+    assert (x == 2.0).dtype == np.bool_
+    assert not (x <= 2).requires_grad
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        juanji.tensor([1, 2], requires_grad=True)
+
+
+def test_unbroadcast_reduces_leading_and_size_one_axes():
+    g = np.ones((2, 3, 4))
+    assert unbroadcast(g, (3, 1)).tolist() == [[8.0]] * 3
+
+
+def test_manual_seed_repeats_initialisation():
+    from juanji import nn
+
+    juanji.manual_seed(7)
+    a = nn.Linear(3, 2).weight.data.copy()
+    juanji.manual_seed(7)
+    np.testing.assert_array_equal(a, nn.Linear(3, 2).weight.data)
+    with pytest.raises(ValueError, match="seed"):
+        juanji.manual_seed(-1)
