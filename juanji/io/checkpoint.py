@@ -26,7 +26,9 @@ class CheckpointError(ValueError):
 
 def save_state(path, arrays, metadata=None):
     """Write {name: array} to a safetensors file atomically (arrays made contiguous)."""
-    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # ascontiguousarray would turn 0-d arrays (e.g. an optimizer's step) into 1-d ones
+    tensors = {k: v if v.flags.c_contiguous else np.ascontiguousarray(v)
+               for k, v in arrays.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     atomic_write_bytes(path, save(tensors, metadata=meta))
 

@@ -125,7 +125,7 @@ def check_number(name, value, low=None, high=None, low_open=False, high_open=Fal
         ok = value < high if high_open else value <= high
     if not ok:
         left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        right = ")" if high_open or high is None else "]"
         low_text = "-inf" if low is None else low
         high_text = "inf" if high is None else high
         raise ValueError(
