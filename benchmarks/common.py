@@ -1,12 +1,9 @@
 """Shared benchmark machinery: thread pinning, interleaved timing, weight copying, tables."""
 
-import os
 import statistics
 import time
 
-THREADS = int(os.environ.get("JUANJI_BENCH_THREADS", "2"))
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, str(THREADS))  # must precede the NumPy import to bind BLAS
+from benchmarks import THREADS
 
 
 def setup_torch():

@@ -8,12 +8,12 @@ on 2 threads with identical weights and data; repetitions are interleaved.
 
 import argparse
 
-import numpy as np  # noqa: E402  (after common pins the BLAS threads)
+import numpy as np
 
-import juanji  # noqa: E402
+import juanji
 from benchmarks.common import copy_weights, interleaved, report, setup_torch, summarize
-from juanji import models, optim  # noqa: E402
-from juanji.nn import functional as F  # noqa: E402
+from juanji import models, optim
+from juanji.nn import functional as F
 
 
 def torch_simple_convnet(torch):

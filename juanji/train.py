@@ -2,7 +2,8 @@
 
 One epoch = one pass over `train_loader` (batches of NumPy arrays), one optimizer step per
 batch, then an evaluation on `test_loader`. After every epoch the run folder gets the weights,
-the optimizer and scheduler state, the metrics history and the curves, all written atomically,
+the optimizer and scheduler state, the metrics history, the curves and the first layer's
+filters (`filters_initial.png` is drawn before training starts), all written atomically,
 so Ctrl-C at any moment leaves the last finished epoch's checkpoint whole.
 """
 
@@ -14,9 +15,11 @@ from tqdm import tqdm
 import juanji
 from juanji.io.checkpoint import save_run
 from juanji.io.files import atomic_write_text
+from juanji.nn import Conv2d
 from juanji.nn import functional as F
 from juanji.nn.utils import clip_grad_norm_
 from juanji.optim.lr_scheduler import ReduceLROnPlateau
+from juanji.viz.filters import save_filters
 
 
 class Trainer:
@@ -89,6 +92,8 @@ class Trainer:
         Returns the history (a list of per-epoch dicts). KeyboardInterrupt stops after the
         current batch without saving a half-finished epoch; it is re-raised to the caller.
         """
+        if self.epoch == 0:
+            self._save_filters("filters_initial.png", "before training")
         while self.epoch < epochs:
             start = time.perf_counter()
             train_loss, train_acc, rate = self.train_epoch()
@@ -121,6 +126,14 @@ class Trainer:
                  self.epoch, self.history)
         write_history_csv(self.run_dir / "history.csv", self.history)
         plot_curves(self.history, self.run_dir / "curves.png")
+        self._save_filters("filters.png", f"after epoch {self.epoch}")
+
+    def _save_filters(self, name, title):
+        """The first conv layer's filters as a picture (skipped for models without one)."""
+        if self.run_dir is None or not any(isinstance(m, Conv2d) for m in self.model.modules()):
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_filters(self.model, self.run_dir / name, title=title)
 
 
 def write_history_csv(path, history):

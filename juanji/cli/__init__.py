@@ -11,6 +11,8 @@ import sys
 
 COMMAND_MODULES = [
     "juanji.cli.train",
+    "juanji.cli.analysis",
+    "juanji.cli.viz",
 ]
 
 # Exceptions that mean "the user asked for something that cannot be done": shown as one line.

@@ -141,7 +141,7 @@ def run_train(args):
         print(f"\ninterrupted; the last finished epoch ({trainer.epoch}) is saved in {run_dir}")
         return 130
     print(f"done: test accuracy {trainer.history[-1].get('test_acc', float('nan')):.4f}; "
-          f"run folder {run_dir} (model.safetensors, run.json, history.csv, curves.png)")
+          f"run folder {run_dir} (model.safetensors, run.json, history.csv, curves.png, filters.png)")
     return 0
 
 

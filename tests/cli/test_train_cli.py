@@ -28,13 +28,17 @@ def small_run(tmp_path_factory):
 def test_train_writes_a_complete_run_folder(small_run):
     names = {p.name for p in small_run.iterdir()}
     assert {"model.safetensors", "optimizer.safetensors", "run.json", "history.csv",
-            "curves.png"} <= names
+            "curves.png", "filters.png", "filters_initial.png"} <= names
     info = json.loads((small_run / "run.json").read_text())
     assert info["epoch"] == 1 and info["config"]["model"] == "simple_convnet"
     assert 0.1 < info["history"][0]["test_acc"] <= 1.0
     pixels = np.asarray(Image.open(small_run / "curves.png").convert("L"))
     assert pixels.std() > 5  # a drawn plot, not a blank image
     assert (small_run / "history.csv").read_text().startswith("epoch,train_loss,train_acc")
+    before = np.asarray(Image.open(small_run / "filters_initial.png").convert("L"))
+    after = np.asarray(Image.open(small_run / "filters.png").convert("L"))
+    assert before.std() > 5 and after.std() > 5
+    assert before.shape == after.shape  # one tile per filter in both
 
 
 def test_eval_reproduces_the_saved_accuracy(small_run, capsys):
