@@ -3,11 +3,11 @@
 from juanji.grad_mode import enable_grad, no_grad, set_grad_enabled
 from juanji.grad_mode import is_enabled as is_grad_enabled
 from juanji.random import manual_seed
-from juanji.tensor import Tensor, tensor
+from juanji.tensor import Tensor, add, cat, stack, tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "enable_grad", "is_grad_enabled", "manual_seed", "no_grad", "set_grad_enabled",
-    "tensor",
+    "Tensor", "add", "cat", "enable_grad", "is_grad_enabled", "manual_seed", "no_grad",
+    "set_grad_enabled", "stack", "tensor",
 ]

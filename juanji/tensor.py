@@ -360,3 +360,43 @@ def tensor(data, requires_grad=False, dtype=None):
     """A new leaf Tensor holding a copy of `data` (Python floats become float32)."""
     array = _to_array(data, dtype)
     return Tensor(array.copy() if array is data else array, requires_grad=requires_grad)
+
+
+def _join_args(name, tensors, dim, extra):
+    """Validate a non-empty sequence of tensors and a dim in range for rank + extra."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
+        raise ValueError(f"{name} expects a non-empty list or tuple of tensors; got {tensors!r}")
+    tensors = [as_tensor(t) for t in tensors]
+    ndim = tensors[0].ndim + extra
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{name} dim must be in [{-ndim}, {ndim - 1}]; got {dim}")
+    return tensors, dim % ndim
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim (skip connections: DenseNet, U-Net, Inception)."""
+    tensors, dim = _join_args("cat", tensors, dim, 0)
+    def others(shape):
+        return shape[:dim] + shape[dim + 1 :]
+
+    first = tensors[0].shape
+    for t in tensors[1:]:
+        if t.ndim != len(first) or others(t.shape) != others(first):
+            raise ValueError(f"cat expects tensors that match in every dim but {dim}; got shapes "
+                             f"{[tuple(x.shape) for x in tensors]}")
+    return movement.Concat.apply(*tensors, axis=dim)
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new dim."""
+    tensors, dim = _join_args("stack", tensors, dim, 1)
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack expects tensors of one shape; got shapes "
+                         f"{[tuple(x.shape) for x in tensors]}")
+    return movement.Stack.apply(*tensors, axis=dim)
+
+
+def add(input, other, alpha=1):
+    """input + alpha * other with broadcasting (residual connections)."""
+    input = as_tensor(input)
+    return input + (other if alpha == 1 else input._other(other) * alpha)

@@ -140,8 +140,9 @@ def run_train(args):
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch ({trainer.epoch}) is saved in {run_dir}")
         return 130
-    print(f"done: test accuracy {trainer.history[-1].get('test_acc', float('nan')):.4f}; "
-          f"run folder {run_dir} (model.safetensors, run.json, history.csv, curves.png, filters.png)")
+    accuracy = trainer.history[-1].get("test_acc", float("nan"))
+    print(f"done: test accuracy {accuracy:.4f}; run folder {run_dir} "
+          f"(model.safetensors, run.json, history.csv, curves.png, filters.png)")
     return 0
 
 

@@ -27,7 +27,8 @@ def register(subcommands):
     filters = kinds.add_parser("filters", help="first-layer filters of a trained run")
     filters.add_argument("--checkpoint", required=True, help="a run folder")
     filters.add_argument("--compare", default=None, help="a second run drawn beside it")
-    filters.add_argument("--out", default=None, help="PNG path (default: in the run folder)")
+    filters.add_argument("--out", default=None,
+                         help="PNG path (default: RUN/filters_<layer>.png)")
     filters.add_argument("--ncols", default="8")
     filters.add_argument("--invert", action="store_true", help="positive weights dark")
     filters.set_defaults(run=run_filters)
@@ -94,7 +95,8 @@ def run_filters(args):
     name, weight = first_conv(model)
     folder = run_folder(args.checkpoint)
     if args.compare is None:
-        out = Path(args.out) if args.out else folder / "filters.png"
+        # not filters.png: the trainer writes that one after each epoch
+        out = Path(args.out) if args.out else folder / f"filters_{name.replace('.', '_')}.png"
         save_filters(weight, out, ncols=ncols, title=f"{folder.name}: {name} "
                      f"{'x'.join(map(str, weight.shape))}", invert=args.invert)
         _wrote(out, f"{weight.shape[0]} filters of layer {name}")

@@ -4,11 +4,28 @@ MODELS maps a name to a factory `f(num_classes=..., in_channels=..., ...)`; DEFA
 it to the (C, H, W) input the model is documented for. Both are built explicitly below.
 """
 
-from juanji.models import lenet, simple
+from juanji.models import (
+    alexnet,
+    densenet,
+    fcn,
+    googlenet,
+    inception,
+    lenet,
+    metric,
+    mobilenet,
+    resnet,
+    senet,
+    shufflenet,
+    simple,
+    squeezenet,
+    unet,
+    vgg,
+)
 from juanji.models.lenet import lenet5
 from juanji.models.simple import simple_convnet
 
-_FAMILIES = [simple, lenet]
+_FAMILIES = [simple, lenet, alexnet, vgg, resnet, senet, googlenet, inception, densenet,
+             mobilenet, shufflenet, squeezenet, fcn, unet, metric]
 
 MODELS = {name: f for family in _FAMILIES for name, f in family.FACTORIES.items()}
 DEFAULT_INPUTS = {name: s for family in _FAMILIES for name, s in family.DEFAULT_INPUT.items()}

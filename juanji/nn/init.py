@@ -36,14 +36,23 @@ def _fill(tensor, values):
     return tensor
 
 
+def _random_dtype(tensor):
+    """Draw in the tensor's own float precision (drawing float64 and casting is ~5x slower)."""
+    return tensor.data.dtype if tensor.data.dtype in (np.float32, np.float64) else np.float64
+
+
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """U(a, b)."""
     rng = generator or default_generator()
-    return _fill(tensor, rng.uniform(a, b, size=tensor.shape))
+    u = rng.random(tensor.shape, dtype=_random_dtype(tensor))
+    return _fill(tensor, u * (b - a) + a)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """N(mean, std^2)."""
     rng = generator or default_generator()
-    return _fill(tensor, rng.normal(mean, std, size=tensor.shape))
+    z = rng.standard_normal(tensor.shape, dtype=_random_dtype(tensor))
+    return _fill(tensor, z * std + mean)
 
 
 def constant_(tensor, value):

@@ -1,58 +1,189 @@
-"""2-D convolution (cross-correlation, as in every framework) as im2col + one GEMM per group."""
+"""2-D convolution (cross-correlation, as in every framework) and its adjoint, the transposed
+convolution. Both are one GEMM per group over channels-last columns:
+
+- Conv2d: im2col (one copy) then GEMM; backward is GEMM then col2im.
+- ConvTranspose2d: GEMM then col2im; backward is im2col then GEMM (a plain conv).
+
+Two fast paths skip the window machinery: a 1x1 conv at stride 1 without padding is a direct
+GEMM on the input, and a depthwise conv (one input channel per group) is a multiply-add per
+kernel tap, which beats a batched GEMM of C tiny matrices.
+`padding` is ((top, bottom), (left, right)) in every op here.
+"""
 
 from juanji.arithmetic import conv_output_size
 from juanji.function import Function
-from juanji.ops.kernels import col2im_nhwc, pad_nhwc, window_view
+from juanji.ops.kernels import (
+    col2im_groups,
+    depthwise_nhwc,
+    depthwise_nhwc_grads,
+    im2col_nhwc,
+    pad_nhwc,
+)
+
+_NO_PAD = ((0, 0), (0, 0))
+
+
+def weight_rows(weight, groups):
+    """Conv weight (OC, Cg, KH, KW) -> per-group GEMM rows (G, OC/G, KH*KW*Cg)."""
+    oc, cg, kh, kw = weight.shape
+    wg = weight.reshape(groups, oc // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2)
+    return wg.reshape(groups, oc // groups, kh * kw * cg)  # (G, OCg, Kg)
+
+
+def weight_from_rows(gw, shape):
+    """Inverse of `weight_rows`: (G, OCg, KH*KW*Cg) -> (OC, Cg, KH, KW)."""
+    oc, cg, kh, kw = shape
+    g = gw.shape[0]
+    return gw.reshape(g, oc // g, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(shape)
+
+
+def rows_by_group(a, groups):
+    """Channels-last (..., C) -> (G, L, C/G), L the product of the leading dims."""
+    c = a.shape[-1]
+    return a.reshape(-1, groups, c // groups).transpose(1, 0, 2)  # (G, L, Cg)
+
+
+def reduce_rows(a, b):
+    """a^T b per group over the long row axis: (G, L, P), (G, L, Q) -> (G, P, Q).
+
+    Computed as (b^T a)^T, which OpenBLAS runs markedly faster than a^T b for the weight
+    gradient's shape (small P and Q, very long L)."""
+    return (b.transpose(0, 2, 1) @ a).transpose(0, 2, 1)
+
+
+def crop_nchw(xpad_nhwc, padding, size):
+    """Cut the padding off a channels-last array and return an NCHW view (N, C, H, W)."""
+    (top, _), (left, _) = padding
+    h, w = size
+    return xpad_nhwc[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)
 
 
 class Conv2d(Function):
     """y[n, oc] = sum over (c, kh, kw) of W[oc, c, kh, kw] * x_pad[n, g*Cg + c, ...] + b[oc].
 
     x: (N, C, H, W), weight: (OC, C/G, KH, KW), bias: (OC,) or None -> y: (N, OC, OH, OW).
-    `padding` is ((top, bottom), (left, right)). The GEMM runs channels-last: the returned
-    array is an NCHW view of NHWC memory, which the next windowed op reads without a copy.
+    Output channel oc belongs to group oc // (OC/G), as in PyTorch (depthwise with a depth
+    multiplier M: oc = c * M + m). The GEMM runs channels-last: the returned array is an NCHW
+    view of NHWC memory, which the next windowed op reads without a copy.
     """
 
-    def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)),
-                dilation=(1, 1), groups=1):
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
+                groups=1):
         n, c, h, w = x.shape
         oc, cg, kh, kw = weight.shape
-        g, ocg = groups, oc // groups
         oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
         ow = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-        xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
-        windows = window_view(xpad, (kh, kw), stride, dilation, (oh, ow))  # (N,OH,OW,KH,KW,C)
-        windows = windows.reshape(n, oh, ow, kh, kw, g, cg).transpose(5, 0, 1, 2, 3, 4, 6)
-        cols = windows.reshape(g, n * oh * ow, kh * kw * cg)  # (G, L, Kg), the one copy
-        wg = weight.reshape(g, ocg, cg, kh, kw).transpose(0, 1, 3, 4, 2)
-        wg = wg.reshape(g, ocg, kh * kw * cg)  # (G, OCg, Kg)
-        y = cols @ wg.transpose(0, 2, 1)  # (G, L, OCg)
-        y = y[0] if g == 1 else y.transpose(1, 0, 2).reshape(n * oh * ow, oc)  # (L, OC)
+        self.geometry = ((kh, kw), stride, padding, dilation, (oh, ow), x.shape, weight.shape)
+        self.groups = groups
+        if groups == c and cg == 1 and groups > 1:
+            self.path = "depthwise"
+            xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
+            taps = weight.reshape(c, oc // c, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, M)
+            y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow))  # (N, OH, OW, C, M)
+            y = y.reshape(n, oh, ow, oc)
+            self.saved = (xpad if self.needs_grad[1] else None, taps, xpad.shape)
+        else:
+            if (kh, kw) == (1, 1) and stride == (1, 1) and padding == _NO_PAD:
+                self.path = "pointwise"
+                cols = rows_by_group(x.transpose(0, 2, 3, 1), groups)  # (G, L, Cg)
+                padded_shape = None
+            else:
+                self.path = "im2col"
+                xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
+                cols = im2col_nhwc(xpad, (kh, kw), stride, dilation, (oh, ow), groups)
+                padded_shape = xpad.shape  # cols: (G, L, Kg)
+            wg = weight_rows(weight, groups)  # (G, OCg, Kg)
+            if groups == 1:
+                y = cols[0] @ wg[0].T  # (L, OC)
+            else:
+                y = (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(-1, oc)  # (L, OC)
+            y = y.reshape(n, oh, ow, oc)
+            self.saved = (cols if self.needs_grad[1] else None, wg, padded_shape)
         if bias is not None:
             y += bias
-        self.saved = (cols if self.needs_grad[1] else None, wg, xpad.shape, x.shape)
-        self.params = (kh, kw, g, stride, padding, dilation)
-        return y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)  # NCHW view of NHWC
+        return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
 
     def backward(self, gy):
-        cols, wg, padded_shape, x_shape = self.saved
-        kh, kw, g, stride, padding, dilation = self.params
-        n, oc, oh, ow = gy.shape
-        cg = x_shape[1] // g
-        gyg = gy.transpose(0, 2, 3, 1).reshape(n * oh * ow, g, oc // g).transpose(1, 0, 2)
-        gx = gw = gb = None
-        if self.needs_grad[0]:
+        kernel, stride, padding, dilation, out, x_shape, w_shape = self.geometry
+        need_x, need_w = self.needs_grad[0], self.needs_grad[1]
+        gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
+        gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
+        if self.path == "depthwise":
+            xpad, taps, padded_shape = self.saved
+            n, oh, ow, oc = gy_nhwc.shape
+            c = x_shape[1]
+            gy5 = gy_nhwc.reshape(n, oh, ow, c, oc // c)  # (N, OH, OW, C, M)
+            dxpad, dtaps = depthwise_nhwc_grads(gy5, taps, padded_shape, stride, dilation,
+                                                xp_nhwc=xpad, need_x=need_x)
+            gx = crop_nchw(dxpad, padding, x_shape[2:]) if need_x else None
+            gw = dtaps.transpose(2, 3, 0, 1).reshape(w_shape) if need_w else None
+            return gx, gw, gb
+        cols, wg, padded_shape = self.saved
+        gyg = rows_by_group(gy_nhwc, self.groups)  # (G, L, OCg)
+        gx = gw = None
+        if need_x:
             dcols = gyg @ wg  # (G, L, Kg)
-            dcols = dcols.reshape(g, n, oh, ow, kh, kw, cg).transpose(1, 2, 3, 4, 5, 0, 6)
-            dcols = dcols.reshape(n, oh, ow, kh, kw, g * cg)  # (N, OH, OW, KH, KW, C)
-            dxpad = col2im_nhwc(dcols, padded_shape, (kh, kw), stride, dilation)
-            (top, _), (left, _) = padding
-            h, w = x_shape[2:]
-            gx = dxpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)
-        if self.needs_grad[1]:
-            gw = gyg.transpose(0, 2, 1) @ cols  # (G, OCg, Kg)
-            gw = gw.reshape(g, oc // g, kh, kw, cg).transpose(0, 1, 4, 2, 3)
-            gw = gw.reshape(oc, cg, kh, kw)
+            if self.path == "pointwise":
+                n, c, h, w = x_shape
+                gx = dcols.transpose(1, 0, 2).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+            else:
+                dxpad = col2im_groups(dcols, padded_shape, kernel, stride, dilation, out)
+                gx = crop_nchw(dxpad, padding, x_shape[2:])
+        if need_w:
+            gw = weight_from_rows(reduce_rows(gyg, cols), w_shape)  # from (G, OCg, Kg)
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of Conv2d in x: each input cell scatters W[c, :, :, :] * x onto the output.
+
+    x: (N, C, H, W), weight: (C, OC/G, KH, KW), bias: (OC,) or None -> y: (N, OC, OH, OW) with
+    OH = (H - 1) * SH + DH * (KH - 1) + 1 - top - bottom + output_padding. The full scatter
+    canvas is cropped by `padding`; output_padding adds rows/columns at the bottom/right that
+    only the bias reaches when they lie past the canvas.
+    """
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD,
+                output_padding=(0, 0), dilation=(1, 1), groups=1):
+        n, c, h, w = x.shape
+        _, ocg, kh, kw = weight.shape
+        oc = ocg * groups
+        full = [(size - 1) * s + d * (k - 1) + 1
+                for size, s, d, k in zip((h, w), stride, dilation, (kh, kw))]
+        out = [f - sum(p) + op for f, p, op in zip(full, padding, output_padding)]
+        canvas = (n, max(full[0], padding[0][0] + out[0]), max(full[1], padding[1][0] + out[1]),
+                  oc)
+        xg = rows_by_group(x.transpose(0, 2, 3, 1), groups)  # (G, L, Cg)
+        wt = weight.reshape(groups, c // groups, ocg, kh, kw).transpose(0, 1, 3, 4, 2)
+        wt = wt.reshape(groups, c // groups, kh * kw * ocg)  # (G, Cg, Kg)
+        cols = xg @ wt  # (G, L, Kg)
+        ycanvas = col2im_groups(cols, canvas, (kh, kw), stride, dilation, (h, w))  # (N,HC,WC,OC)
+        (top, _), (left, _) = padding
+        y = ycanvas[:, top : top + out[0], left : left + out[1], :]  # (N, OH, OW, OC)
+        if bias is not None:
+            y += bias
+        self.saved = (xg if self.needs_grad[1] else None, wt)
+        self.geometry = ((kh, kw), stride, padding, dilation, tuple(out), canvas, x.shape,
+                         weight.shape, groups)
+        return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
+
+    def backward(self, gy):
+        xg, wt = self.saved
+        kernel, stride, padding, dilation, out, canvas, x_shape, w_shape, groups = self.geometry
+        n, c, h, w = x_shape
+        (top, _), (left, _) = padding
+        gx = gw = gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = gy.sum(axis=(0, 2, 3))
+        gcanvas = pad_nhwc(gy, (top, canvas[1] - top - out[0]),
+                           (left, canvas[2] - left - out[1]))  # (N, HC, WC, OC)
+        gcols = im2col_nhwc(gcanvas, kernel, stride, dilation, (h, w), groups)  # (G, L, Kg)
+        if self.needs_grad[0]:
+            gxg = gcols @ wt.transpose(0, 2, 1)  # (G, L, Cg)
+            gx = gxg.transpose(1, 0, 2).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        if self.needs_grad[1]:
+            gwg = reduce_rows(xg, gcols)  # (G, Cg, Kg)
+            _, ocg, kh, kw = w_shape
+            gw = gwg.reshape(groups, c // groups, kh, kw, ocg).transpose(0, 1, 4, 2, 3)
+            gw = gw.reshape(w_shape)
         return gx, gw, gb

@@ -1,8 +1,10 @@
-"""Raw-array kernels for the windowed ops (conv, pool): window views and their adjoints.
+"""Raw-array kernels for the windowed and resampling ops: window views, im2col/col2im, the
+depthwise tap loops and the scatter-adds that undo a gather.
 
-Layout: the kernels work channels-last, (N, H, W, C), because that puts the reduction axis of
-the convolution GEMM (KH*KW*C) next to each other in memory. The NCHW arrays the ops receive are
-transposed views of it, so no copy is needed when an NHWC-backed array comes back in.
+Layout: the window kernels work channels-last, (N, H, W, C), because that puts the reduction
+axis of the convolution GEMM (KH*KW*C) next to each other in memory. The NCHW arrays the ops
+receive are transposed views of it, so no copy is needed when an NHWC-backed array comes back in.
+Every routine here has a naive reference test in tests/ops/test_kernels.py.
 """
 
 from juanji.backend import xp_of
@@ -12,7 +14,8 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     """NCHW x -> channels-last padded copy (N, PH0+H+PH1+extra_h, PW0+W+PW1+extra_w, C).
 
     pad_h = (top, bottom), pad_w = (left, right); `extra_*` adds cells on the bottom/right
-    (ceil_mode windows that run past the padded input) filled with `value` too.
+    (ceil_mode windows that run past the padded input) filled with `value` too. Without any
+    padding the result is a view, not a copy.
     """
     xp = xp_of(x)
     n, c, h, w = x.shape
@@ -24,6 +27,7 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     out = xp.full(shape, value, dtype=x.dtype)
     out[:, top : top + h, left : left + w, :] = xnhwc
     return out
+
 
 def window_view(xp_nhwc, kernel, stride, dilation, out_size):
     """Zero-copy view of every window: (N, OH, OW, KH, KW, C) over padded (N, HP, WP, C)."""
@@ -37,6 +41,7 @@ def window_view(xp_nhwc, kernel, stride, dilation, out_size):
         writeable=False,
     )
 
+
 def window_slice(k_h, k_w, stride, dilation, out_size):
     """Index of the input cells that kernel tap (k_h, k_w) touches, for all outputs at once.
 
@@ -48,8 +53,34 @@ def window_slice(k_h, k_w, stride, dilation, out_size):
     cols = slice(k_w * dw, k_w * dw + sw * (ow - 1) + 1, sw)
     return rows, cols
 
+
+def im2col_nhwc(xp_nhwc, kernel, stride, dilation, out_size, groups=1):
+    """Windows of padded (N, HP, WP, C) as GEMM rows: (G, N*OH*OW, KH*KW*C/G), one copy.
+
+    Row l = (n, oh, ow) in row-major order; column = (kh, kw, c) within group g.
+    """
+    windows = window_view(xp_nhwc, kernel, stride, dilation, out_size)  # (N,OH,OW,KH,KW,C)
+    return group_columns(windows, groups)
+
+
+def group_columns(windows, groups):
+    """(N, OH, OW, KH, KW, C) windows -> GEMM rows per group (G, N*OH*OW, KH*KW*C/G)."""
+    n, oh, ow, kh, kw, c = windows.shape
+    cg = c // groups
+    windows = windows.reshape(n, oh, ow, kh, kw, groups, cg).transpose(5, 0, 1, 2, 3, 4, 6)
+    return windows.reshape(groups, n * oh * ow, kh * kw * cg)  # (G, L, Kg), the one copy
+
+
+def ungroup_columns(dcols, windows_shape):
+    """Inverse of `group_columns`: (G, N*OH*OW, KH*KW*Cg) -> (N, OH, OW, KH, KW, G*Cg)."""
+    n, oh, ow, kh, kw, c = windows_shape
+    g = dcols.shape[0]
+    dcols = dcols.reshape(g, n, oh, ow, kh, kw, c // g).transpose(1, 2, 3, 4, 5, 0, 6)
+    return dcols.reshape(windows_shape)
+
+
 def col2im_nhwc(dcols, padded_shape, kernel, stride, dilation):
-    """Adjoint of `window_view`: scatter-add window gradients back onto the padded input.
+    """Adjoint of `window_view`: scatter-add window values back onto the padded input.
 
     dcols: (N, OH, OW, KH, KW, C) -> (N, HP, WP, C). Loops only over the KH*KW taps; each tap
     adds one strided block, so no index array or np.add.at is needed.
@@ -62,3 +93,84 @@ def col2im_nhwc(dcols, padded_shape, kernel, stride, dilation):
             rows, cols = window_slice(i, j, stride, dilation, (oh, ow))
             dx[:, rows, cols, :] += dcols[:, :, :, i, j, :]
     return dx
+
+
+def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
+    """Adjoint of `im2col_nhwc`: (G, N*OH*OW, KH*KW*Cg) -> padded (N, HP, WP, G*Cg)."""
+    shape = (padded_shape[0], *out_size, *kernel, padded_shape[3])
+    dwindows = ungroup_columns(dcols, shape)  # (N, OH, OW, KH, KW, C)
+    return col2im_nhwc(dwindows, padded_shape, kernel, stride, dilation)
+
+
+def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
+    """Depthwise cross-correlation, one multiply-add pass per kernel tap.
+
+    xp_nhwc: padded (N, HP, WP, C); taps: (KH, KW, C, M) (M outputs per channel, the depth
+    multiplier) -> (N, OH, OW, C, M). Faster than a batched GEMM of C tiny matrices.
+    """
+    xp = xp_of(xp_nhwc)
+    kh, kw, c, m = taps.shape
+    n = xp_nhwc.shape[0]
+    y = xp.zeros((n, *out_size, c, m), dtype=xp_nhwc.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = window_slice(i, j, stride, dilation, out_size)
+            y += xp_nhwc[:, rows, cols, :, None] * taps[i, j]
+    return y
+
+
+def depthwise_nhwc_grads(gy, taps, padded_shape, stride, dilation, xp_nhwc=None, need_x=True):
+    """Gradients of `depthwise_nhwc`: (d padded input (N, HP, WP, C), d taps (KH, KW, C, M)).
+
+    gy: (N, OH, OW, C, M). The input gradient is None unless need_x; the taps gradient is None
+    unless the padded input xp_nhwc is given.
+    """
+    xp = xp_of(gy)
+    kh, kw, c, m = taps.shape
+    out_size = gy.shape[1:3]
+    dxpad = xp.zeros(padded_shape, dtype=gy.dtype) if need_x else None
+    dtaps = None if xp_nhwc is None else xp.empty(taps.shape, dtype=gy.dtype)
+    gy_rows = gy.reshape(-1, c, m)  # (L, C, M)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = window_slice(i, j, stride, dilation, out_size)
+            if need_x:
+                if m == 1:
+                    dxpad[:, rows, cols, :] += gy[..., 0] * taps[i, j, :, 0]
+                else:
+                    dxpad[:, rows, cols, :] += xp.einsum("nhwcm,cm->nhwc", gy, taps[i, j])
+            if dtaps is not None:
+                block = xp_nhwc[:, rows, cols, :].reshape(-1, c)  # (L, C)
+                dtaps[i, j] = xp.einsum("lc,lcm->cm", block, gy_rows)
+    return dxpad, dtaps
+
+
+def index_add_axis(values, index, size, axis):
+    """Adjoint of `xp.take(x, index, axis)`: sum the slices of `values` along `axis` into `size`
+    bins, slice k going to bin index[k] (repeated indices accumulate; empty bins are 0).
+
+    values: (..., len(index), ...) -> (..., size, ...). Non-decreasing indices (interpolation,
+    adaptive pooling) need no sort; others are sorted once. Uses ufunc.reduceat, no add.at.
+    """
+    xp = xp_of(values)
+    index = xp.asarray(index)
+    values = xp.moveaxis(values, axis, 0)  # (K, ...)
+    if index.size > 1 and bool((index[1:] < index[:-1]).any()):
+        order = xp.argsort(index, kind="stable")
+        index, values = index[order], values[order]
+    out = xp.zeros((size,) + values.shape[1:], dtype=values.dtype)
+    if index.size:
+        starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), index[1:] != index[:-1]]))
+        out[index[starts]] = xp.add.reduceat(values, starts, axis=0)
+    return xp.moveaxis(out, 0, axis)
+
+
+def scatter_add_flat(index, values, size):
+    """out[index[k]] += values[k] over flat arrays, out of length `size` (repeats accumulate).
+
+    index: non-negative ints, any shape; values: same shape. One bincount pass (it sums in
+    float64; the result is cast back to values' dtype), no np.add.at.
+    """
+    xp = xp_of(values)
+    out = xp.bincount(index.ravel(), weights=values.ravel(), minlength=size)
+    return out.astype(values.dtype, copy=False)

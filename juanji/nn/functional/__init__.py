@@ -9,4 +9,6 @@ from juanji.nn.functional.conv import *  # noqa: F401,F403
 from juanji.nn.functional.dropout import *  # noqa: F401,F403
 from juanji.nn.functional.linear import *  # noqa: F401,F403
 from juanji.nn.functional.loss import *  # noqa: F401,F403
+from juanji.nn.functional.norm import *  # noqa: F401,F403
 from juanji.nn.functional.pool import *  # noqa: F401,F403
+from juanji.nn.functional.resize import *  # noqa: F401,F403

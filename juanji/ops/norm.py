@@ -1,0 +1,181 @@
+"""Normalisation ops: batch, layer and group normalisation, local response normalisation.
+
+Each is one fused Function. The statistics are the mean and the biased variance (divide by the
+count, as every framework normalises), computed as the mean of squared deviations from the mean
+rather than E[x^2] - E[x]^2, which cancels catastrophically in float32 and turns a constant
+channel into noise.
+"""
+
+from juanji.backend import xp_of
+from juanji.function import Function
+
+
+def _standardize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over `axes`; returns xhat, invstd (keepdims), mean, var."""
+    xp = xp_of(x)
+    mean = x.mean(axis=axes, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
+    return centered * invstd, invstd, mean, var
+
+
+def _standardize_grad(dxhat, xhat, invstd, axes):
+    """Gradient through xhat = (x - mean(x)) * invstd(x) over `axes`, given d(loss)/d(xhat).
+
+    dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)): the two means are the
+    gradient paths through the mean and through the variance.
+    """
+    m1 = dxhat.mean(axis=axes, keepdims=True)
+    m2 = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    return invstd * (dxhat - m1 - xhat * m2)
+
+
+def _channel_shape(ndim):
+    """Shape that broadcasts a (C,) vector along axis 1 of an (N, C, *) array."""
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+class BatchNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel; x: (N, C, *).
+
+    training=True: mean and biased var over every axis but 1 (N and all spatial axes); the
+    caller reads `batch_mean` and `batch_var` (biased, shape (C,)) afterwards to update running
+    statistics. training=False: the given `mean` and `var` (C,) are used and are constants.
+    weight and bias (C,) may be None.
+    """
+
+    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
+        xp = xp_of(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = _channel_shape(x.ndim)
+        if training:
+            xhat, invstd, batch_mean, batch_var = _standardize(x, axes, eps)
+            self.batch_mean, self.batch_var = batch_mean.reshape(-1), batch_var.reshape(-1)
+        else:
+            mean = mean.reshape(shape).astype(x.dtype, copy=False)  # (1, C, 1, ...)
+            var = var.reshape(shape).astype(x.dtype, copy=False)
+            invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
+            xhat = (x - mean) * invstd
+        y = xhat if weight is None else xhat * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        self.xhat, self.invstd, self.axes, self.training = xhat, invstd, axes, training
+        self.weight = weight
+        return y
+
+    def backward(self, gy):
+        shape = _channel_shape(gy.ndim)
+        dxhat = gy if self.weight is None else gy * self.weight.reshape(shape)
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            if self.training:
+                gx = _standardize_grad(dxhat, self.xhat, self.invstd, self.axes)
+            else:
+                gx = dxhat * self.invstd
+        if len(self.needs_grad) > 1 and self.needs_grad[1]:
+            gw = (gy * self.xhat).sum(axis=self.axes)
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            gb = gy.sum(axis=self.axes)
+        return gx, gw, gb
+
+
+class LayerNorm(Function):
+    """Normalise over the last `ndim` axes of x, then * weight + bias (shaped like those axes).
+
+    x: (*, D1, ..., Dk) with k = ndim; weight, bias: (D1, ..., Dk) or None.
+    """
+
+    def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        self.xhat, self.invstd, _, _ = _standardize(x, axes, eps)
+        self.axes, self.weight = axes, weight
+        y = self.xhat if weight is None else self.xhat * weight
+        return y if bias is None else y + bias
+
+    def backward(self, gy):
+        lead = tuple(range(gy.ndim - len(self.axes)))
+        dxhat = gy if self.weight is None else gy * self.weight
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            gx = _standardize_grad(dxhat, self.xhat, self.invstd, self.axes)
+        if len(self.needs_grad) > 1 and self.needs_grad[1]:
+            gw = (gy * self.xhat).sum(axis=lead)
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            gb = gy.sum(axis=lead)
+        return gx, gw, gb
+
+
+class GroupNorm(Function):
+    """Split the C channels into G groups and normalise each (sample, group) over its
+    C/G channels and all spatial positions, then * weight[c] + bias[c].
+
+    x: (N, C, *), weight and bias: (C,) or None.
+    """
+
+    def forward(self, x, weight=None, bias=None, groups=1, eps=1e-5):
+        n = x.shape[0]
+        xg = x.reshape(n, groups, -1)  # (N, G, C/G * spatial)
+        xhat, invstd, _, _ = _standardize(xg, (2,), eps)
+        self.xhat, self.invstd, self.groups, self.weight = xhat, invstd, groups, weight
+        xhat = xhat.reshape(x.shape)  # (N, C, *)
+        shape = _channel_shape(x.ndim)
+        y = xhat if weight is None else xhat * weight.reshape(shape)
+        return y if bias is None else y + bias.reshape(shape)
+
+    def backward(self, gy):
+        n, shape = gy.shape[0], _channel_shape(gy.ndim)
+        axes = (0,) + tuple(range(2, gy.ndim))
+        dxhat = gy if self.weight is None else gy * self.weight.reshape(shape)
+        gx = gw = gb = None
+        if self.needs_grad[0]:
+            dxg = dxhat.reshape(n, self.groups, -1)  # (N, G, C/G * spatial)
+            gx = _standardize_grad(dxg, self.xhat, self.invstd, (2,)).reshape(gy.shape)
+        if len(self.needs_grad) > 1 and self.needs_grad[1]:
+            gw = (gy * self.xhat.reshape(gy.shape)).sum(axis=axes)
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            gb = gy.sum(axis=axes)
+        return gx, gw, gb
+
+
+def _channel_window_sum(a, before, after):
+    """s[:, c] = sum of a[:, c - before : c + after + 1] with zeros outside [0, C); a: (N, C, *).
+
+    Loops over the window taps only (size = before + after + 1 is small).
+    """
+    xp = xp_of(a)
+    c = a.shape[1]
+    pad = [(0, 0)] * a.ndim
+    pad[1] = (before, after)
+    padded = xp.pad(a, pad)  # (N, before + C + after, *)
+    total = padded[:, 0:c].copy()
+    for j in range(1, before + after + 1):
+        total += padded[:, j : j + c]
+    return total
+
+
+class LocalResponseNorm(Function):
+    """y = x / (k + alpha / size * sum of x^2 over a channel window) ** beta; x: (N, C, *).
+
+    PyTorch's window: channels c - size//2 .. c + (size-1)//2, zero outside the input, and the
+    sum divided by `size` even where the window is cut (an average with zero padding).
+    With d = k + alpha/size * S and t = gy * x * d^(-beta-1), the input gradient is
+    gy * d^-beta - 2 alpha beta / size * x * (sum of t over the channels whose window holds x),
+    the transposed window.
+    """
+
+    def forward(self, x, size, alpha=1e-4, beta=0.75, k=1.0):
+        xp = xp_of(x)
+        before, after = size // 2, (size - 1) // 2
+        summed = _channel_window_sum(x * x, before, after)
+        d = x.dtype.type(k) + x.dtype.type(alpha / size) * summed
+        self.scale = xp.power(d, x.dtype.type(-beta))  # d^-beta
+        self.x, self.d = x, d
+        self.params = (size, alpha, beta, before, after)
+        return x * self.scale
+
+    def backward(self, gy):
+        size, alpha, beta, before, after = self.params
+        t = gy * self.x * self.scale / self.d  # gy * x * d^(-beta-1)
+        back = _channel_window_sum(t, after, before)
+        return gy * self.scale - gy.dtype.type(2 * alpha * beta / size) * self.x * back

@@ -1,0 +1,247 @@
+"""conv2d / conv1d / Conv2d / Conv1d / DepthwiseSeparableConv2d: PyTorch parity (forward and
+the input, weight and bias gradients) over a parameter grid, float64 gradient checks of every
+code path (im2col, 1x1 GEMM, depthwise), padding modes, and the error messages."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from gradcheck import assert_close, gradcheck, to_torch
+
+import juanji
+import juanji.nn as nn
+import juanji.nn.functional as F
+from juanji.ops import conv as conv_ops
+
+# float32 sums of up to C*KH*KW products in a different order than PyTorch's
+RTOL, ATOL = 1e-4, 1e-4
+
+
+def check_parity(ours, theirs, arrays, seed=0, rtol=RTOL, atol=ATOL):
+    """ours(*juanji tensors) vs theirs(*torch tensors): outputs, then every input's gradient
+    under the same random upstream gradient. Entries that are None are passed through."""
+    jt = [None if a is None else juanji.tensor(a, requires_grad=True) for a in arrays]
+    tt = [None if a is None else to_torch(a, requires_grad=True) for a in arrays]
+    y, y_ref = ours(*jt), theirs(*tt)
+    assert_close(y, y_ref, rtol, atol, msg="forward")
+    upstream = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+    (y * juanji.tensor(upstream)).sum().backward()
+    (y_ref * torch.tensor(upstream)).sum().backward()
+    for i, (a, b) in enumerate(zip(jt, tt)):
+        if a is not None:
+            assert_close(a.grad, b.grad, rtol, atol, msg=f"gradient of input {i}")
+
+
+def _arrays(rng, *shapes):
+    return [None if s is None else rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+CONV2D_GRID = [
+    # N, C, OC, G, H, W, kernel, stride, padding, dilation
+    (2, 3, 4, 1, 7, 9, 3, 1, 1, 1),  # odd sizes, 'standard' 3x3
+    (1, 3, 5, 1, 8, 8, (2, 3), (2, 1), (1, 0), (1, 2)),  # batch 1, asymmetric everything
+    (2, 4, 6, 2, 9, 7, 3, 3, 0, 1),  # grouped, stride = kernel
+    (2, 4, 4, 1, 11, 10, 2, 3, 1, 1),  # stride > kernel
+    (2, 6, 6, 6, 7, 8, 3, 1, 1, 1),  # depthwise
+    (2, 4, 12, 4, 7, 6, (3, 2), (1, 2), (2, 1), (2, 1)),  # depthwise, multiplier 3
+    (3, 5, 7, 1, 6, 5, 1, 1, 0, 1),  # 1x1 direct GEMM path
+    (2, 6, 4, 2, 6, 5, 1, 1, 0, 1),  # grouped 1x1
+    (2, 4, 6, 1, 9, 9, 1, 2, 0, 1),  # strided 1x1 (window path)
+    (1, 2, 3, 1, 5, 6, 3, 1, "same", 2),  # 'same' with dilation
+    (2, 3, 2, 1, 6, 7, (2, 4), 1, "same", 1),  # 'same' with even kernels: extra cell after
+    (2, 3, 2, 1, 6, 7, (3, 3), 1, "valid", 1),
+    (1, 1, 1, 1, 3, 3, 3, 1, 0, 1),  # kernel = input
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", CONV2D_GRID)
+def test_conv2d_matches_torch(case, bias):
+    n, c, oc, g, h, w, k, s, p, d = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(0)
+    arrays = _arrays(rng, (n, c, h, w), (oc, c // g, kh, kw), (oc,) if bias else None)
+    check_parity(lambda x, wt, b: F.conv2d(x, wt, b, s, p, d, g),
+                 lambda x, wt, b: TF.conv2d(x, wt, b, s, p, d, g), arrays)
+
+
+def test_conv2d_paths_are_taken():
+    """The fast paths the grid relies on are really used (else they go untested)."""
+    rng = np.random.default_rng(0)
+    cases = {"pointwise": ((2, 4, 5, 5), (6, 4, 1, 1), 1, 1),
+             "depthwise": ((2, 4, 5, 5), (8, 1, 3, 3), 1, 4),
+             "im2col": ((2, 4, 5, 5), (6, 2, 3, 3), 1, 2)}
+    for path, (xs, ws, s, g) in cases.items():
+        fn = conv_ops.Conv2d()
+        fn.run(rng.standard_normal(xs), rng.standard_normal(ws), None, stride=(s, s),
+               padding=((0, 0), (0, 0)), dilation=(1, 1), groups=g)
+        assert fn.path == path
+
+
+def test_conv2d_unbatched_input():
+    rng = np.random.default_rng(1)
+    x, w = _arrays(rng, (3, 6, 7), (4, 3, 3, 3))
+    check_parity(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
+                 [x, w])
+
+
+def test_conv2d_keeps_float32_and_float64():
+    x = np.ones((1, 2, 4, 4), np.float32)
+    assert F.conv2d(x, np.ones((3, 2, 3, 3), np.float32)).dtype == np.float32
+    assert F.conv2d(x.astype(np.float64), np.ones((3, 2, 3, 3))).dtype == np.float64
+
+
+@pytest.mark.parametrize("case", [
+    ((2, 3, 6, 7), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))),
+    ((1, 4, 5, 5), (6, 2, 2, 2), dict(padding="same", groups=2)),
+    ((2, 4, 5, 6), (4, 1, 3, 3), dict(padding=1, groups=4)),
+    ((2, 4, 5, 6), (8, 1, 2, 3), dict(stride=2, groups=4)),
+    ((2, 4, 3, 4), (3, 4, 1, 1), dict()),
+    ((2, 4, 3, 4), (4, 2, 1, 1), dict(groups=2)),
+])
+def test_conv2d_gradcheck(case):
+    x_shape, w_shape, kwargs = case
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],)))
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kwargs), [x, w, b])
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding, stride, dilation", [
+    (1, 1, 1), ((2, 1), (2, 1), 1), ("same", 1, (1, 2)), ("valid", 2, 1), (0, 1, 1)])
+def test_conv2d_layer_padding_modes_match_torch(mode, padding, stride, dilation):
+    ours = nn.Conv2d(3, 4, (3, 2), stride, padding, dilation, padding_mode=mode)
+    ref = torch.nn.Conv2d(3, 4, (3, 2), stride, padding, dilation, padding_mode=mode)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(ours.weight.data))
+        ref.bias.copy_(torch.tensor(ours.bias.data))
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    xj, xt = juanji.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    y, y_ref = ours(xj), ref(xt)
+    assert_close(y, y_ref, RTOL, ATOL, msg="forward")
+    upstream = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+    (y * juanji.tensor(upstream)).sum().backward()
+    (y_ref * torch.tensor(upstream)).sum().backward()
+    assert_close(xj.grad, xt.grad, RTOL, ATOL, msg="input grad")
+    assert_close(ours.weight.grad, ref.weight.grad, RTOL, ATOL, msg="weight grad")
+    assert_close(ours.bias.grad, ref.bias.grad, RTOL, ATOL, msg="bias grad")
+
+
+def test_conv2d_layer_shapes_init_and_state_dict():
+    layer = nn.Conv2d(6, 8, 3, groups=2, bias=False)
+    assert layer.weight.shape == (8, 3, 3, 3) and layer.bias is None
+    assert list(layer.state_dict()) == ["weight"]
+    assert layer.kernel_size == (3, 3) and layer.stride == (1, 1) and layer.padding == (0, 0)
+    bound = 1 / np.sqrt(3 * 9)  # kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+    assert np.abs(layer.weight.data).max() <= bound
+    assert layer.weight.data.dtype == np.float32
+    assert "groups=2" in repr(layer) and "bias=False" in repr(layer)
+
+
+CONV1D_GRID = [
+    (2, 3, 4, 1, 11, 3, 1, 1, 1),
+    (1, 4, 6, 2, 10, 4, 2, 2, 1),
+    (2, 4, 4, 4, 9, 3, 1, "same", 2),
+    (2, 3, 5, 1, 8, 1, 1, 0, 1),
+    (2, 3, 5, 1, 13, 2, 3, 0, 3),
+]
+
+
+@pytest.mark.parametrize("case", CONV1D_GRID)
+def test_conv1d_matches_torch(case):
+    n, c, oc, g, length, k, s, p, d = case
+    arrays = _arrays(np.random.default_rng(5), (n, c, length), (oc, c // g, k), (oc,))
+    check_parity(lambda x, w, b: F.conv1d(x, w, b, s, p, d, g),
+                 lambda x, w, b: TF.conv1d(x, w, b, s, p, d, g), arrays)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_conv1d_layer_matches_torch(mode):
+    ours = nn.Conv1d(3, 5, 3, stride=2, padding=2, padding_mode=mode)
+    ref = torch.nn.Conv1d(3, 5, 3, stride=2, padding=2, padding_mode=mode)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(ours.weight.data))
+        ref.bias.copy_(torch.tensor(ours.bias.data))
+    x = np.random.default_rng(6).standard_normal((2, 3, 9)).astype(np.float32)
+    assert ours.weight.shape == (5, 3, 3)
+    assert_close(ours(x), ref(to_torch(x)), RTOL, ATOL)
+
+
+def test_conv1d_gradcheck():
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((2, 4, 7)), rng.standard_normal((4, 2, 3)), rng.standard_normal(4)
+    gradcheck(lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, groups=2), [x, w, b])
+
+
+def test_depthwise_separable_block():
+    block = nn.DepthwiseSeparableConv2d(4, 6, 3, stride=2, padding=1)
+    names = [name for name, _ in block.named_parameters()]
+    assert names == ["depthwise.weight", "pointwise.weight"]
+    assert block.depthwise.weight.shape == (4, 1, 3, 3) and block.depthwise.groups == 4
+    assert block.pointwise.weight.shape == (6, 4, 1, 1)
+    assert sum(p.numel() for p in block.parameters()) == 4 * 9 + 4 * 6
+    x = np.random.default_rng(8).standard_normal((2, 4, 7, 7)).astype(np.float32)
+    ref = TF.conv2d(TF.conv2d(to_torch(x), to_torch(block.depthwise.weight), None, 2, 1,
+                              groups=4), to_torch(block.pointwise.weight))
+    assert_close(block(x), ref, RTOL, ATOL)
+    with_bias = nn.DepthwiseSeparableConv2d(4, 6, 3, bias=True)
+    assert [n for n, _ in with_bias.named_parameters()] == [
+        "depthwise.weight", "depthwise.bias", "pointwise.weight", "pointwise.bias"]
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+X = np.zeros((1, 4, 5, 5), np.float32)
+W = np.zeros((6, 4, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(stride=0), "stride must be >= 1; got 0"),
+    (dict(stride=(1, 0)), "stride must be >= 1"),
+    (dict(dilation=0), "dilation must be >= 1; got 0"),
+    (dict(padding=-1), "padding must be >= 0; got -1"),
+    (dict(padding="full"), "padding must be an int, a pair, 'same' or 'valid'"),
+    (dict(padding="same", stride=2), "padding='same' needs stride 1"),
+    (dict(groups=3), "input channels = weight.shape\\[1\\] \\* groups"),
+    (dict(groups=0), "groups must be >= 1"),
+    (dict(dilation=3), "kernel height 3 \\(dilated span 7\\) is larger than the padded input "
+                       "height 5"),
+])
+def test_conv2d_errors_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        F.conv2d(X, W, **kwargs)
+
+
+def test_conv2d_other_errors():
+    with pytest.raises(ValueError, match="expects a \\(N, C, H, W\\) or \\(C, H, W\\) input; "
+                                         "got shape \\(4, 5\\)"):
+        F.conv2d(np.zeros((4, 5), np.float32), W)
+    with pytest.raises(ValueError, match="groups must divide out_channels; got out_channels=6, "
+                                         "groups=4"):
+        F.conv2d(np.zeros((1, 4, 5, 5), np.float32), np.zeros((6, 1, 3, 3), np.float32),
+                 groups=4)
+    with pytest.raises(ValueError, match="kernel width 7"):
+        F.conv2d(X, np.zeros((6, 4, 3, 7), np.float32), padding=(0, 0))
+    with pytest.raises(ValueError, match="bias of shape \\(6,\\)"):
+        F.conv2d(X, W, np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="3-D weight"):
+        F.conv1d(np.zeros((1, 4, 5)), W)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(groups=4), "groups must divide in_channels; got in_channels=6, groups=4"),
+    (dict(groups=3, out_channels=4), "groups must divide out_channels; got out_channels=4"),
+    (dict(stride=0), "stride must be >= 1; got 0"),
+    (dict(dilation=(1, 0)), "dilation must be >= 1"),
+    (dict(padding=-2), "padding must be >= 0; got -2"),
+    (dict(padding_mode="mirror"), "padding_mode must be one of"),
+    (dict(padding="same", stride=2), "padding='same' needs stride 1"),
+    (dict(padding="full"), "padding must be one of"),
+    (dict(kernel_size=0), "kernel_size must be >= 1"),
+])
+def test_conv2d_layer_errors(kwargs, match):
+    args = dict(in_channels=6, out_channels=6, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        nn.Conv2d(**args)

@@ -1,0 +1,144 @@
+"""ops/kernels.py against naive loop references on random shapes (channels-last layouts)."""
+
+import numpy as np
+import pytest
+
+from juanji.ops import kernels
+
+GEOMETRIES = [
+    # N, H, W, C, kernel, stride, dilation, groups
+    (2, 7, 6, 4, (3, 3), (1, 1), (1, 1), 1),
+    (1, 9, 8, 6, (2, 3), (2, 3), (2, 1), 3),
+    (3, 5, 5, 2, (1, 1), (1, 1), (1, 1), 2),
+    (2, 8, 7, 3, (3, 2), (3, 1), (1, 2), 1),
+]
+
+
+def _out(size, k, s, d):
+    return (size - d * (k - 1) - 1) // s + 1
+
+
+def naive_windows(xpad, kernel, stride, dilation):
+    n, hp, wp, c = xpad.shape
+    oh, ow = (_out(hp, kernel[0], stride[0], dilation[0]),
+              _out(wp, kernel[1], stride[1], dilation[1]))
+    out = np.zeros((n, oh, ow, kernel[0], kernel[1], c))
+    for b in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for i in range(kernel[0]):
+                    for j in range(kernel[1]):
+                        out[b, p, q, i, j] = xpad[b, p * stride[0] + i * dilation[0],
+                                                  q * stride[1] + j * dilation[1]]
+    return out
+
+
+def test_pad_nhwc_matches_np_pad():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    got = kernels.pad_nhwc(x, (1, 2), (0, 3), value=-1.0, extra_h=1, extra_w=2)
+    expected = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (1, 3), (0, 5), (0, 0)),
+                      constant_values=-1.0)
+    np.testing.assert_array_equal(got, expected)
+    view = kernels.pad_nhwc(x, (0, 0), (0, 0))
+    assert np.shares_memory(view, x)  # no padding: no copy
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_window_view_and_im2col_match_naive(geometry):
+    n, h, w, c, kernel, stride, dilation, groups = geometry
+    xpad = np.random.default_rng(1).standard_normal((n, h, w, c))
+    expected = naive_windows(xpad, kernel, stride, dilation)
+    out = expected.shape[1:3]
+    np.testing.assert_array_equal(kernels.window_view(xpad, kernel, stride, dilation, out),
+                                  expected)
+    cols = kernels.im2col_nhwc(xpad, kernel, stride, dilation, out, groups)
+    cg = c // groups
+    for g in range(groups):
+        rows = expected[..., g * cg:(g + 1) * cg].reshape(n * out[0] * out[1], -1)
+        np.testing.assert_array_equal(cols[g], rows)
+    back = kernels.ungroup_columns(kernels.group_columns(expected, groups), expected.shape)
+    np.testing.assert_array_equal(back, expected)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_col2im_matches_naive_scatter(geometry):
+    n, h, w, c, kernel, stride, dilation, groups = geometry
+    rng = np.random.default_rng(2)
+    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    dcols = rng.standard_normal((n, *out, *kernel, c))
+    expected = np.zeros((n, h, w, c))
+    for b in range(n):
+        for p in range(out[0]):
+            for q in range(out[1]):
+                for i in range(kernel[0]):
+                    for j in range(kernel[1]):
+                        expected[b, p * stride[0] + i * dilation[0],
+                                 q * stride[1] + j * dilation[1]] += dcols[b, p, q, i, j]
+    got = kernels.col2im_nhwc(dcols, (n, h, w, c), kernel, stride, dilation)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    grouped = kernels.group_columns(dcols, groups)
+    got = kernels.col2im_groups(grouped, (n, h, w, c), kernel, stride, dilation, out)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("multiplier", [1, 3])
+def test_depthwise_and_its_gradients_match_naive(multiplier):
+    rng = np.random.default_rng(3)
+    n, hp, wp, c = 2, 7, 8, 3
+    kernel, stride, dilation = (3, 2), (2, 1), (1, 2)
+    xpad = rng.standard_normal((n, hp, wp, c))
+    taps = rng.standard_normal((*kernel, c, multiplier))
+    windows = naive_windows(xpad, kernel, stride, dilation)  # (N, OH, OW, KH, KW, C)
+    expected = np.einsum("nhwijc,ijcm->nhwcm", windows, taps)
+    out = windows.shape[1:3]
+    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    gy = rng.standard_normal(expected.shape)
+    dxpad, dtaps = kernels.depthwise_nhwc_grads(gy, taps, xpad.shape, stride, dilation,
+                                                xp_nhwc=xpad)
+    np.testing.assert_allclose(dtaps, np.einsum("nhwijc,nhwcm->ijcm", windows, gy), rtol=1e-12)
+    dwindows = np.einsum("nhwcm,ijcm->nhwijc", gy, taps)
+    expected_dx = kernels.col2im_nhwc(dwindows, xpad.shape, kernel, stride, dilation)
+    np.testing.assert_allclose(dxpad, expected_dx, rtol=1e-12, atol=1e-12)
+    none_x, only_taps = kernels.depthwise_nhwc_grads(gy, taps, xpad.shape, stride, dilation,
+                                                     xp_nhwc=xpad, need_x=False)
+    assert none_x is None and np.allclose(only_taps, dtaps)
+
+
+@pytest.mark.parametrize("index", [
+    [0, 0, 1, 1, 1, 3, 5, 5],  # monotone, with empty bins 2 and 4
+    [4, 1, 1, 0, 3, 1, 4, 0],  # unsorted, repeated
+    [2],
+    list(range(6)),
+])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_index_add_axis_is_the_adjoint_of_take(index, axis):
+    rng = np.random.default_rng(4)
+    shape = [3, 4, 5]
+    shape[axis] = len(index)
+    values = rng.standard_normal(shape)
+    size = 6
+    expected_shape = list(shape)
+    expected_shape[axis] = size
+    expected = np.zeros(expected_shape)
+    for k, target in enumerate(index):
+        src = [slice(None)] * 3
+        dst = [slice(None)] * 3
+        src[axis], dst[axis] = k, target
+        expected[tuple(dst)] += values[tuple(src)]
+    got = kernels.index_add_axis(values, np.array(index), size, axis)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    x = rng.standard_normal(expected_shape)  # <take(x), v> == <x, index_add(v)>
+    np.testing.assert_allclose((np.take(x, index, axis=axis) * values).sum(), (x * got).sum())
+
+
+def test_scatter_add_flat_accumulates_repeats():
+    rng = np.random.default_rng(5)
+    index = rng.integers(0, 7, (4, 5))
+    values = rng.standard_normal((4, 5)).astype(np.float32)
+    expected = np.zeros(9, np.float32)
+    for i, v in zip(index.ravel(), values.ravel()):
+        expected[i] += v
+    got = kernels.scatter_add_flat(index, values, 9)
+    assert got.dtype == np.float32 and got.shape == (9,)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
