@@ -259,8 +259,6 @@ SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SYSTEM_FASHION_MNIST.is_dir(),
-                    reason="needs `apt-get install dataset-fashion-mnist`")
 @pytest.mark.parametrize("train, size", [(True, 60000), (False, 10000)])
 def test_real_fashion_mnist(monkeypatch, tmp_path, train, size):
     monkeypatch.delenv("JUANJI_DATA", raising=False)

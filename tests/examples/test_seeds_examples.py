@@ -88,12 +88,6 @@ def test_tiny_segmentation_learns_the_shapes(tmp_path):
 
 @pytest.mark.slow
 def test_simple_convnet_fashion(tmp_path):
-    try:
-        from juanji.data import FashionMNIST
-
-        FashionMNIST(train=False, download=False)
-    except FileNotFoundError as exc:
-        pytest.skip(f"Fashion-MNIST not available: {exc}")
     loss0, loss1, acc = load("simple_convnet_fashion").main(
         ["--steps", "40", "--limit", "2000", "--test", "300", "--batch-size", "32",
          "--out", str(tmp_path)])

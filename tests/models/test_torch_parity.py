@@ -9,95 +9,14 @@ logits.
 """
 
 import numpy as np
-import pytest
+import torch  # noqa: E402  (a test dependency: its absence is a failure)
 
 import juanji
+from benchmarks.torch_models import TorchMobileNetV2, TorchResNet18
 from juanji.nn import functional as F
 
-torch = pytest.importorskip("torch")
 tnn = torch.nn
 tF = torch.nn.functional
-
-
-# ---- torch references -------------------------------------------------------------------------
-
-class TorchBasicBlock(tnn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(cout)
-        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
-                                             tnn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = tF.relu(self.bn1(self.conv1(x)))
-        return tF.relu(self.bn2(self.conv2(out)) + identity)
-
-
-class TorchResNet18(tnn.Module):
-    def __init__(self, num_classes):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = tnn.BatchNorm2d(64)
-        self.maxpool = tnn.MaxPool2d(3, 2, 1)
-        cin = 64
-        for i, width in enumerate((64, 128, 256, 512)):
-            stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", tnn.Sequential(TorchBasicBlock(cin, width, stride),
-                                                          TorchBasicBlock(width, width, 1)))
-            cin = width
-        self.fc = tnn.Linear(512, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(tF.relu(self.bn1(self.conv1(x))))
-        for i in range(1, 5):
-            x = getattr(self, f"layer{i}")(x)
-        return self.fc(x.mean((2, 3)))
-
-
-def torch_conv_bn_relu6(cin, cout, kernel, stride, groups=1):
-    return tnn.Sequential(tnn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2,
-                                     groups=groups, bias=False),
-                          tnn.BatchNorm2d(cout), tnn.ReLU6())
-
-
-class TorchInvertedResidual(tnn.Module):
-    def __init__(self, cin, cout, stride, t):
-        super().__init__()
-        hidden = cin * t
-        self.use_res = stride == 1 and cin == cout
-        layers = [] if t == 1 else [torch_conv_bn_relu6(cin, hidden, 1, 1)]
-        layers += [torch_conv_bn_relu6(hidden, hidden, 3, stride, hidden),
-                   tnn.Conv2d(hidden, cout, 1, bias=False), tnn.BatchNorm2d(cout)]
-        self.conv = tnn.Sequential(*layers)
-
-    def forward(self, x):
-        return x + self.conv(x) if self.use_res else self.conv(x)
-
-
-class TorchMobileNetV2(tnn.Module):
-    """width 1.0, torchvision's table, no dropout (so train mode is deterministic)."""
-
-    def __init__(self, num_classes):
-        super().__init__()
-        table = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                 (6, 160, 3, 2), (6, 320, 1, 1)]
-        layers, cin = [torch_conv_bn_relu6(3, 32, 3, 2)], 32
-        for t, c, n, s in table:
-            for i in range(n):
-                layers.append(TorchInvertedResidual(cin, c, s if i == 0 else 1, t))
-                cin = c
-        layers.append(torch_conv_bn_relu6(cin, 1280, 1, 1))
-        self.features = tnn.Sequential(*layers)
-        self.classifier = tnn.Sequential(tnn.Dropout(0.0), tnn.Linear(1280, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x).mean((2, 3)))
 
 
 def torch_double_conv(cin, cout):
@@ -258,6 +177,7 @@ def test_unet_matches_torch():
 
 
 def test_lenet5_matches_torch():
-    lenet = pytest.importorskip("juanji.models.lenet")
+    from juanji.models.lenet import lenet5
+
     x = np.random.default_rng(4).standard_normal((4, 1, 28, 28)).astype(np.float32)
-    compare(lenet.lenet5(num_classes=10), TorchLeNet5(), x, 10)
+    compare(lenet5(num_classes=10), TorchLeNet5(), x, 10)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx  # noqa: E402, F401  (a test dependency)
 import pytest
 
 import juanji
@@ -22,8 +23,6 @@ import juanji.nn.functional as F
 from juanji.arithmetic import strided_same_padding
 from juanji.ops import conv as conv_ops
 from juanji.ops import pool as pool_ops
-
-pytest.importorskip("onnx")
 
 OPS = ("Conv", "ConvTranspose", "DeformConv", "MaxPool", "AveragePool", "LpPool",
        "GlobalAveragePool", "GlobalMaxPool", "MaxUnpool", "Pad", "Resize")

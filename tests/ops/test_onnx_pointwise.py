@@ -15,14 +15,13 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx  # noqa: E402, F401  (a test dependency)
 import pytest
 
 import juanji
 import juanji.nn.functional as F
 from juanji.ops import activation
 from juanji.ops import dropout as dropout_ops
-
-pytest.importorskip("onnx")
 
 OPS = ("BatchNormalization", "LRN", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Softmax",
        "LogSoftmax", "Gemm", "Dropout", "Flatten", "HardSigmoid", "HardSwish", "Gelu", "PRelu")

@@ -5,11 +5,10 @@ import re
 
 import numpy as np
 import pytest
+import torch  # noqa: E402  (a test dependency: its absence is a failure)
 
 from juanji.nn import Parameter
 from juanji.nn.utils import clip_grad_norm_, clip_grad_value_
-
-torch = pytest.importorskip("torch")
 
 SHAPES = [(4, 5), (7,), (2, 3, 3), (6,)]
 

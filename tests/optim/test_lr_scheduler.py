@@ -12,12 +12,12 @@ import warnings
 
 import numpy as np
 import pytest
+import torch  # noqa: E402  (a test dependency: its absence is a failure)
 
 import juanji.optim
 from juanji.nn import Parameter
 from juanji.optim import lr_scheduler as jsched
 
-torch = pytest.importorskip("torch")
 tsched = torch.optim.lr_scheduler
 
 STEPS = 120

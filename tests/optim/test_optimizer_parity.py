@@ -9,11 +9,10 @@ PyTorch's CPU kernels fuse some multiply-adds), and a run restored from `state_d
 
 import numpy as np
 import pytest
+import torch  # noqa: E402  (a test dependency: its absence is a failure)
 
 import juanji.optim
 from juanji.nn import Parameter
-
-torch = pytest.importorskip("torch")
 
 SHAPES = [(4, 3), (5,), (2, 2, 3), (3,)]
 STEPS = 24

@@ -4,12 +4,11 @@ import re
 
 import numpy as np
 import pytest
+import torch  # noqa: E402  (a test dependency: its absence is a failure)
 
 import juanji.optim
 from juanji.nn import Parameter
 from juanji.optim.lr_scheduler import ReduceLROnPlateau
-
-torch = pytest.importorskip("torch")
 
 STEPS = 150
 SAVE_AT = 70
