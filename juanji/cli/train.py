@@ -204,13 +204,18 @@ def run_lr_plot(args):
 
 
 def run_models(args):
+    import gc
+
     from juanji.models import DEFAULT_INPUTS, MODELS
+    from juanji.nn import init
 
     rows = []
     for name in sorted(MODELS):
-        c, _, _ = DEFAULT_INPUTS[name]
-        model = MODELS[name](num_classes=1000 if c == 3 else 10, in_channels=c)
+        with init.skip_init():  # counting needs shapes only; each factory's own defaults
+            model = MODELS[name]()
         params = sum(p.data.size for p in model.parameters())
+        del model
+        gc.collect()  # some models hold reference cycles; free their weights now
         rows.append({"name": name, "parameters": params, "input": list(DEFAULT_INPUTS[name])})
     if args.json:
         print(json.dumps(rows, indent=2))

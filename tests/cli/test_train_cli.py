@@ -84,6 +84,7 @@ def test_models_lists_the_registry(capsys):
     code, out, _ = run_cli(capsys, "models")
     assert code == 0
     assert "lenet5" in out and "61,706" in out and "simple_convnet" in out
+    assert "11,689,512" in out and "138,357,544" in out  # resnet18, vgg16 (torchvision's)
 
 
 @pytest.mark.parametrize("argv,match", [

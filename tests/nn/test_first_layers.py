@@ -221,3 +221,15 @@ def test_bad_inputs_are_refused_with_the_shape():
         F.cross_entropy(juanji.tensor(r(2, 5)), np.array([0, 5]))
     with pytest.raises(ValueError, match="features"):
         nn.Linear(4, 2)(juanji.tensor(r(3, 5)))
+
+
+def test_skip_init_leaves_weights_unfilled_and_then_initialises_again():
+    from juanji.nn import init
+
+    t = juanji.tensor(np.full((3, 4), 7.0, dtype=np.float32))
+    with init.skip_init():
+        init.kaiming_uniform_(t)
+        init.normal_(t)
+    assert (t.data == 7.0).all()
+    init.kaiming_uniform_(t)
+    assert not (t.data == 7.0).any()
