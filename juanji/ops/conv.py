@@ -14,6 +14,7 @@ from juanji.arithmetic import conv_output_size
 from juanji.function import Function
 from juanji.ops.kernels import (
     col2im_groups,
+    conv_input_grad_nhwc,
     depthwise_nhwc,
     depthwise_nhwc_grads,
     im2col_nhwc,
@@ -122,11 +123,20 @@ class Conv2d(Function):
         gyg = rows_by_group(gy_nhwc, self.groups)  # (G, L, OCg)
         gx = gw = None
         if need_x:
-            dcols = gyg @ wg  # (G, L, Kg)
-            if self.path == "pointwise":
+            if self.path == "im2col" and self.groups == 1:
+                n, oh, ow, oc = gy_nhwc.shape
+                kh, kw = kernel
+                c = x_shape[1]
+                wtaps = wg[0].reshape(oc, kh, kw, c).transpose(1, 2, 0, 3)  # (KH, KW, OC, C)
+                dxpad = conv_input_grad_nhwc(gyg[0].reshape(n, oh * ow, oc), wtaps,
+                                             padded_shape, stride, dilation, out)
+                gx = crop_nchw(dxpad, padding, x_shape[2:])
+            elif self.path == "pointwise":
+                dcols = gyg @ wg  # (G, L, Cg)
                 n, c, h, w = x_shape
                 gx = dcols.transpose(1, 0, 2).reshape(n, h, w, c).transpose(0, 3, 1, 2)
             else:
+                dcols = gyg @ wg  # (G, L, Kg)
                 dxpad = col2im_groups(dcols, padded_shape, kernel, stride, dilation, out)
                 gx = crop_nchw(dxpad, padding, x_shape[2:])
         if need_w:

@@ -95,6 +95,34 @@ def col2im_nhwc(dcols, padded_shape, kernel, stride, dilation):
     return dx
 
 
+def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_size,
+                         chunk_bytes=1 << 18):
+    """Gradient of a (groups=1) convolution w.r.t. its padded input, GEMM and col2im fused.
+
+    gy_rows: (N, OH*OW, OC) upstream gradient; wtaps: (KH, KW, OC, C) weights tap-major
+    -> (N, HP, WP, C) = sum over taps (i, j) of (gy_rows @ wtaps[i, j]) added at the tap's
+    window offset (the adjoint of `window_view`). Samples go in chunks of about `chunk_bytes`
+    per tap product, so each product is added back while still in cache; the adds then run
+    over whole contiguous rows of OW*C values.
+    """
+    xp = xp_of(gy_rows)
+    kh, kw, _, c = wtaps.shape
+    n = gy_rows.shape[0]
+    oh, ow = out_size
+    dx = xp.zeros(padded_shape, dtype=gy_rows.dtype)
+    step = max(1, chunk_bytes // (oh * ow * c * gy_rows.itemsize))
+    buf = xp.empty((min(step, n), oh * ow, c), dtype=gy_rows.dtype)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = buf[: stop - start]  # (B, OH*OW, C)
+        for i in range(kh):
+            for j in range(kw):
+                rows, cols = window_slice(i, j, stride, dilation, out_size)
+                xp.matmul(gy_rows[start:stop], wtaps[i, j], out=block)
+                dx[start:stop, rows, cols, :] += block.reshape(-1, oh, ow, c)
+    return dx
+
+
 def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
     """Adjoint of `im2col_nhwc`: (G, N*OH*OW, KH*KW*Cg) -> padded (N, HP, WP, G*Cg)."""
     shape = (padded_shape[0], *out_size, *kernel, padded_shape[3])

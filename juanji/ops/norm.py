@@ -17,7 +17,8 @@ def _standardize(x, axes, eps):
     centered = x - mean
     var = (centered * centered).mean(axis=axes, keepdims=True)
     invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
-    return centered * invstd, invstd, mean, var
+    centered *= invstd  # xhat, in place: no new array
+    return centered, invstd, mean, var
 
 
 def _standardize_grad(dxhat, xhat, invstd, axes):
@@ -57,26 +58,42 @@ class BatchNorm(Function):
             var = var.reshape(shape).astype(x.dtype, copy=False)
             invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
             xhat = (x - mean) * invstd
-        y = xhat if weight is None else xhat * weight.reshape(shape)
-        if bias is not None:
-            y = y + bias.reshape(shape)
+        if weight is None:
+            y = xhat if bias is None else xhat + bias.reshape(shape)
+        else:
+            y = xhat * weight.reshape(shape)
+            if bias is not None:
+                y += bias.reshape(shape)  # in place: y is a fresh array
         self.xhat, self.invstd, self.axes, self.training = xhat, invstd, axes, training
         self.weight = weight
         return y
 
     def backward(self, gy):
+        """Training mode reuses the two channel sums the parameter gradients need anyway:
+        mean(dxhat) = weight * sum(gy) / M and mean(dxhat * xhat) = weight * sum(gy * xhat) / M
+        (M = N * spatial), so dx = invstd * weight * (gy - sum(gy) / M - xhat * sum(gy xhat) / M).
+        """
         shape = _channel_shape(gy.ndim)
-        dxhat = gy if self.weight is None else gy * self.weight.reshape(shape)
+        scale = self.invstd if self.weight is None else self.invstd * self.weight.reshape(shape)
+        need_x = self.needs_grad[0]
+        need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
+        need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
         gx = gw = gb = None
-        if self.needs_grad[0]:
+        if need_b or (need_x and self.training):
+            gb = gy.sum(axis=self.axes, keepdims=True)  # (1, C, 1, ...)
+        if need_w or (need_x and self.training):
+            gw = (gy * self.xhat).sum(axis=self.axes, keepdims=True)
+        if need_x:
             if self.training:
-                gx = _standardize_grad(dxhat, self.xhat, self.invstd, self.axes)
+                count = gy.size // gy.shape[1]
+                gx = self.xhat * (-gw / count)
+                gx += gy
+                gx -= gb / count
+                gx *= scale
             else:
-                gx = dxhat * self.invstd
-        if len(self.needs_grad) > 1 and self.needs_grad[1]:
-            gw = (gy * self.xhat).sum(axis=self.axes)
-        if len(self.needs_grad) > 2 and self.needs_grad[2]:
-            gb = gy.sum(axis=self.axes)
+                gx = gy * scale
+        gw = gw.reshape(-1) if need_w else None
+        gb = gb.reshape(-1) if need_b else None
         return gx, gw, gb
 
 

@@ -51,7 +51,9 @@ class MaxPool2d(Function):
         out, extra = _geometry(x, kernel, stride, padding, dilation, ceil_mode)
         xpad = pad_nhwc(x, *padding, value=_lowest(xp, x.dtype), extra_h=extra[0],
                         extra_w=extra[1])  # (N, HP, WP, C)
-        floating = np.issubdtype(x.dtype, np.floating)
+        # A NaN must win, so the comparison also takes NaNs; an input free of NaN (one sum
+        # tells: a NaN or a +inf/-inf pair makes it NaN) skips that extra pass per tap.
+        nan_aware = np.issubdtype(x.dtype, np.floating) and bool(xp.isnan(x.sum()))
         best = arg = None
         for i in range(kernel[0]):
             for j in range(kernel[1]):
@@ -61,9 +63,13 @@ class MaxPool2d(Function):
                     best = block.copy()
                     arg = xp.zeros(best.shape, dtype=xp.int32)
                     continue
-                take = (block > best) | xp.isnan(block) if floating else block > best
-                best = xp.where(take, block, best)
-                arg[take] = i * kernel[1] + j
+                take = block > best  # strict: ties keep the first maximum
+                if nan_aware:
+                    take |= xp.isnan(block)
+                    best = xp.where(take, block, best)
+                else:
+                    xp.maximum(best, block, out=best)
+                arg += take * (i * kernel[1] + j - arg)  # arithmetic beats masked stores
         self.arg, self.padded_shape = arg, xpad.shape
         self.params = (x.shape, kernel, stride, padding, dilation, out)
         return best.transpose(0, 3, 1, 2)
@@ -73,10 +79,19 @@ class MaxPool2d(Function):
         x_shape, kernel, stride, padding, dilation, out = self.params
         gy = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
         dxpad = xp.zeros(self.padded_shape, dtype=gy.dtype)
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                rows, cols = window_slice(i, j, stride, dilation, out)
-                dxpad[:, rows, cols, :] += gy * (self.arg == i * kernel[1] + j)
+        (oh, ow), (kh, kw) = out, kernel
+        if tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1):
+            # Windows tile the input: each cell gets one tap's gradient, written in place.
+            n, c = gy.shape[0], gy.shape[3]
+            tiles = dxpad[:, : oh * kh, : ow * kw, :].reshape(n, oh, kh, ow, kw, c)
+            for i in range(kh):
+                for j in range(kw):
+                    xp.multiply(gy, self.arg == i * kw + j, out=tiles[:, :, i, :, j, :])
+        else:
+            for i in range(kh):
+                for j in range(kw):
+                    rows, cols = window_slice(i, j, stride, dilation, out)
+                    dxpad[:, rows, cols, :] += gy * (self.arg == i * kw + j)
         (top, _), (left, _) = padding
         h, w = x_shape[2:]
         return dxpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)

@@ -81,6 +81,28 @@ def test_col2im_matches_naive_scatter(geometry):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 18])
+def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):
+    n, h, w, c, kernel, stride, dilation, _ = geometry
+    rng = np.random.default_rng(5)
+    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    oc = 5
+    gy = rng.standard_normal((n, *out, oc))
+    wtaps = rng.standard_normal((*kernel, oc, c))
+    dwindows = np.zeros((n, *out, *kernel, c))  # naive: every output cell times every tap
+    for b in range(n):
+        for p in range(out[0]):
+            for q in range(out[1]):
+                for i in range(kernel[0]):
+                    for j in range(kernel[1]):
+                        dwindows[b, p, q, i, j] = gy[b, p, q] @ wtaps[i, j]
+    expected = kernels.col2im_nhwc(dwindows, (n, h, w, c), kernel, stride, dilation)
+    got = kernels.conv_input_grad_nhwc(gy.reshape(n, -1, oc), wtaps, (n, h, w, c), stride,
+                                       dilation, out, chunk_bytes)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("multiplier", [1, 3])
 def test_depthwise_and_its_gradients_match_naive(multiplier):
     rng = np.random.default_rng(3)
