@@ -68,8 +68,16 @@ def test_small_densenet_overfits():
 
 
 def test_squeezenet_overfits():
+    # SqueezeNet ends in conv -> ReLU -> average pool, so a class whose ReLU is off for every
+    # image at init gets no gradient ever (torchvision's N(0, 0.01) head makes that common).
+    # Seed 10 is the first seed whose head starts alive for all 4 classes; asserted below so
+    # the test fails for the right reason if initialisation changes.
+    juanji.manual_seed(10)
     model = squeezenet1_1(num_classes=4, dropout=0.0)
-    assert_learns(overfit(model, images(16, 3, 32), labels(16, 4), steps=40, lr=3e-4))
+    x = images(16, 3, 32)
+    with juanji.no_grad():
+        assert (model(juanji.tensor(x)).data > 0).any(axis=0).all(), "a class starts dead"
+    assert_learns(overfit(model, x, labels(16, 4), steps=40, lr=3e-4))
 
 
 def test_small_unet_overfits_a_segmentation_batch():
