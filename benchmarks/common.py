@@ -65,3 +65,36 @@ def summarize(label, juanji_times, torch_times):
 def _fmt(stats):
     median, lo, hi = stats
     return f"{median:.1f} ({lo:.0f}-{hi:.0f})"
+
+
+def train_step_pair(torch, label, model, torch_model, x, y, repeats=15, warmup=3):
+    """Time one training step (forward, cross-entropy, backward, SGD momentum 0.9) of a juanji
+    model and its torch twin on the same batch, weights copied from torch first.
+
+    Returns the summarize() row plus the two step functions under "steps" (for memory probes).
+    """
+    import juanji
+    from juanji import optim
+    from juanji.nn import functional as F
+
+    copy_weights(model, torch_model)
+    model.train()
+    torch_model.train()
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    topt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def juanji_step():
+        opt.zero_grad()
+        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
+        opt.step()
+
+    def torch_step():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
+        topt.step()
+
+    times = interleaved({"juanji": juanji_step, "torch": torch_step}, warmup, repeats)
+    row = summarize(label, times["juanji"], times["torch"])
+    row["steps"] = (juanji_step, torch_step)
+    return row

@@ -20,9 +20,15 @@ import tracemalloc
 import numpy as np
 
 import juanji
-from benchmarks.common import copy_weights, interleaved, report, setup_torch, summarize
-from juanji import models, optim
-from juanji.nn import functional as F
+from benchmarks.common import (
+    copy_weights,
+    interleaved,
+    report,
+    setup_torch,
+    summarize,
+    train_step_pair,
+)
+from juanji import models
 
 
 def tracemalloc_peak_mb(fn):
@@ -37,29 +43,12 @@ def tracemalloc_peak_mb(fn):
 
 
 def train_pair(torch, label, model, torch_model, batch, repeats, warmup):
-    """Time one SGD training step in both frameworks on the same random batch."""
-    copy_weights(model, torch_model)
-    model.train()
-    torch_model.train()
+    """One SGD training step in both frameworks on the same random 3x32x32 batch."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    topt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def juanji_step():
-        opt.zero_grad()
-        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
-        opt.step()
-
-    def torch_step():
-        topt.zero_grad()
-        torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
-        topt.step()
-
-    times = interleaved({"juanji": juanji_step, "torch": torch_step}, warmup, repeats)
-    row = summarize(label, times["juanji"], times["torch"])
+    row = train_step_pair(torch, label, model, torch_model, x, y, repeats, warmup)
+    juanji_step, _ = row.pop("steps")
     row["juanji_peak_mb"] = tracemalloc_peak_mb(juanji_step)
     return row
 

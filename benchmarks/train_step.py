@@ -10,10 +10,12 @@ import argparse
 
 import numpy as np
 
-import juanji
-from benchmarks.common import copy_weights, interleaved, report, setup_torch, summarize
-from juanji import models, optim
-from juanji.nn import functional as F
+from benchmarks.common import (
+    report,
+    setup_torch,
+    train_step_pair,
+)
+from juanji import models
 
 
 def torch_simple_convnet(torch):
@@ -54,28 +56,14 @@ def torch_lenet5(torch):
 
 
 def step_pair(torch, name, torch_model, batch, repeats):
-    """Build both sides with the same weights and batch; time their training steps."""
-    model = models.create_model(name)
-    copy_weights(model, torch_model)
+    """Both sides with the same weights and batch of 1x28x28 images."""
     rng = np.random.default_rng(0)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    topt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def juanji_step():
-        opt.zero_grad()
-        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
-        opt.step()
-
-    def torch_step():
-        topt.zero_grad()
-        torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
-        topt.step()
-
-    times = interleaved({"juanji": juanji_step, "torch": torch_step}, repeats=repeats)
-    return summarize(f"train step {name} b{batch}", times["juanji"], times["torch"])
+    row = train_step_pair(torch, f"train step {name} b{batch}", models.create_model(name),
+                          torch_model, x, y, repeats)
+    del row["steps"]
+    return row
 
 
 def run(repeats=15):
