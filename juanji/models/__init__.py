@@ -24,11 +24,11 @@ from juanji.models import (
 from juanji.models.lenet import lenet5
 from juanji.models.simple import simple_convnet
 
-_FAMILIES = [simple, lenet, alexnet, vgg, resnet, senet, googlenet, inception, densenet,
+FAMILIES = [simple, lenet, alexnet, vgg, resnet, senet, googlenet, inception, densenet,
              mobilenet, shufflenet, squeezenet, fcn, unet, metric]
 
-MODELS = {name: f for family in _FAMILIES for name, f in family.FACTORIES.items()}
-DEFAULT_INPUTS = {name: s for family in _FAMILIES for name, s in family.DEFAULT_INPUT.items()}
+MODELS = {name: f for family in FAMILIES for name, f in family.FACTORIES.items()}
+DEFAULT_INPUTS = {name: s for family in FAMILIES for name, s in family.DEFAULT_INPUT.items()}
 
 
 def create_model(name, **kwargs):
@@ -38,4 +38,4 @@ def create_model(name, **kwargs):
     return MODELS[name](**kwargs)
 
 
-__all__ = ["DEFAULT_INPUTS", "MODELS", "create_model", "lenet5", "simple_convnet"]
+__all__ = ["DEFAULT_INPUTS", "FAMILIES", "MODELS", "create_model", "lenet5", "simple_convnet"]

@@ -15,6 +15,7 @@ size >= 1 runs (global average pooling before the classifier).
 """
 
 from juanji import nn
+from juanji.models.initialization import he_fan_out_init_
 from juanji.models.validation import check_model_args
 
 
@@ -47,22 +48,6 @@ class ConvNormActivation(nn.Sequential):
             layers.append(activation())
         super().__init__(*layers)
         self.out_channels = out_channels
-
-
-def _init_weights(model):
-    """He-normal (fan_out) convolutions with zero bias, norms at 1/0, N(0, 0.01) linear layers
-    with zero bias (torchvision's MobileNet init)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def _check_width(width_mult):
@@ -109,7 +94,7 @@ class MobileNetV1(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(channels, num_classes))
-        _init_weights(self)
+        he_fan_out_init_(self)
 
     def forward(self, x):
         x = self.avgpool(self.features(x)).flatten(1)  # (N, 1024 * width_mult)
@@ -179,7 +164,7 @@ class MobileNetV2(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(nn.Dropout(p=dropout),
                                         nn.Linear(self.last_channel, num_classes))
-        _init_weights(self)
+        he_fan_out_init_(self)
 
     def forward(self, x):
         x = self.avgpool(self.features(x)).flatten(1)  # (N, last_channel)
@@ -278,7 +263,7 @@ class MobileNetV3(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(last_channel, num_classes),
         )
-        _init_weights(self)
+        he_fan_out_init_(self)
 
     def forward(self, x):
         x = self.avgpool(self.features(x)).flatten(1)  # (N, 6 * last block channels)

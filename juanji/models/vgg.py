@@ -12,6 +12,7 @@ classifier.{0,3,6}.weight/bias.
 """
 
 from juanji import nn
+from juanji.models.initialization import he_fan_out_init_
 from juanji.models.validation import check_model_args
 
 # Table 1 of the paper: output channels of each 3x3 conv, "M" = 2x2 max-pool with stride 2.
@@ -63,26 +64,11 @@ class VGG(nn.Module):
             nn.Linear(4096, num_classes),
         )
         if init_weights:
-            _init_weights(self)
+            he_fan_out_init_(self)
 
     def forward(self, x):
         x = self.avgpool(self.features(x))  # (N, 512, 7, 7)
         return self.classifier(x.flatten(1))  # (N, num_classes)
-
-
-def _init_weights(model):
-    """He-normal (fan_out) convolutions, N(0, 0.01) linear layers, zero biases, BN at 1/0."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def vgg(depth, batch_norm=False, num_classes=1000, in_channels=3, dropout=0.5):

@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 import pytest
-from zoo import ALL
 
 import juanji
 from juanji import nn
+from juanji.models import MODELS as ALL
 
 TORCHVISION_MACS = {
     "alexnet": 714188480, "vgg11": 7609090048, "vgg11_bn": 7609090048, "vgg13": 11308466176,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torchvision_keys
-from zoo import ALL, FAMILIES
 
 from juanji.models import (
+    FAMILIES,
     alexnet,
     fcn,
     googlenet,
@@ -26,6 +26,7 @@ from juanji.models import (
     unet,
     vgg,
 )
+from juanji.models import MODELS as ALL
 
 REFERENCE_FILE = Path("/work/shared/reference/torchvision_models.json")
 
