@@ -6,7 +6,8 @@ Cases (both frameworks on 2 threads, identical weights copied through state_dict
 repetitions):
 - training step (forward, backward, SGD with momentum) of ResNet-20 b128 and MobileNetV2 b64
   on 3x32x32 inputs;
-- inference (eval mode, no grad) of ResNet-18 at b8 and b1 on 3x224x224 inputs.
+- inference (eval mode, no grad) of ResNet-18 at b8 and b1 on 3x224x224 inputs, and at b8
+  with batch norm folded into the convs on both sides.
 
 Memory: juanji's peak is the tracemalloc peak of one step (NumPy reports its array buffers to
 tracemalloc, so this is the arrays' peak, not the process RSS); the process peak RSS
@@ -29,6 +30,7 @@ from benchmarks.common import (
     train_step_pair,
 )
 from juanji import models
+from juanji.nn.utils import fold_batch_norms
 
 
 def tracemalloc_peak_mb(fn):
@@ -53,13 +55,22 @@ def train_pair(torch, label, model, torch_model, batch, repeats, warmup):
     return row
 
 
-def infer_pair(torch, label, model, torch_model, batch, repeats, warmup):
-    """Time eval-mode inference in both frameworks on the same random 3x224x224 batch."""
+def infer_pair(torch, label, model, torch_model, batch, repeats, warmup, fold=False):
+    """Time eval-mode inference in both frameworks on the same random 3x224x224 batch.
+
+    fold=True first folds every batch norm into its conv on both sides (juanji's
+    nn.utils.fold_batch_norms, torch.fx.experimental.optimization.fuse).
+    """
     copy_weights(model, torch_model)
     model.eval()
     torch_model.eval()
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
     tx = torch.from_numpy(x)
+    if fold:
+        from torch.fx.experimental.optimization import fuse
+
+        model = fold_batch_norms(model, x[:1])
+        torch_model = fuse(torch_model)
 
     def juanji_infer():
         with juanji.no_grad():
@@ -91,6 +102,9 @@ def run(repeats=5, warmup=1):
                    TorchResNet18(1000), 8, repeats, warmup),
         infer_pair(torch, "inference resnet18 b1 3x224x224", make("resnet18", num_classes=1000),
                    TorchResNet18(1000), 1, 2 * repeats, warmup),
+        infer_pair(torch, "inference resnet18 b8, batch norm folded",
+                   make("resnet18", num_classes=1000), TorchResNet18(1000), 8, repeats, warmup,
+                   fold=True),
     ]
     report(rows, "models, median ms (min-max), ratio = juanji / torch")
     for row in rows:

@@ -23,9 +23,11 @@ class Function:
         from juanji.tensor import Tensor, as_tensor
 
         tensors = [None if x is None else as_tensor(x) for x in inputs]
-        self.needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        # under no_grad nothing will call backward, so forward may skip what it would keep
+        enabled = grad_mode.is_enabled()
+        self.needs_grad = tuple(enabled and t is not None and t.requires_grad for t in tensors)
         raw = self.forward(*(None if t is None else t.data for t in tensors), **params)
-        track = grad_mode.is_enabled() and any(self.needs_grad)
+        track = any(self.needs_grad)
         out = Tensor(raw, requires_grad=track)
         if track:
             self.parents = tensors

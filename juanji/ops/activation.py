@@ -86,8 +86,9 @@ class Relu(Function):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
 
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        if self.needs_grad[0]:
+            self.mask = x > 0
+        return xp_of(x).maximum(x, x.dtype.type(0))  # NaN stays NaN
 
     def backward(self, gy):
         return gy * self.mask

@@ -15,6 +15,7 @@ from juanji.function import Function
 from juanji.ops.kernels import (
     col2im_groups,
     conv_input_grad_nhwc,
+    conv_weight_grad,
     depthwise_nhwc,
     depthwise_nhwc_grads,
     im2col_nhwc,
@@ -99,7 +100,13 @@ class Conv2d(Function):
             else:
                 y = (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(-1, oc)  # (L, OC)
             y = y.reshape(n, oh, ow, oc)
-            self.saved = (cols if self.needs_grad[1] else None, wg, padded_shape)
+            # The weight gradient needs the columns again. A pointwise conv's are a view of x;
+            # otherwise they are KH*KW times the input, so a plain conv keeps x itself and
+            # rebuilds them in backward (grouped convs keep them: rare, and small).
+            kept = None
+            if self.needs_grad[1]:
+                kept = x if self.path == "im2col" and groups == 1 else cols
+            self.saved = (kept, wg, padded_shape)
         if bias is not None:
             y += bias
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
@@ -119,7 +126,7 @@ class Conv2d(Function):
             gx = crop_nchw(dxpad, padding, x_shape[2:]) if need_x else None
             gw = dtaps.transpose(2, 3, 0, 1).reshape(w_shape) if need_w else None
             return gx, gw, gb
-        cols, wg, padded_shape = self.saved
+        kept, wg, padded_shape = self.saved
         gyg = rows_by_group(gy_nhwc, self.groups)  # (G, L, OCg)
         gx = gw = None
         if need_x:
@@ -140,7 +147,11 @@ class Conv2d(Function):
                 dxpad = col2im_groups(dcols, padded_shape, kernel, stride, dilation, out)
                 gx = crop_nchw(dxpad, padding, x_shape[2:])
         if need_w:
-            gw = weight_from_rows(reduce_rows(gyg, cols), w_shape)  # from (G, OCg, Kg)
+            if self.path == "im2col" and self.groups == 1:  # kept: the input
+                gw = conv_weight_grad(kept, gyg[0], kernel, stride, padding, dilation, out)[None]
+            else:  # kept: the columns
+                gw = reduce_rows(gyg, kept)
+            gw = weight_from_rows(gw, w_shape)  # from (G, OCg, Kg)
         return gx, gw, gb
 
 

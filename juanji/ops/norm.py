@@ -8,6 +8,13 @@ channel into noise.
 
 from juanji.backend import xp_of
 from juanji.function import Function
+from juanji.ops.kernels import (
+    channel_dots,
+    channel_sums,
+    channels_last_rows,
+    rows_to_channels_first,
+    tile_channels,
+)
 
 
 def _standardize(x, axes, eps):
@@ -37,6 +44,17 @@ def _channel_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+def _affine(rows, scale, shift, period):
+    """rows * scale + shift per channel over channels-last rows (R, P*C); scale and shift are
+    (C,) or None. A fresh array unless both are None."""
+    if scale is None:
+        return rows if shift is None else rows + tile_channels(shift, period)
+    y = rows * tile_channels(scale, period)
+    if shift is not None:
+        y += tile_channels(shift, period)  # in place: y is fresh
+    return y
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel; x: (N, C, *).
 
@@ -44,57 +62,64 @@ class BatchNorm(Function):
     caller reads `batch_mean` and `batch_var` (biased, shape (C,)) afterwards to update running
     statistics. training=False: the given `mean` and `var` (C,) are used and are constants.
     weight and bias (C,) may be None.
+
+    Works on channels-last rows (see `channels_last_rows`): the sums are BLAS products and every
+    per-channel broadcast runs over long rows; the output is an NCHW view of channels-last
+    memory, like conv's. Training mode is two passes to standardise (subtract the mean, scale)
+    plus one for the variance and two for weight and bias.
     """
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
         xp = xp_of(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = _channel_shape(x.ndim)
+        c = x.shape[1]
+        rows, period = channels_last_rows(x)  # (R, P*C)
+        count = rows.size // c
         if training:
-            xhat, invstd, batch_mean, batch_var = _standardize(x, axes, eps)
-            self.batch_mean, self.batch_var = batch_mean.reshape(-1), batch_var.reshape(-1)
+            # the mean accumulates in float64: a constant channel then centres to exact zeros
+            mean = (channel_sums(rows, c, xp.float64) / count).astype(x.dtype)  # (C,)
+            centered = rows - tile_channels(mean, period)  # (R, P*C)
+            var = channel_dots(centered, centered, c) / count
+            self.batch_mean, self.batch_var = mean, var
         else:
-            mean = mean.reshape(shape).astype(x.dtype, copy=False)  # (1, C, 1, ...)
-            var = var.reshape(shape).astype(x.dtype, copy=False)
-            invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
-            xhat = (x - mean) * invstd
-        if weight is None:
-            y = xhat if bias is None else xhat + bias.reshape(shape)
+            mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
+        invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
+        scale = invstd if weight is None else invstd * weight
+        if training:
+            centered *= tile_channels(invstd, period)
+            self.xhat = centered  # (R, P*C), kept for backward
+            y = _affine(centered, weight, bias, period)
         else:
-            y = xhat * weight.reshape(shape)
-            if bias is not None:
-                y += bias.reshape(shape)  # in place: y is a fresh array
-        self.xhat, self.invstd, self.axes, self.training = xhat, invstd, axes, training
-        self.weight = weight
-        return y
+            # one affine pass: y = x * scale + (bias - mean * scale)
+            shift = -mean * scale if bias is None else bias - mean * scale
+            y = _affine(rows, scale, shift, period)
+            if len(self.needs_grad) > 1 and self.needs_grad[1]:  # d weight = sum(gy * xhat)
+                self.xhat = _affine(rows, invstd, -mean * invstd, period)
+        self.scale, self.training = scale, training
+        return rows_to_channels_first(y, x.shape)
 
     def backward(self, gy):
         """Training mode reuses the two channel sums the parameter gradients need anyway:
         mean(dxhat) = weight * sum(gy) / M and mean(dxhat * xhat) = weight * sum(gy * xhat) / M
         (M = N * spatial), so dx = invstd * weight * (gy - sum(gy) / M - xhat * sum(gy xhat) / M).
         """
-        shape = _channel_shape(gy.ndim)
-        scale = self.invstd if self.weight is None else self.invstd * self.weight.reshape(shape)
+        c = gy.shape[1]
+        rows, period = channels_last_rows(gy)  # (R, P*C)
+        count = rows.size // c
         need_x = self.needs_grad[0]
         need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
         need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
         gx = gw = gb = None
         if need_b or (need_x and self.training):
-            gb = gy.sum(axis=self.axes, keepdims=True)  # (1, C, 1, ...)
+            gb = channel_sums(rows, c)  # (C,)
         if need_w or (need_x and self.training):
-            gw = (gy * self.xhat).sum(axis=self.axes, keepdims=True)
+            gw = channel_dots(rows, self.xhat, c)  # (C,)
         if need_x:
+            gx = rows * tile_channels(self.scale, period)
             if self.training:
-                count = gy.size // gy.shape[1]
-                gx = self.xhat * (-gw / count)
-                gx += gy
-                gx -= gb / count
-                gx *= scale
-            else:
-                gx = gy * scale
-        gw = gw.reshape(-1) if need_w else None
-        gb = gb.reshape(-1) if need_b else None
-        return gx, gw, gb
+                gx -= self.xhat * tile_channels(self.scale * gw / count, period)
+                gx -= tile_channels(self.scale * gb / count, period)
+            gx = rows_to_channels_first(gx, gy.shape)
+        return gx, gw if need_w else None, gb if need_b else None
 
 
 class LayerNorm(Function):

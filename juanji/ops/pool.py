@@ -45,7 +45,8 @@ class MaxPool2d(Function):
     positions for return_indices. Integer inputs work too (no gradient).
     """
 
-    def forward(self, x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    def forward(self, x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False,
+                return_indices=False):
         xp = xp_of(x)
         padding = _sides(padding)
         out, extra = _geometry(x, kernel, stride, padding, dilation, ceil_mode)
@@ -54,6 +55,9 @@ class MaxPool2d(Function):
         # A NaN must win, so the comparison also takes NaNs; an input free of NaN (one sum
         # tells: a NaN or a +inf/-inf pair makes it NaN) skips that extra pass per tap.
         nan_aware = np.issubdtype(x.dtype, np.floating) and bool(xp.isnan(x.sum()))
+        # the winning tap is only kept for backward or indices(): inference skips two passes
+        track = return_indices or self.needs_grad[0]
+        tap_type = np.min_scalar_type(kernel[0] * kernel[1] - 1)  # uint8 for windows to 16x16
         best = arg = None
         for i in range(kernel[0]):
             for j in range(kernel[1]):
@@ -61,7 +65,10 @@ class MaxPool2d(Function):
                 block = xpad[:, rows, cols, :]  # (N, OH, OW, C)
                 if best is None:
                     best = block.copy()
-                    arg = xp.zeros(best.shape, dtype=xp.int32)
+                    arg = xp.zeros(best.shape, dtype=tap_type) if track else None
+                    continue
+                if not (track or nan_aware):
+                    xp.maximum(best, block, out=best)
                     continue
                 take = block > best  # strict: ties keep the first maximum
                 if nan_aware:
@@ -69,7 +76,10 @@ class MaxPool2d(Function):
                     best = xp.where(take, block, best)
                 else:
                     xp.maximum(best, block, out=best)
-                arg += take * (i * kernel[1] + j - arg)  # arithmetic beats masked stores
+                if track:
+                    # taps come in increasing order, so the latest winner is the largest tap
+                    # number: max(arg, take * tap) is a masked store without the mask
+                    xp.maximum(arg, take * tap_type.type(i * kernel[1] + j), out=arg)
         self.arg, self.padded_shape = arg, xpad.shape
         self.params = (x.shape, kernel, stride, padding, dilation, out)
         return best.transpose(0, 3, 1, 2)
@@ -100,10 +110,11 @@ class MaxPool2d(Function):
         """Flat input positions h * W + w of each maximum, int64 (N, C, OH, OW)."""
         xp = xp_of(self.arg)
         x_shape, kernel, stride, ((top, _), (left, _)), dilation, (oh, ow) = self.params
-        tap_h, tap_w = self.arg // kernel[1], self.arg % kernel[1]  # (N, OH, OW, C)
+        arg = self.arg.astype(xp.int64)  # the taps are stored in the smallest unsigned type
+        tap_h, tap_w = arg // kernel[1], arg % kernel[1]  # (N, OH, OW, C)
         rows = xp.arange(oh)[:, None, None] * stride[0] - top + tap_h * dilation[0]
         cols = xp.arange(ow)[:, None] * stride[1] - left + tap_w * dilation[1]
-        return (rows * x_shape[3] + cols).astype(xp.int64).transpose(0, 3, 1, 2)
+        return (rows * x_shape[3] + cols).transpose(0, 3, 1, 2)
 
 
 class AvgPool2d(Function):

@@ -103,6 +103,28 @@ def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 21])
+def test_conv_weight_grad_is_the_naive_sum_over_windows(geometry, chunk_bytes):
+    n, h, w, c, kernel, stride, dilation, _ = geometry
+    rng = np.random.default_rng(6)
+    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    oc = 4
+    xpad = np.zeros((n, h, w, c))
+    xpad[:, 1 : h - 2, 2:] = rng.standard_normal((n, h - 3, w - 2, c))
+    gy = rng.standard_normal((n, *out, oc))
+    windows = naive_windows(xpad, kernel, stride, dilation)  # (N, OH, OW, KH, KW, C)
+    expected = np.zeros((oc, *kernel, c))
+    for b in range(n):
+        for p in range(out[0]):
+            for q in range(out[1]):
+                expected += gy[b, p, q][:, None, None, None] * windows[b, p, q][None]
+    x = xpad[:, 1 : h - 2, 2:].transpose(0, 3, 1, 2)  # unpadded NCHW; pads (1, 2), (2, 0)
+    got = kernels.conv_weight_grad(x, gy.reshape(-1, oc), kernel, stride, ((1, 2), (2, 0)),
+                                   dilation, out, chunk_bytes)
+    np.testing.assert_allclose(got, expected.reshape(oc, -1), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("multiplier", [1, 3])
 def test_depthwise_and_its_gradients_match_naive(multiplier):
     rng = np.random.default_rng(3)
@@ -164,3 +186,38 @@ def test_scatter_add_flat_accumulates_repeats():
     got = kernels.scatter_add_flat(index, values, 9)
     assert got.dtype == np.float32 and got.shape == (9,)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 5, 7), (2, 3, 4, 6), (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_rows_sums_and_dots_match_naive(shape, channels_last):
+    rng = np.random.default_rng(len(shape))
+    if channels_last:  # an NCHW view of channels-last memory, as conv returns
+        x = np.moveaxis(rng.standard_normal((shape[0], *shape[2:], shape[1])), -1, 1)
+    else:
+        x = rng.standard_normal(shape)
+    c = shape[1]
+    rows, period = kernels.channels_last_rows(x)
+    assert rows.shape == (x.size // (period * c), period * c)
+    assert np.shares_memory(rows, x) == (channels_last or x.ndim == 2)
+    for k in range(period * c):  # column k holds channel k % C
+        np.testing.assert_array_equal(np.sort(rows[:, k]), np.sort(
+            np.moveaxis(x, 1, -1)[..., k // c, k % c].ravel() if x.ndim > 2 else x[:, k]))
+    axes = (0, *range(2, x.ndim))
+    np.testing.assert_allclose(kernels.channel_sums(rows, c), x.sum(axis=axes), rtol=1e-12)
+    np.testing.assert_allclose(kernels.channel_sums(rows.astype(np.float32), c, np.float64),
+                               x.astype(np.float32).sum(axis=axes, dtype=np.float64), rtol=1e-12)
+    y = rng.standard_normal(shape)
+    yrows, _ = kernels.channels_last_rows(y)
+    np.testing.assert_allclose(kernels.channel_dots(rows, yrows, c), (x * y).sum(axis=axes),
+                               rtol=1e-12)
+    v = rng.standard_normal(c)
+    np.testing.assert_array_equal(
+        kernels.rows_to_channels_first(rows * kernels.tile_channels(v, period), x.shape),
+        x * v.reshape(1, c, *([1] * (x.ndim - 2))))
+
+
+def test_channel_sums_in_float64_keep_a_constant_exact():
+    rows = np.full((1000, 12), 0.7, np.float32)  # a float32 sum of 4000 copies drifts
+    assert (kernels.channel_sums(rows, 3, np.float64) / 4000).astype(np.float32).tolist() == \
+        [np.float32(0.7)] * 3

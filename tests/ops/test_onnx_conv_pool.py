@@ -253,7 +253,7 @@ def run_max_pool(node, attrs, x):
     else:
         fn = pool_ops.MaxPool2d()
         y = fn.run(juanji.tensor(x2), kernel=kernel2, stride=strides2, padding=pads2,
-                   dilation=dilations2, ceil_mode=ceil).data
+                   dilation=dilations2, ceil_mode=ceil, return_indices=True).data
         idx = fn.indices()
     if dims == 1:
         y, idx = y[:, :, 0], idx[:, :, 0]

@@ -319,3 +319,13 @@ X = np.zeros((1, 2, 5, 5), np.float32)
 def test_pool_errors_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("kernel", [3, 17])  # 17 x 17 taps need more than uint8 tap numbers
+def test_max_pool2d_without_grad_and_with_large_windows_match_torch(kernel):
+    x = _x((2, 3, 20, 19), seed=kernel)
+    args = dict(kernel_size=kernel, stride=1, padding=kernel // 2, return_indices=True)
+    check_parity(lambda x: F.max_pool2d(x, **args), lambda x: TF.max_pool2d(x, **args), x)
+    with juanji.no_grad():  # inference keeps no winning taps
+        y = F.max_pool2d(juanji.tensor(x, requires_grad=True), kernel, 1, kernel // 2)
+    assert_close(y, TF.max_pool2d(torch.tensor(x), kernel, 1, kernel // 2), 0, 0)

@@ -69,7 +69,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel, stride, padding, dilation = _window_args(kernel_size, stride, padding, dilation)
     fn = pool.MaxPool2d()
     out = fn.run(input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                 ceil_mode=bool(ceil_mode))
+                 ceil_mode=bool(ceil_mode), return_indices=bool(return_indices))
     return _unbatch((out, Tensor(fn.indices())) if return_indices else out, added)
 
 

@@ -1,0 +1,106 @@
+"""Fold batch normalisation into the convolution before it, for inference.
+
+In eval mode BatchNorm2d is a per-channel affine map, y = x * s + (beta - mean * s) with
+s = gamma / sqrt(running_var + eps). When x is a convolution's output the map folds into that
+convolution: W' = W * s (one scale per output channel) and b' = (b - mean) * s + beta. The
+folded model gives the same outputs up to float rounding and skips one full pass over every
+normalised activation.
+"""
+
+import copy
+
+import numpy as np
+
+from juanji.grad_mode import no_grad
+from juanji.nn.layers.conv import Conv2d
+from juanji.nn.layers.linear import Identity
+from juanji.nn.layers.norm import BatchNorm2d
+from juanji.nn.module import Parameter
+from juanji.tensor import as_tensor
+
+
+def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w=None, bn_b=None):
+    """Folded (weight, bias) arrays of a conv followed by an eval-mode batch norm.
+
+    conv_w: (OC, C/G, KH, KW); conv_b, bn_rm, bn_rv, bn_w, bn_b: (OC,) or None (no conv bias;
+    an affine-free batch norm has weight 1 and bias 0). Computed in float64, returned in
+    conv_w's dtype: weight (OC, C/G, KH, KW), bias (OC,).
+    """
+    scale = 1 / np.sqrt(np.asarray(bn_rv, np.float64) + bn_eps)  # (OC,)
+    if bn_w is not None:
+        scale = scale * bn_w
+    shift = 0.0 if bn_b is None else np.asarray(bn_b, np.float64)
+    conv_b = 0.0 if conv_b is None else np.asarray(conv_b, np.float64)
+    weight = conv_w * scale.reshape(-1, 1, 1, 1)
+    bias = (conv_b - bn_rm) * scale + shift
+    return weight.astype(conv_w.dtype), bias.astype(conv_w.dtype)
+
+
+def fuse_conv_bn_eval(conv, bn):
+    """A copy of Conv2d `conv` with the eval-mode BatchNorm2d `bn` that follows it folded in."""
+    if conv.training or bn.training:
+        raise ValueError("fuse_conv_bn_eval needs conv and bn in eval mode; call .eval() first")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("fuse_conv_bn_eval needs a batch norm with running statistics "
+                         "(track_running_stats=True)")
+    fused = copy.deepcopy(conv)
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight.data, None if conv.bias is None else conv.bias.data,
+        bn.running_mean.data, bn.running_var.data, bn.eps,
+        None if bn.weight is None else bn.weight.data, None if bn.bias is None else bn.bias.data)
+    fused.weight, fused.bias = Parameter(weight), Parameter(bias)
+    return fused
+
+
+def fold_batch_norms(model, example_input, rtol=1e-4, atol=1e-4):
+    """A copy of the eval-mode `model` with every BatchNorm2d that reads a Conv2d's output
+    folded into that conv (the conv replaced by its fused copy, the batch norm by Identity).
+
+    The pairs are found by running `example_input` (N, C, H, W) once and matching each batch
+    norm's input to the conv output it is. A conv or batch norm called more than once is left
+    alone. Because a conv's output might also be read by something that is not a module, the
+    folded copy is run on `example_input` too and must match the original within rtol/atol
+    (relative to the output's largest magnitude); otherwise ValueError. `model` is not changed.
+    """
+    if model.training:
+        raise ValueError("fold_batch_norms needs a model in eval mode; call model.eval() first")
+    folded = copy.deepcopy(model)
+    modules = dict(folded.named_modules())
+    calls = []  # (name, input, output) in call order; keeps the tensors alive, so ids are unique
+    hooks = [module.register_forward_hook(
+        lambda mod, inputs, out, name=name: calls.append((name, inputs[0], out)))
+        for name, module in modules.items() if isinstance(module, (Conv2d, BatchNorm2d))]
+    example_input = as_tensor(example_input)
+    with no_grad():
+        reference = folded(example_input).data
+    for hook in hooks:
+        hook.remove()
+    times_called = {}
+    for name, _, _ in calls:
+        times_called[name] = times_called.get(name, 0) + 1
+    conv_outputs = {id(out): name for name, _, out in calls if isinstance(modules[name], Conv2d)}
+    for name, inp, _ in calls:
+        conv_name = conv_outputs.get(id(inp))
+        bn = modules[name]
+        if (conv_name is None or times_called[name] > 1 or times_called[conv_name] > 1
+                or bn.running_mean is None):
+            continue
+        _replace(folded, conv_name, fuse_conv_bn_eval(modules[conv_name], bn))
+        _replace(folded, name, Identity())
+    with no_grad():
+        got = folded(example_input).data
+    err = float(np.abs(got - reference).max())
+    bound = atol + rtol * float(np.abs(reference).max())
+    if not err <= bound:
+        raise ValueError(f"folding batch norms changed the model's output by {err:.3g} (allowed "
+                         f"{bound:.3g}): a conv output is also read outside the batch norm")
+    return folded
+
+
+def _replace(root, dotted_name, module):
+    """Set the submodule at `dotted_name` (e.g. 'layer1.0.bn1') of `root` to `module`."""
+    parent_name, _, attr = dotted_name.rpartition(".")
+    parent = root
+    for part in parent_name.split(".") if parent_name else ():
+        parent = getattr(parent, part)
+    setattr(parent, attr, module)
