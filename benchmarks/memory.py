@@ -30,7 +30,13 @@ def _rss_mb():
 
 
 def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident set of this process's memory map in MB: VmHWM, not ru_maxrss, which a
+    child process inherits from its parent across fork and exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM line in /proc/self/status")
 
 
 def _juanji_step():

@@ -2,10 +2,10 @@
 
     python -m benchmarks.run [--json PATH] [--quick]
 
-Runs benchmarks.train_step, benchmarks.ops and benchmarks.models in turn (2 threads each side,
-see benchmarks/__init__.py) and prints their tables; --json writes every row, the NumPy sgemm
-ceiling, the conv GFLOP/s and the peak RSS to PATH. A full run takes a few minutes; --quick
-takes fewer repetitions (noisier medians).
+Runs benchmarks.train_step, benchmarks.ops, benchmarks.models and benchmarks.memory in turn (2
+threads each side, see benchmarks/__init__.py) and prints their tables; --json writes every row,
+the NumPy sgemm ceiling, the conv GFLOP/s and the peak memory to PATH. A full run takes a few
+minutes; --quick takes fewer repetitions (noisier medians).
 """
 
 import argparse
@@ -13,7 +13,7 @@ import json
 import platform
 import time
 
-from benchmarks import THREADS, models, ops, train_step
+from benchmarks import THREADS, memory, models, ops, train_step
 
 
 def main(argv=None):
@@ -27,6 +27,7 @@ def main(argv=None):
     train_rows = train_step.run(reps["train"])
     op_rows, sgemm, conv_gflops = ops.run(reps["ops"])
     model_rows, rss_mb = models.run(reps["models"])
+    memory_rows = memory.run()
     elapsed = time.perf_counter() - start
     print(f"\nsuite took {elapsed:.0f} s")
     if args.json:
@@ -43,6 +44,7 @@ def main(argv=None):
                 {"case": name, "gflops": g, "percent_of_sgemm": 100 * g / sgemm}
                 for name, g in conv_gflops],
             "peak_rss_mb": rss_mb,
+            "resnet20_step_memory": memory_rows,
         }
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

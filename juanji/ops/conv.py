@@ -13,6 +13,8 @@ kernel tap, which beats a batched GEMM of C tiny matrices.
 from juanji.arithmetic import conv_output_size
 from juanji.function import Function
 from juanji.ops.kernels import (
+    channel_sums,
+    channels_last_rows,
     col2im_groups,
     conv_input_grad_nhwc,
     conv_weight_grad,
@@ -23,6 +25,9 @@ from juanji.ops.kernels import (
 )
 
 _NO_PAD = ((0, 0), (0, 0))
+# Columns up to this size are kept for the weight gradient; bigger ones are rebuilt from the
+# input in backward (costs one more im2col copy, saves KH*KW times the input's memory).
+_KEEP_COLUMNS_BYTES = 16 << 20
 
 
 def weight_rows(weight, groups):
@@ -51,6 +56,13 @@ def reduce_rows(a, b):
     Computed as (b^T a)^T, which OpenBLAS runs markedly faster than a^T b for the weight
     gradient's shape (small P and Q, very long L)."""
     return (b.transpose(0, 2, 1) @ a).transpose(0, 2, 1)
+
+
+def bias_grad(gy):
+    """Sum of (N, OC, OH, OW) gy per output channel -> (OC,), as a BLAS product over its
+    channels-last rows (a view when gy is, as conv's own outputs are)."""
+    rows, _ = channels_last_rows(gy)  # (N*OH, OW*OC)
+    return channel_sums(rows, gy.shape[1])
 
 
 def crop_nchw(xpad_nhwc, padding, size):
@@ -101,11 +113,13 @@ class Conv2d(Function):
                 y = (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(-1, oc)  # (L, OC)
             y = y.reshape(n, oh, ow, oc)
             # The weight gradient needs the columns again. A pointwise conv's are a view of x;
-            # otherwise they are KH*KW times the input, so a plain conv keeps x itself and
-            # rebuilds them in backward (grouped convs keep them: rare, and small).
+            # otherwise they are KH*KW times the input, so when they are big a plain conv
+            # keeps x itself and rebuilds them in backward (grouped convs keep them: rare).
+            self.rebuild = (self.path == "im2col" and groups == 1
+                            and cols.nbytes > _KEEP_COLUMNS_BYTES)
             kept = None
             if self.needs_grad[1]:
-                kept = x if self.path == "im2col" and groups == 1 else cols
+                kept = x if self.rebuild else cols
             self.saved = (kept, wg, padded_shape)
         if bias is not None:
             y += bias
@@ -114,7 +128,7 @@ class Conv2d(Function):
     def backward(self, gy):
         kernel, stride, padding, dilation, out, x_shape, w_shape = self.geometry
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
-        gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
+        gb = bias_grad(gy) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
         if self.path == "depthwise":
             xpad, taps, padded_shape = self.saved
@@ -147,7 +161,7 @@ class Conv2d(Function):
                 dxpad = col2im_groups(dcols, padded_shape, kernel, stride, dilation, out)
                 gx = crop_nchw(dxpad, padding, x_shape[2:])
         if need_w:
-            if self.path == "im2col" and self.groups == 1:  # kept: the input
+            if self.rebuild:  # kept: the input
                 gw = conv_weight_grad(kept, gyg[0], kernel, stride, padding, dilation, out)[None]
             else:  # kept: the columns
                 gw = reduce_rows(gyg, kept)
@@ -195,7 +209,7 @@ class ConvTranspose2d(Function):
         (top, _), (left, _) = padding
         gx = gw = gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = bias_grad(gy)
         gcanvas = pad_nhwc(gy, (top, canvas[1] - top - out[0]),
                            (left, canvas[2] - left - out[1]))  # (N, HC, WC, OC)
         gcols = im2col_nhwc(gcanvas, kernel, stride, dilation, (h, w), groups)  # (G, L, Kg)

@@ -8,7 +8,13 @@ form the im2col columns of an ordinary grouped conv GEMM.
 from juanji.arithmetic import conv_output_size
 from juanji.backend import xp_of
 from juanji.function import Function
-from juanji.ops.conv import reduce_rows, rows_by_group, weight_from_rows, weight_rows
+from juanji.ops.conv import (
+    bias_grad,
+    reduce_rows,
+    rows_by_group,
+    weight_from_rows,
+    weight_rows,
+)
 from juanji.ops.kernels import group_columns, scatter_add_flat, ungroup_columns
 
 
@@ -107,7 +113,7 @@ class DeformConv2d(Function):
         need_m = len(self.needs_grad) > 4 and self.needs_grad[4]
         gyg = rows_by_group(gy.transpose(0, 2, 3, 1), groups)  # (G, L, OCg)
         gw = weight_from_rows(reduce_rows(gyg, cols), w_shape) if need_w else None
-        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
+        gb = bias_grad(gy) if need_b else None
         if not (need_x or need_off or need_m):
             return None, None, gw, gb, None
         dwindows = ungroup_columns(gyg @ wg, (n, oh, ow, kh, kw, c))  # (N, OH, OW, KH, KW, C)

@@ -111,14 +111,15 @@ def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_siz
     oh, ow = out_size
     dx = xp.zeros(padded_shape, dtype=gy_rows.dtype)
     step = max(1, chunk_bytes // (oh * ow * c * gy_rows.itemsize))
-    buf = xp.empty((min(step, n), oh * ow, c), dtype=gy_rows.dtype)
+    buf = xp.empty((min(step, n) * oh * ow, c), dtype=gy_rows.dtype)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        block = buf[: stop - start]  # (B, OH*OW, C)
+        gy_block = gy_rows[start:stop].reshape(-1, gy_rows.shape[2])  # (B*OH*OW, OC)
+        block = buf[: gy_block.shape[0]]  # (B*OH*OW, C): one GEMM, not one per sample
         for i in range(kh):
             for j in range(kw):
                 rows, cols = window_slice(i, j, stride, dilation, out_size)
-                xp.matmul(gy_rows[start:stop], wtaps[i, j], out=block)
+                xp.matmul(gy_block, wtaps[i, j], out=block)
                 dx[start:stop, rows, cols, :] += block.reshape(-1, oh, ow, c)
     return dx
 

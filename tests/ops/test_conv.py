@@ -57,7 +57,10 @@ CONV2D_GRID = [
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", CONV2D_GRID)
-def test_conv2d_matches_torch(case, bias):
+@pytest.mark.parametrize("rebuild_columns", [False, True])
+def test_conv2d_matches_torch(case, bias, rebuild_columns, monkeypatch):
+    if rebuild_columns:  # backward rebuilds the columns from the input, as for big layers
+        monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)
     n, c, oc, g, h, w, k, s, p, d = case
     kh, kw = (k, k) if isinstance(k, int) else k
     rng = np.random.default_rng(0)
@@ -100,7 +103,10 @@ def test_conv2d_keeps_float32_and_float64():
     ((2, 4, 3, 4), (3, 4, 1, 1), dict()),
     ((2, 4, 3, 4), (4, 2, 1, 1), dict(groups=2)),
 ])
-def test_conv2d_gradcheck(case):
+@pytest.mark.parametrize("rebuild_columns", [False, True])
+def test_conv2d_gradcheck(case, rebuild_columns, monkeypatch):
+    if rebuild_columns:
+        monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)
     x_shape, w_shape, kwargs = case
     rng = np.random.default_rng(2)
     x, w, b = (rng.standard_normal(s) for s in (x_shape, w_shape, (w_shape[0],)))
