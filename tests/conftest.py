@@ -3,7 +3,11 @@
 import os
 import sys
 
-import numpy as np
+# as `import juanji` would set it before NumPy: OpenBLAS threads sleep right after a product,
+# so juanji's kernel threads run (see juanji.backend.BLAS_THREADS_SLEEP)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))

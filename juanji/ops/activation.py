@@ -9,6 +9,7 @@ import math
 
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
+from juanji.ops.kernels import elementwise_blocks
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_PI = math.sqrt(math.pi)
@@ -86,12 +87,31 @@ class Relu(Function):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
 
     def forward(self, x):
-        if self.needs_grad[0]:
-            self.mask = x > 0
-        return xp_of(x).maximum(x, x.dtype.type(0))  # NaN stays NaN
+        xp = xp_of(x)
+        y = xp.empty_like(x)
+        self.mask = xp.empty_like(x, dtype=bool) if self.needs_grad[0] else None
+        zero = x.dtype.type(0)
+
+        def relu(x, y, mask=None):
+            if mask is not None:
+                xp.greater(x, zero, out=mask)
+            xp.maximum(x, zero, out=y)  # NaN stays NaN
+
+        arrays = (x, y) if self.mask is None else (x, y, self.mask)
+        if not elementwise_blocks(relu, *arrays):
+            relu(*arrays)
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        xp = xp_of(gy)
+        gx = xp.empty_like(self.mask, dtype=gy.dtype)
+
+        def masked(gy, mask, gx):
+            xp.multiply(gy, mask, out=gx)
+
+        if not elementwise_blocks(masked, gy, self.mask, gx):
+            masked(gy, self.mask, gx)
+        return gx
 
 
 class Hardtanh(Function):

@@ -5,9 +5,23 @@ Layout: the window kernels work channels-last, (N, H, W, C), because that puts t
 axis of the convolution GEMM (KH*KW*C) next to each other in memory. The NCHW arrays the ops
 receive are transposed views of it, so no copy is needed when an NHWC-backed array comes back in.
 Every routine here has a naive reference test in tests/ops/test_kernels.py.
+
+Threads: the memory-bound kernels work in blocks of samples (`sample_blocks`) that
+`backend.parallel_map` spreads over the cores; each block writes only its own samples, and
+sums over blocks are taken in block order, so results do not depend on the thread count.
 """
 
-from juanji.backend import xp_of
+from juanji.backend import parallel_map, xp_of
+
+_BLOCK_BYTES = 1 << 21  # about 2 MB per block of work: fits in L2/L3, enough for a thread
+
+
+def sample_blocks(n, bytes_per_sample, block_bytes=None):
+    """Split range(n) into consecutive (start, stop) blocks of about `block_bytes` each
+    (default _BLOCK_BYTES)."""
+    block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
+    step = max(1, block_bytes // max(1, bytes_per_sample))
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
@@ -24,8 +38,16 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     xnhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
     if shape == xnhwc.shape:
         return xnhwc
-    out = xp.full(shape, value, dtype=x.dtype)
-    out[:, top : top + h, left : left + w, :] = xnhwc
+    out = xp.empty(shape, dtype=x.dtype)
+    # fill only the border, then copy the inside in sample blocks
+    out[:, :top], out[:, top + h :] = value, value
+    out[:, top : top + h, :left], out[:, top : top + h, left + w :] = value, value
+
+    def copy_block(block):
+        start, stop = block
+        out[start:stop, top : top + h, left : left + w, :] = xnhwc[start:stop]
+
+    parallel_map(copy_block, sample_blocks(n, h * w * c * x.itemsize))
     return out
 
 
@@ -65,7 +87,17 @@ def im2col_nhwc(xp_nhwc, kernel, stride, dilation, out_size, groups=1):
 
 def group_columns(windows, groups):
     """(N, OH, OW, KH, KW, C) windows -> GEMM rows per group (G, N*OH*OW, KH*KW*C/G)."""
+    xp = xp_of(windows)
     n, oh, ow, kh, kw, c = windows.shape
+    if groups == 1:  # the one copy, in sample blocks over the threads
+        cols = xp.empty(windows.shape, dtype=windows.dtype)
+
+        def copy_block(block):
+            start, stop = block
+            cols[start:stop] = windows[start:stop]
+
+        parallel_map(copy_block, sample_blocks(n, oh * ow * kh * kw * c * windows.itemsize))
+        return cols.reshape(1, n * oh * ow, kh * kw * c)  # (1, L, K)
     cg = c // groups
     windows = windows.reshape(n, oh, ow, kh, kw, groups, cg).transpose(5, 0, 1, 2, 3, 4, 6)
     return windows.reshape(groups, n * oh * ow, kh * kw * cg)  # (G, L, Kg), the one copy
@@ -96,58 +128,64 @@ def col2im_nhwc(dcols, padded_shape, kernel, stride, dilation):
 
 
 def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_size,
-                         chunk_bytes=1 << 18):
+                         chunk_bytes=None):
     """Gradient of a (groups=1) convolution w.r.t. its padded input, GEMM and col2im fused.
 
     gy_rows: (N, OH*OW, OC) upstream gradient; wtaps: (KH, KW, OC, C) weights tap-major
     -> (N, HP, WP, C) = sum over taps (i, j) of (gy_rows @ wtaps[i, j]) added at the tap's
-    window offset (the adjoint of `window_view`). Samples go in chunks of about `chunk_bytes`
-    per tap product, so each product is added back while still in cache; the adds then run
-    over whole contiguous rows of OW*C values.
+    window offset (the adjoint of `window_view`). Samples go in blocks of about `chunk_bytes`
+    (default _BLOCK_BYTES / 8) per tap product, so each product is added back while still in
+    cache; the adds then run over whole contiguous rows of OW*C values.
     """
     xp = xp_of(gy_rows)
     kh, kw, _, c = wtaps.shape
-    n = gy_rows.shape[0]
     oh, ow = out_size
     dx = xp.zeros(padded_shape, dtype=gy_rows.dtype)
-    step = max(1, chunk_bytes // (oh * ow * c * gy_rows.itemsize))
-    buf = xp.empty((min(step, n) * oh * ow, c), dtype=gy_rows.dtype)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
+
+    def block_grad(block):
+        start, stop = block
         gy_block = gy_rows[start:stop].reshape(-1, gy_rows.shape[2])  # (B*OH*OW, OC)
-        block = buf[: gy_block.shape[0]]  # (B*OH*OW, C): one GEMM, not one per sample
+        product = xp.empty((gy_block.shape[0], c), dtype=gy_rows.dtype)  # one GEMM per tap
         for i in range(kh):
             for j in range(kw):
                 rows, cols = window_slice(i, j, stride, dilation, out_size)
-                xp.matmul(gy_block, wtaps[i, j], out=block)
-                dx[start:stop, rows, cols, :] += block.reshape(-1, oh, ow, c)
+                xp.matmul(gy_block, wtaps[i, j], out=product)
+                dx[start:stop, rows, cols, :] += product.reshape(-1, oh, ow, c)
+
+    chunk_bytes = _BLOCK_BYTES // 8 if chunk_bytes is None else chunk_bytes
+    parallel_map(block_grad, sample_blocks(gy_rows.shape[0], oh * ow * c * gy_rows.itemsize,
+                                           chunk_bytes), calls_blas=True)
     return dx
 
 
 def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
-                     chunk_bytes=1 << 21):
+                     chunk_bytes=None):
     """Gradient of a (groups=1) convolution w.r.t. its weight rows, im2col recomputed in blocks.
 
     x: the unpadded input (N, C, H, W); gy_rows: (N*OH*OW, OC) upstream gradient
     -> (OC, KH*KW*C) = gy_rows^T @ im2col(pad(x)). Forward keeps only x, not the KH*KW times
-    larger columns: here a few samples at a time (columns of about `chunk_bytes`) are padded
-    and unrolled into one reused buffer and consumed while still in cache.
+    larger columns: here a few samples at a time (columns of about `chunk_bytes`, default
+    _BLOCK_BYTES) are padded, unrolled and consumed while still in cache; the blocks' sums are
+    added in block order.
     """
     xp = xp_of(x)
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = kernel, out_size
     width = kh * kw * c
-    step = max(1, chunk_bytes // (oh * ow * width * x.itemsize))
-    buf = xp.empty((min(step, n) * oh * ow, width), dtype=x.dtype)
-    gw = xp.zeros((gy_rows.shape[1], width), dtype=gy_rows.dtype)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        cols = buf[: (stop - start) * oh * ow]  # (B*OH*OW, KH*KW*C)
-        xpad = pad_nhwc(x[start:stop], *padding)  # (B, HP, WP, C)
-        windows = window_view(xpad, kernel, stride, dilation, out_size)
-        cols.reshape(windows.shape)[...] = windows
+
+    def block_grad(block):
+        start, stop = block
+        windows = window_view(pad_nhwc(x[start:stop], *padding), kernel, stride, dilation,
+                              out_size)  # (B, OH, OW, KH, KW, C)
+        cols = xp.ascontiguousarray(windows).reshape(-1, width)  # (B*OH*OW, KH*KW*C)
         # (cols^T gy)^T: OpenBLAS runs this form of the long reduction markedly faster
-        gw += (cols.T @ gy_rows[start * oh * ow : stop * oh * ow]).T
+        return (cols.T @ gy_rows[start * oh * ow : stop * oh * ow]).T
+
+    partials = parallel_map(block_grad, sample_blocks(n, oh * ow * width * x.itemsize,
+                                                      chunk_bytes), calls_blas=True)
+    gw = partials[0].copy()
+    for partial in partials[1:]:
+        gw += partial
     return gw
 
 
@@ -158,28 +196,34 @@ def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
     return col2im_nhwc(dwindows, padded_shape, kernel, stride, dilation)
 
 
-_CACHE_FLOATS = 1 << 17  # about 512 KB of float32: a working block that fits in L2
-
-
 def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
     """Depthwise cross-correlation, one multiply-add pass per kernel tap.
 
     xp_nhwc: padded (N, HP, WP, C); taps: (KH, KW, C, M) (M outputs per channel, the depth
-    multiplier) -> (N, OH, OW, C, M). Faster than a batched GEMM of C tiny matrices.
+    multiplier) -> (N, OH, OW, C, M). Faster than a batched GEMM of C tiny matrices. Works in
+    sample blocks that stay in cache across the KH*KW passes (memory-bound otherwise), over
+    the threads.
     """
     xp = xp_of(xp_nhwc)
     kh, kw, c, m = taps.shape
     n = xp_nhwc.shape[0]
-    y = xp.zeros((n, *out_size, c, m), dtype=xp_nhwc.dtype)
-    # a few samples at a time, so each output block stays in cache across the KH*KW passes
-    # (memory-bound otherwise: 1.45x faster on b32 96x32x32)
-    chunk = max(1, _CACHE_FLOATS // (out_size[0] * out_size[1] * c * m))
-    for start in range(0, n, chunk):
-        x_block, y_block = xp_nhwc[start:start + chunk], y[start:start + chunk]
+    oh, ow = out_size
+    y = xp.zeros((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
+    # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
+    # values instead of C at a time (1.5x on b32 96x32x32)
+    row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
+
+    def block_taps(block):
+        start, stop = block
+        x_block, y_block = xp_nhwc[start:stop], y[start:stop]
+        product = xp.empty(y_block.shape, dtype=y.dtype)
         for i in range(kh):
             for j in range(kw):
                 rows, cols = window_slice(i, j, stride, dilation, out_size)
-                y_block += x_block[:, rows, cols, :, None] * taps[i, j]
+                xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=product)
+                y_block += product
+
+    parallel_map(block_taps, sample_blocks(n, oh * ow * c * m * y.itemsize, _BLOCK_BYTES // 4))
     return y
 
 
@@ -187,25 +231,42 @@ def depthwise_nhwc_grads(gy, taps, padded_shape, stride, dilation, xp_nhwc=None,
     """Gradients of `depthwise_nhwc`: (d padded input (N, HP, WP, C), d taps (KH, KW, C, M)).
 
     gy: (N, OH, OW, C, M). The input gradient is None unless need_x; the taps gradient is None
-    unless the padded input xp_nhwc is given.
+    unless the padded input xp_nhwc is given. Sample blocks over the threads, as the forward;
+    the blocks' tap gradients are added in block order.
     """
     xp = xp_of(gy)
     kh, kw, c, m = taps.shape
-    out_size = gy.shape[1:3]
+    n, oh, ow = gy.shape[:3]
     dxpad = xp.zeros(padded_shape, dtype=gy.dtype) if need_x else None
-    dtaps = None if xp_nhwc is None else xp.empty(taps.shape, dtype=gy.dtype)
-    gy_rows = gy.reshape(-1, c, m)  # (L, C, M)
-    for i in range(kh):
-        for j in range(kw):
-            rows, cols = window_slice(i, j, stride, dilation, out_size)
-            if need_x:
-                if m == 1:
-                    dxpad[:, rows, cols, :] += gy[..., 0] * taps[i, j, :, 0]
-                else:
-                    dxpad[:, rows, cols, :] += xp.einsum("nhwcm,cm->nhwc", gy, taps[i, j])
-            if dtaps is not None:
-                block = xp_nhwc[:, rows, cols, :].reshape(-1, c)  # (L, C)
-                dtaps[i, j] = xp.einsum("lc,lcm->cm", block, gy_rows)
+    row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
+
+    def block_grads(block):
+        start, stop = block
+        gy_block = gy[start:stop]  # (B, OH, OW, C, M)
+        product = xp.empty(gy_block.shape, dtype=gy.dtype)
+        dtaps = None if xp_nhwc is None else xp.empty(taps.shape, dtype=gy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                rows, cols = window_slice(i, j, stride, dilation, out_size=(oh, ow))
+                if need_x:
+                    xp.multiply(gy_block, row_taps[i, j], out=product)
+                    dxpad[start:stop, rows, cols, :] += (
+                        product[..., 0] if m == 1 else product.sum(axis=-1))  # over M
+                if dtaps is not None:
+                    xp.multiply(xp_nhwc[start:stop, rows, cols, :, None], gy_block, out=product)
+                    # sum over the (B, OH) rows of OW*C*M values (a BLAS product), then fold OW
+                    column_sums = ones[: (stop - start) * oh] @ product.reshape(-1, ow * c * m)
+                    dtaps[i, j] = column_sums.reshape(ow, c, m).sum(axis=0)
+        return dtaps
+
+    blocks = sample_blocks(n, oh * ow * c * m * gy.itemsize, _BLOCK_BYTES // 4)
+    ones = xp.ones((blocks[0][1] - blocks[0][0]) * oh, dtype=gy.dtype)
+    partials = parallel_map(block_grads, blocks, calls_blas=True)
+    dtaps = None
+    if xp_nhwc is not None:
+        dtaps = partials[0]
+        for partial in partials[1:]:
+            dtaps += partial
     return dxpad, dtaps
 
 
@@ -236,26 +297,100 @@ def tile_channels(v, period):
     return xp_of(v).tile(v, period)
 
 
+def row_blocks(rows):
+    """(start, stop) blocks over the first axis of `rows`, about _BLOCK_BYTES each."""
+    return sample_blocks(rows.shape[0], rows[:1].nbytes)
+
+
 def channel_sums(rows, channels, dtype=None):
     """Sum of every channel over channels-last rows (R, P*C) -> (C,).
 
-    By default a matrix-vector product with ones (BLAS, all threads) then a fold of the P column
+    By default a matrix-vector product with ones per row block, then a fold of the P column
     groups: about 10x faster than ndarray.sum over the strided axes when C is small. With a
-    dtype (float64), a NumPy reduce that accumulates in it instead, about 5x slower but exact
-    enough that a constant channel's mean is that constant, as PyTorch's double accumulator is.
+    dtype (float64), a NumPy reduce that accumulates in it instead, slower but exact enough
+    that a constant channel's mean is that constant, as PyTorch's double accumulator is.
     """
     xp = xp_of(rows)
-    if dtype is None:
-        column_sums = xp.ones(rows.shape[0], dtype=rows.dtype) @ rows  # (P*C,)
-    else:
-        column_sums = rows.sum(axis=0, dtype=dtype)
-    return column_sums.reshape(-1, channels).sum(axis=0)
+
+    def block_sums(block):
+        piece = rows[block[0] : block[1]]
+        if dtype is None:
+            return xp.ones(piece.shape[0], dtype=rows.dtype) @ piece  # (P*C,)
+        return piece.sum(axis=0, dtype=dtype)
+
+    partials = parallel_map(block_sums, row_blocks(rows), calls_blas=dtype is None)
+    return _fold(partials, channels)
 
 
 def channel_dots(a, b, channels):
     """Per-channel sum of a * b over channels-last rows (R, P*C) -> (C,), no temporary."""
-    column_dots = xp_of(a).einsum("rk,rk->k", a, b)  # (P*C,)
-    return column_dots.reshape(-1, channels).sum(axis=0)
+    xp = xp_of(a)
+    partials = parallel_map(
+        lambda block: xp.einsum("rk,rk->k", a[block[0] : block[1]], b[block[0] : block[1]]),
+        row_blocks(a))
+    return _fold(partials, channels)
+
+
+def _fold(column_partials, channels):
+    """Block partials of (P*C,) column sums, added in block order -> per-channel (C,)."""
+    total = column_partials[0].copy()
+    for partial in column_partials[1:]:
+        total += partial
+    return total.reshape(-1, channels).sum(axis=0)
+
+
+def channel_combination(terms, shift, period, out=None):
+    """sum over terms of rows * tile(scale), plus tile(shift): one pass per term, in row blocks.
+
+    terms: [(rows (R, P*C) channels-last, scale (C,) or None)]; shift: (C,) or None. `out` is a
+    fresh array by default, or one of the terms' rows to work in place.
+    """
+    xp = xp_of(terms[0][0])
+    first = terms[0][0]
+    out = xp.empty_like(first) if out is None else out
+    tiled = [(rows, None if scale is None else tile_channels(scale, period).astype(first.dtype))
+             for rows, scale in terms]
+    tiled_shift = None if shift is None else tile_channels(shift, period).astype(first.dtype)
+
+    def combine(block):
+        start, stop = block
+        piece = out[start:stop]
+        for k, (rows, scale) in enumerate(tiled):
+            part = rows[start:stop]
+            if k == 0 and scale is not None:
+                xp.multiply(part, scale, out=piece)
+            elif k == 0 and rows is not out:
+                piece[...] = part
+            elif k > 0:
+                piece += part if scale is None else part * scale
+        if tiled_shift is not None:
+            piece += tiled_shift
+
+    parallel_map(combine, row_blocks(first))
+    return out
+
+
+def elementwise_blocks(fn, *arrays):
+    """Call fn(*pieces) on matching 1-D pieces of arrays laid out alike (each one contiguous
+    block of memory, axes in the same stride order), in blocks over the threads.
+
+    Returns False, having done nothing, when the arrays are not laid out so; the caller then
+    runs fn on the whole arrays.
+    """
+    xp = xp_of(arrays[0])
+    order = xp.argsort(arrays[0].strides, kind="stable")[::-1]  # axes, largest stride first
+    flats = []
+    for array in arrays:
+        if array.shape != arrays[0].shape:
+            return False
+        moved = array.transpose(order)
+        if not moved.flags.c_contiguous:
+            return False
+        flats.append(moved.reshape(-1))  # memory order, a view
+    itemsize = max(array.itemsize for array in arrays)
+    parallel_map(lambda block: fn(*(flat[block[0] : block[1]] for flat in flats)),
+                 sample_blocks(flats[0].size, itemsize))
+    return True
 
 
 def index_add_axis(values, index, size, axis):

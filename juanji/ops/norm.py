@@ -9,11 +9,11 @@ channel into noise.
 from juanji.backend import xp_of
 from juanji.function import Function
 from juanji.ops.kernels import (
+    channel_combination,
     channel_dots,
     channel_sums,
     channels_last_rows,
     rows_to_channels_first,
-    tile_channels,
 )
 
 
@@ -44,17 +44,6 @@ def _channel_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
-def _affine(rows, scale, shift, period):
-    """rows * scale + shift per channel over channels-last rows (R, P*C); scale and shift are
-    (C,) or None. A fresh array unless both are None."""
-    if scale is None:
-        return rows if shift is None else rows + tile_channels(shift, period)
-    y = rows * tile_channels(scale, period)
-    if shift is not None:
-        y += tile_channels(shift, period)  # in place: y is fresh
-    return y
-
-
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel; x: (N, C, *).
 
@@ -77,7 +66,7 @@ class BatchNorm(Function):
         if training:
             # the mean accumulates in float64: a constant channel then centres to exact zeros
             mean = (channel_sums(rows, c, xp.float64) / count).astype(x.dtype)  # (C,)
-            centered = rows - tile_channels(mean, period)  # (R, P*C)
+            centered = channel_combination([(rows, None)], -mean, period)  # (R, P*C)
             var = channel_dots(centered, centered, c) / count
             self.batch_mean, self.batch_var = mean, var
         else:
@@ -85,15 +74,16 @@ class BatchNorm(Function):
         invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
         scale = invstd if weight is None else invstd * weight
         if training:
-            centered *= tile_channels(invstd, period)
-            self.xhat = centered  # (R, P*C), kept for backward
-            y = _affine(centered, weight, bias, period)
+            self.xhat = channel_combination([(centered, invstd)], None, period, out=centered)
+            y = self.xhat
+            if weight is not None or bias is not None:
+                y = channel_combination([(self.xhat, weight)], bias, period)
         else:
             # one affine pass: y = x * scale + (bias - mean * scale)
             shift = -mean * scale if bias is None else bias - mean * scale
-            y = _affine(rows, scale, shift, period)
+            y = channel_combination([(rows, scale)], shift, period)
             if len(self.needs_grad) > 1 and self.needs_grad[1]:  # d weight = sum(gy * xhat)
-                self.xhat = _affine(rows, invstd, -mean * invstd, period)
+                self.xhat = channel_combination([(rows, invstd)], -mean * invstd, period)
         self.scale, self.training = scale, training
         return rows_to_channels_first(y, x.shape)
 
@@ -114,10 +104,11 @@ class BatchNorm(Function):
         if need_w or (need_x and self.training):
             gw = channel_dots(rows, self.xhat, c)  # (C,)
         if need_x:
-            gx = rows * tile_channels(self.scale, period)
             if self.training:
-                gx -= self.xhat * tile_channels(self.scale * gw / count, period)
-                gx -= tile_channels(self.scale * gb / count, period)
+                terms = [(rows, self.scale), (self.xhat, -self.scale * gw / count)]
+                gx = channel_combination(terms, -self.scale * gb / count, period)
+            else:
+                gx = channel_combination([(rows, self.scale)], None, period)
             gx = rows_to_channels_first(gx, gy.shape)
         return gx, gw if need_w else None, gb if need_b else None
 

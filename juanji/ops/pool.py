@@ -10,9 +10,9 @@ layer restricts it to PyTorch's.
 import numpy as np
 
 from juanji.arithmetic import adaptive_pool_bounds, pool_output_size
-from juanji.backend import xp_of
+from juanji.backend import parallel_map, xp_of
 from juanji.function import Function
-from juanji.ops.kernels import pad_nhwc, scatter_add_flat, window_slice
+from juanji.ops.kernels import pad_nhwc, sample_blocks, scatter_add_flat, window_slice
 
 
 def _sides(padding):
@@ -58,28 +58,36 @@ class MaxPool2d(Function):
         # the winning tap is only kept for backward or indices(): inference skips two passes
         track = return_indices or self.needs_grad[0]
         tap_type = np.min_scalar_type(kernel[0] * kernel[1] - 1)  # uint8 for windows to 16x16
-        best = arg = None
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                rows, cols = window_slice(i, j, stride, dilation, out)
-                block = xpad[:, rows, cols, :]  # (N, OH, OW, C)
-                if best is None:
-                    best = block.copy()
-                    arg = xp.zeros(best.shape, dtype=tap_type) if track else None
-                    continue
-                if not (track or nan_aware):
-                    xp.maximum(best, block, out=best)
-                    continue
-                take = block > best  # strict: ties keep the first maximum
-                if nan_aware:
-                    take |= xp.isnan(block)
-                    best = xp.where(take, block, best)
-                else:
-                    xp.maximum(best, block, out=best)
-                if track:
-                    # taps come in increasing order, so the latest winner is the largest tap
-                    # number: max(arg, take * tap) is a masked store without the mask
-                    xp.maximum(arg, take * tap_type.type(i * kernel[1] + j), out=arg)
+        n, c = x.shape[:2]
+        best = xp.empty((n, *out, c), dtype=x.dtype)  # (N, OH, OW, C)
+        arg = xp.zeros(best.shape, dtype=tap_type) if track else None
+
+        def pool_block(block):  # samples start:stop, in cache across the taps
+            start, stop = block
+            best_b = best[start:stop]
+            arg_b = None if arg is None else arg[start:stop]
+            for i in range(kernel[0]):
+                for j in range(kernel[1]):
+                    rows, cols = window_slice(i, j, stride, dilation, out)
+                    tap = xpad[start:stop, rows, cols, :]  # (B, OH, OW, C)
+                    if i == j == 0:
+                        best_b[...] = tap
+                        continue
+                    if not (track or nan_aware):
+                        xp.maximum(best_b, tap, out=best_b)
+                        continue
+                    take = tap > best_b  # strict: ties keep the first maximum
+                    if nan_aware:
+                        take |= xp.isnan(tap)
+                        best_b[...] = xp.where(take, tap, best_b)
+                    else:
+                        xp.maximum(best_b, tap, out=best_b)
+                    if track:
+                        # taps come in increasing order, so the latest winner is the largest
+                        # tap number: max(arg, take * tap) is a masked store without the mask
+                        xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
+
+        parallel_map(pool_block, sample_blocks(n, best[:1].nbytes * 4))
         self.arg, self.padded_shape = arg, xpad.shape
         self.params = (x.shape, kernel, stride, padding, dilation, out)
         return best.transpose(0, 3, 1, 2)
@@ -90,18 +98,25 @@ class MaxPool2d(Function):
         gy = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
         dxpad = xp.zeros(self.padded_shape, dtype=gy.dtype)
         (oh, ow), (kh, kw) = out, kernel
-        if tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1):
-            # Windows tile the input: each cell gets one tap's gradient, written in place.
-            n, c = gy.shape[0], gy.shape[3]
-            tiles = dxpad[:, : oh * kh, : ow * kw, :].reshape(n, oh, kh, ow, kw, c)
-            for i in range(kh):
-                for j in range(kw):
-                    xp.multiply(gy, self.arg == i * kw + j, out=tiles[:, :, i, :, j, :])
-        else:
+        tiled = tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1)
+        n, c = gy.shape[0], gy.shape[3]
+
+        def unpool_block(block):
+            start, stop = block
+            gy_b, arg_b = gy[start:stop], self.arg[start:stop]
+            if tiled:
+                # Windows tile the input: each cell gets one tap's gradient, written in place.
+                tiles = dxpad[start:stop, : oh * kh, : ow * kw, :].reshape(-1, oh, kh, ow, kw, c)
+                for i in range(kh):
+                    for j in range(kw):
+                        xp.multiply(gy_b, arg_b == i * kw + j, out=tiles[:, :, i, :, j, :])
+                return
             for i in range(kh):
                 for j in range(kw):
                     rows, cols = window_slice(i, j, stride, dilation, out)
-                    dxpad[:, rows, cols, :] += gy * (self.arg == i * kw + j)
+                    dxpad[start:stop, rows, cols, :] += gy_b * (arg_b == i * kw + j)
+
+        parallel_map(unpool_block, sample_blocks(n, oh * ow * c * gy.itemsize * 4))
         (top, _), (left, _) = padding
         h, w = x_shape[2:]
         return dxpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)

@@ -1,0 +1,84 @@
+"""juanji's kernel threads: the ops give the same numbers on one thread or several (bit for bit
+at a given block size) and, with tiny blocks that split every array, the same as one block."""
+
+import numpy as np
+import pytest
+
+import juanji
+import juanji.nn.functional as F
+from juanji import backend
+from juanji.ops import conv as conv_ops
+from juanji.ops import kernels
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((5, 6, 9, 8))
+W3 = RNG.standard_normal((4, 6, 3, 3))
+W_DEPTHWISE = RNG.standard_normal((12, 1, 3, 3))
+W_POINTWISE = RNG.standard_normal((7, 6, 1, 1))
+GAMMA, BETA = RNG.uniform(0.5, 1.5, 6), RNG.standard_normal(6)
+RUNNING_MEAN, RUNNING_VAR = RNG.standard_normal(6), RNG.uniform(0.5, 2, 6)
+
+CASES = {
+    "conv im2col": lambda x, w: F.conv2d(x, w, None, 1, 1),
+    "conv strided dilated": lambda x, w: F.conv2d(x, w, None, 2, 2, 2),
+    "conv depthwise": lambda x, w: F.conv2d(x, w, None, 1, 1, 1, 6),
+    "conv pointwise": lambda x, w: F.conv2d(x, w),
+    "batch_norm train": lambda x, w: F.batch_norm(F.conv2d(x, w, None, 1, 1), None, None,
+                                                  GAMMA[:4], BETA[:4], training=True),
+    "batch_norm eval": lambda x, w: F.batch_norm(F.conv2d(x, w, None, 1, 1), RUNNING_MEAN[:4],
+                                                 RUNNING_VAR[:4], GAMMA[:4], BETA[:4]),
+    "relu": lambda x, w: F.relu(F.conv2d(x, w, None, 1, 1)),
+    "max_pool": lambda x, w: F.max_pool2d(F.conv2d(x, w, None, 1, 1), 3, 2, 1),
+    "max_pool tiling": lambda x, w: F.max_pool2d(F.conv2d(x, w, None, 1, 1), 2),
+}
+WEIGHTS = {"conv depthwise": W_DEPTHWISE, "conv pointwise": W_POINTWISE}
+
+
+def _run(name, threads, block_bytes, monkeypatch):
+    monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)  # rebuild columns in blocks too
+    juanji.set_num_threads(threads)
+    try:
+        x = juanji.tensor(X, requires_grad=True)
+        w = juanji.tensor(WEIGHTS.get(name, W3), requires_grad=True)
+        y = CASES[name](x, w)
+        upstream = np.random.default_rng(1).standard_normal(y.shape)
+        (y * juanji.tensor(upstream)).sum().backward()
+        return y.data.copy(), x.grad.copy(), w.grad.copy()
+    finally:
+        backend._num_threads = None
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_threads_and_blocks_do_not_change_results(name, monkeypatch):
+    one_block = _run(name, 1, 1 << 30, monkeypatch)
+    tiny_serial = _run(name, 1, 64, monkeypatch)
+    tiny_threaded = _run(name, 3, 64, monkeypatch)
+    for a, b in zip(tiny_serial, tiny_threaded):
+        np.testing.assert_array_equal(a, b)  # deterministic: block sums in block order
+    for a, b in zip(one_block, tiny_serial):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_map_keeps_order_runs_nested_calls_inline_and_raises():
+    juanji.set_num_threads(3)
+    try:
+        assert backend.parallel_map(lambda i: i * i, range(10)) == [i * i for i in range(10)]
+        nested = backend.parallel_map(lambda i: backend.parallel_map(lambda j: i + j, [0, 1]),
+                                      range(4))
+        assert nested == [[i, i + 1] for i in range(4)]
+        with pytest.raises(ZeroDivisionError):
+            backend.parallel_map(lambda i: 1 // (i - 2), range(4))
+    finally:
+        backend._num_threads = None
+
+
+def test_thread_settings_are_checked(monkeypatch):
+    with pytest.raises(ValueError, match=r"set_num_threads expects a positive int; got 0"):
+        juanji.set_num_threads(0)
+    monkeypatch.setenv("JUANJI_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match=r"JUANJI_NUM_THREADS must be a positive integer; "
+                                         r"got 'two'"):
+        juanji.get_num_threads()
+    monkeypatch.setenv("JUANJI_NUM_THREADS", "3")
+    assert juanji.get_num_threads() == 3
