@@ -28,18 +28,19 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     """NCHW x -> channels-last padded copy (N, PH0+H+PH1+extra_h, PW0+W+PW1+extra_w, C).
 
     pad_h = (top, bottom), pad_w = (left, right); `extra_*` adds cells on the bottom/right
-    (ceil_mode windows that run past the padded input) filled with `value` too. Without any
-    padding the result is a view, not a copy.
+    (ceil_mode windows that run past the padded input) filled with `value` too. Always
+    C-contiguous: without any padding, a view of an NCHW view of channels-last memory (what
+    conv returns), else a copy, so the window copies that follow read runs of C values.
     """
     xp = xp_of(x)
     n, c, h, w = x.shape
     (top, bottom), (left, right) = pad_h, pad_w
     shape = (n, top + h + bottom + extra_h, left + w + right + extra_w, c)
     xnhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
-    if shape == xnhwc.shape:
+    if shape == xnhwc.shape and xnhwc.flags.c_contiguous:
         return xnhwc
     out = xp.empty(shape, dtype=x.dtype)
-    # fill only the border, then copy the inside in sample blocks
+    # fill only the border (if any), then copy the inside in sample blocks
     out[:, :top], out[:, top + h :] = value, value
     out[:, top : top + h, :left], out[:, top : top + h, left + w :] = value, value
 

@@ -39,8 +39,12 @@ def test_pad_nhwc_matches_np_pad():
     expected = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (1, 3), (0, 5), (0, 0)),
                       constant_values=-1.0)
     np.testing.assert_array_equal(got, expected)
-    view = kernels.pad_nhwc(x, (0, 0), (0, 0))
-    assert np.shares_memory(view, x)  # no padding: no copy
+    copy = kernels.pad_nhwc(x, (0, 0), (0, 0))  # NCHW memory: one channels-last copy
+    assert copy.flags.c_contiguous and not np.shares_memory(copy, x)
+    np.testing.assert_array_equal(copy, x.transpose(0, 2, 3, 1))
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    view = kernels.pad_nhwc(channels_last, (0, 0), (0, 0))
+    assert np.shares_memory(view, channels_last)  # what conv returns: no padding, no copy
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
