@@ -83,6 +83,14 @@ def _sigmoid(x):
     return half * (1 + xp_of(x).tanh(half * x))
 
 
+def _masked_gradient(gy, mask):
+    """gy * mask (mask: bool, where the op passes gradient), in blocks over the threads."""
+    xp = xp_of(gy)
+    gx = xp.empty_like(mask, dtype=gy.dtype)
+    elementwise_blocks(lambda gy, mask, gx: xp.multiply(gy, mask, out=gx), gy, mask, gx)
+    return gx
+
+
 class Relu(Function):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
 
@@ -97,21 +105,11 @@ class Relu(Function):
                 xp.greater(x, zero, out=mask)
             xp.maximum(x, zero, out=y)  # NaN stays NaN
 
-        arrays = (x, y) if self.mask is None else (x, y, self.mask)
-        if not elementwise_blocks(relu, *arrays):
-            relu(*arrays)
+        elementwise_blocks(relu, *((x, y) if self.mask is None else (x, y, self.mask)))
         return y
 
     def backward(self, gy):
-        xp = xp_of(gy)
-        gx = xp.empty_like(self.mask, dtype=gy.dtype)
-
-        def masked(gy, mask, gx):
-            xp.multiply(gy, mask, out=gx)
-
-        if not elementwise_blocks(masked, gy, self.mask, gx):
-            masked(gy, self.mask, gx)
-        return gx
+        return _masked_gradient(gy, self.mask)
 
 
 class Hardtanh(Function):
@@ -121,11 +119,22 @@ class Hardtanh(Function):
     """
 
     def forward(self, x, min_val=-1.0, max_val=1.0):
-        self.mask = (x > min_val) & (x < max_val)
-        return xp_of(x).clip(x, min_val, max_val).astype(x.dtype, copy=False)
+        xp = xp_of(x)
+        y = xp.empty_like(x)
+        self.mask = xp.empty_like(x, dtype=bool) if self.needs_grad[0] else None
+        low, high = x.dtype.type(min_val), x.dtype.type(max_val)
+
+        def hardtanh(x, y, mask=None):
+            if mask is not None:
+                xp.greater(x, low, out=mask)
+                mask &= x < high
+            xp.clip(x, low, high, out=y)
+
+        elementwise_blocks(hardtanh, *((x, y) if self.mask is None else (x, y, self.mask)))
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        return _masked_gradient(gy, self.mask)
 
 
 class LeakyRelu(Function):

@@ -24,6 +24,18 @@ def sample_blocks(n, bytes_per_sample, block_bytes=None):
     return [(start, min(start + step, n)) for start in range(0, n, step)]
 
 
+def sample_row_blocks(n, rows, bytes_per_row, block_bytes=None):
+    """Blocks (start, stop, row_start, row_stop) over samples and, within each sample, over
+    `rows` rows of about `block_bytes` (default _BLOCK_BYTES) each: whole samples when a block
+    holds at least one, else row ranges of single samples, so a batch of one splits too."""
+    block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
+    if rows * bytes_per_row <= block_bytes:
+        return [(start, stop, 0, rows)
+                for start, stop in sample_blocks(n, rows * bytes_per_row, block_bytes)]
+    step = max(1, block_bytes // max(1, bytes_per_row))
+    return [(b, b + 1, r, min(r + step, rows)) for b in range(n) for r in range(0, rows, step)]
+
+
 def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     """NCHW x -> channels-last padded copy (N, PH0+H+PH1+extra_h, PW0+W+PW1+extra_w, C).
 
@@ -45,10 +57,10 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     out[:, top : top + h, :left], out[:, top : top + h, left + w :] = value, value
 
     def copy_block(block):
-        start, stop = block
-        out[start:stop, top : top + h, left : left + w, :] = xnhwc[start:stop]
+        start, stop, r0, r1 = block
+        out[start:stop, top + r0 : top + r1, left : left + w, :] = xnhwc[start:stop, r0:r1]
 
-    parallel_map(copy_block, sample_blocks(n, h * w * c * x.itemsize))
+    parallel_map(copy_block, sample_row_blocks(n, h, w * c * x.itemsize))
     return out
 
 
@@ -94,10 +106,10 @@ def group_columns(windows, groups):
         cols = xp.empty(windows.shape, dtype=windows.dtype)
 
         def copy_block(block):
-            start, stop = block
-            cols[start:stop] = windows[start:stop]
+            start, stop, r0, r1 = block
+            cols[start:stop, r0:r1] = windows[start:stop, r0:r1]
 
-        parallel_map(copy_block, sample_blocks(n, oh * ow * kh * kw * c * windows.itemsize))
+        parallel_map(copy_block, sample_row_blocks(n, oh, ow * kh * kw * c * windows.itemsize))
         return cols.reshape(1, n * oh * ow, kh * kw * c)  # (1, L, K)
     cg = c // groups
     windows = windows.reshape(n, oh, ow, kh, kw, groups, cg).transpose(5, 0, 1, 2, 3, 4, 6)
@@ -372,26 +384,23 @@ def channel_combination(terms, shift, period, out=None):
 
 
 def elementwise_blocks(fn, *arrays):
-    """Call fn(*pieces) on matching 1-D pieces of arrays laid out alike (each one contiguous
-    block of memory, axes in the same stride order), in blocks over the threads.
+    """Call fn(*pieces) on matching pieces of same-shape arrays, in blocks over the threads.
 
-    Returns False, having done nothing, when the arrays are not laid out so; the caller then
-    runs fn on the whole arrays.
+    When all are laid out alike (each one contiguous block of memory, axes in the same stride
+    order) the pieces are 1-D runs in memory order, so NumPy's loops run over long rows;
+    otherwise they are blocks of samples (the first axis).
     """
     xp = xp_of(arrays[0])
-    order = xp.argsort(arrays[0].strides, kind="stable")[::-1]  # axes, largest stride first
-    flats = []
-    for array in arrays:
-        if array.shape != arrays[0].shape:
-            return False
-        moved = array.transpose(order)
-        if not moved.flags.c_contiguous:
-            return False
-        flats.append(moved.reshape(-1))  # memory order, a view
     itemsize = max(array.itemsize for array in arrays)
-    parallel_map(lambda block: fn(*(flat[block[0] : block[1]] for flat in flats)),
-                 sample_blocks(flats[0].size, itemsize))
-    return True
+    order = xp.argsort(arrays[0].strides, kind="stable")[::-1]  # axes, largest stride first
+    moved = [array.transpose(order) for array in arrays]
+    if all(m.flags.c_contiguous for m in moved):
+        pieces = [m.reshape(-1) for m in moved]  # memory order, views
+        blocks = sample_blocks(pieces[0].size, itemsize)
+    else:
+        pieces = arrays
+        blocks = sample_blocks(arrays[0].shape[0], arrays[0][:1].size * itemsize)
+    parallel_map(lambda block: fn(*(piece[block[0] : block[1]] for piece in pieces)), blocks)
 
 
 def index_add_axis(values, index, size, axis):

@@ -28,6 +28,8 @@ CASES = {
     "batch_norm eval": lambda x, w: F.batch_norm(F.conv2d(x, w, None, 1, 1), RUNNING_MEAN[:4],
                                                  RUNNING_VAR[:4], GAMMA[:4], BETA[:4]),
     "relu": lambda x, w: F.relu(F.conv2d(x, w, None, 1, 1)),
+    "relu on a strided view": lambda x, w: F.relu(F.conv2d(x, w, None, 1, 1)[:, :, ::2]),
+    "relu6": lambda x, w: F.relu6(F.conv2d(x, w, None, 1, 1)),
     "max_pool": lambda x, w: F.max_pool2d(F.conv2d(x, w, None, 1, 1), 3, 2, 1),
     "max_pool tiling": lambda x, w: F.max_pool2d(F.conv2d(x, w, None, 1, 1), 2),
 }
