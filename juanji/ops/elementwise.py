@@ -2,14 +2,20 @@
 
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
+from juanji.ops.kernels import elementwise_blocks
 
 
 class Add(Function):
-    """a + b."""
+    """a + b. Same-shape arrays (a residual sum) are added in blocks over the threads."""
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return a + b
+        xp = xp_of(a)
+        if not (hasattr(b, "shape") and a.shape == b.shape and a.ndim):
+            return a + b
+        out = xp.empty_like(a, dtype=xp.result_type(a, b))
+        elementwise_blocks(lambda a, b, out: xp.add(a, b, out=out), a, b, out)
+        return out
 
     def backward(self, gy):
         sa, sb = self.shapes

@@ -1,5 +1,7 @@
 """Ops that move data without arithmetic: reshape, permute, index, concat, stack, pad, expand."""
 
+import numbers
+
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 
@@ -50,8 +52,18 @@ class GetItem(Function):
     def backward(self, gy):
         xp = xp_of(gy)
         gx = xp.zeros(self.shape, dtype=gy.dtype)
-        xp.add.at(gx, self.index, gy)
+        if _is_basic(self.index):  # slices and ints select each cell at most once
+            gx[self.index] = gy
+        else:
+            xp.add.at(gx, self.index, gy)
         return gx
+
+
+def _is_basic(index):
+    """True for NumPy basic indexing (ints, slices, None, Ellipsis): no cell is picked twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (numbers.Integral, slice, type(None), type(Ellipsis)))
+               and not isinstance(p, bool) for p in parts)
 
 
 class Concat(Function):

@@ -54,8 +54,8 @@ class BatchNorm(Function):
 
     Works on channels-last rows (see `channels_last_rows`): the sums are BLAS products and every
     per-channel broadcast runs over long rows; the output is an NCHW view of channels-last
-    memory, like conv's. Training mode is two passes to standardise (subtract the mean, scale)
-    plus one for the variance and two for weight and bias.
+    memory, like conv's. Training mode is one pass to centre, one for the variance and one
+    (two operations) for y = centered * (invstd * weight) + bias.
     """
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
@@ -73,18 +73,18 @@ class BatchNorm(Function):
             mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
         invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
         scale = invstd if weight is None else invstd * weight
+        # xhat = centered * invstd is never stored: y and both gradients take it per channel
         if training:
-            self.xhat = channel_combination([(centered, invstd)], None, period, out=centered)
-            y = self.xhat
-            if weight is not None or bias is not None:
-                y = channel_combination([(self.xhat, weight)], bias, period)
+            y = channel_combination([(centered, scale)], bias, period)  # xhat * w + b
         else:
             # one affine pass: y = x * scale + (bias - mean * scale)
             shift = -mean * scale if bias is None else bias - mean * scale
             y = channel_combination([(rows, scale)], shift, period)
             if len(self.needs_grad) > 1 and self.needs_grad[1]:  # d weight = sum(gy * xhat)
-                self.xhat = channel_combination([(rows, invstd)], -mean * invstd, period)
-        self.scale, self.training = scale, training
+                centered = channel_combination([(rows, None)], -mean, period)
+        if training or (len(self.needs_grad) > 1 and self.needs_grad[1]):
+            self.centered = centered  # (R, P*C)
+        self.invstd, self.scale, self.training = invstd, scale, training
         return rows_to_channels_first(y, x.shape)
 
     def backward(self, gy):
@@ -102,10 +102,12 @@ class BatchNorm(Function):
         if need_b or (need_x and self.training):
             gb = channel_sums(rows, c)  # (C,)
         if need_w or (need_x and self.training):
-            gw = channel_dots(rows, self.xhat, c)  # (C,)
+            gw = channel_dots(rows, self.centered, c) * self.invstd  # sum(gy * xhat), (C,)
         if need_x:
             if self.training:
-                terms = [(rows, self.scale), (self.xhat, -self.scale * gw / count)]
+                # xhat * k = centered * (invstd * k)
+                k = -self.scale * self.invstd * gw / count
+                terms = [(rows, self.scale), (self.centered, k)]
                 gx = channel_combination(terms, -self.scale * gb / count, period)
             else:
                 gx = channel_combination([(rows, self.scale)], None, period)
