@@ -51,6 +51,7 @@ CONV2D_GRID = [
     (2, 3, 2, 1, 6, 7, (2, 4), 1, "same", 1),  # 'same' with even kernels: extra cell after
     (2, 3, 2, 1, 6, 7, (3, 3), 1, "valid", 1),
     (1, 1, 1, 1, 3, 3, 3, 1, 0, 1),  # kernel = input
+    (2, 3, 4, 1, 6, 5, 2, 1, 2, 1),  # stride 1, padding beyond the kernel's reach
 ]
 
 
@@ -97,6 +98,8 @@ def test_conv2d_keeps_float32_and_float64():
 
 @pytest.mark.parametrize("case", [
     ((2, 3, 6, 7), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))),
+    ((2, 3, 6, 7), (4, 3, 3, 2), dict(padding=(2, 1), dilation=(1, 2))),
+    ((2, 3, 6, 7), (4, 3, 2, 2), dict(padding=2)),
     ((1, 4, 5, 5), (6, 2, 2, 2), dict(padding="same", groups=2)),
     ((2, 4, 5, 6), (4, 1, 3, 3), dict(padding=1, groups=4)),
     ((2, 4, 5, 6), (8, 1, 2, 3), dict(stride=2, groups=4)),

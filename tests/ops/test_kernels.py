@@ -86,6 +86,25 @@ def test_col2im_matches_naive_scatter(geometry):
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("block_bytes", [1, 100, 1 << 22])  # rows of one sample, samples
+@pytest.mark.parametrize("keep_columns", [False, True])
+def test_conv_nhwc_is_the_naive_windows_times_the_weights(geometry, block_bytes, keep_columns):
+    n, h, w, c, kernel, stride, dilation, _ = geometry
+    rng = np.random.default_rng(7)
+    xpad = rng.standard_normal((n, h, w, c))
+    wrows = rng.standard_normal((5, kernel[0] * kernel[1] * c))
+    windows = naive_windows(xpad, kernel, stride, dilation)  # (N, OH, OW, KH, KW, C)
+    expected = windows.reshape(*windows.shape[:3], -1) @ wrows.T
+    y, cols = kernels.conv_nhwc(xpad, wrows, kernel, stride, dilation, windows.shape[1:3],
+                                keep_columns, block_bytes)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    if keep_columns:
+        np.testing.assert_array_equal(cols[0], windows.reshape(-1, wrows.shape[1]))
+    else:
+        assert cols is None
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 18])
 def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):
     n, h, w, c, kernel, stride, dilation, _ = geometry
