@@ -244,3 +244,23 @@ def test_channel_sums_in_float64_keep_a_constant_exact():
     rows = np.full((1000, 12), 0.7, np.float32)  # a float32 sum of 4000 copies drifts
     assert (kernels.channel_sums(rows, 3, np.float64) / 4000).astype(np.float32).tolist() == \
         [np.float32(0.7)] * 3
+
+
+@pytest.mark.parametrize("block_bytes", [8, 1 << 21])
+def test_channel_combination_and_elementwise_blocks_match_numpy(block_bytes, monkeypatch):
+    monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((6, 4 * 3)), rng.standard_normal((6, 4 * 3))  # P=4, C=3
+    sa, sb, shift = rng.standard_normal(3), rng.standard_normal(3), rng.standard_normal(3)
+    got = kernels.channel_combination([(a, sa), (b, sb)], shift, 4)
+    np.testing.assert_allclose(got, a * np.tile(sa, 4) + b * np.tile(sb, 4) + np.tile(shift, 4),
+                               rtol=1e-12)
+    in_place = a.copy()
+    assert kernels.channel_combination([(in_place, None), (b, None)], None, 4,
+                                       out=in_place) is in_place
+    np.testing.assert_allclose(in_place, a + b, rtol=1e-12)
+    x = rng.standard_normal((3, 4, 5)).transpose(2, 0, 1)  # one block, not C order
+    for arrays in [(x, np.empty_like(x)), (x[::2], np.empty((3, 3, 4)))]:  # strided: samples
+        out = arrays[1]
+        kernels.elementwise_blocks(lambda x, out: np.multiply(x, 2.0, out=out), arrays[0], out)
+        np.testing.assert_array_equal(out, arrays[0] * 2.0)
