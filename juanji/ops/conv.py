@@ -13,6 +13,7 @@ kernel tap, which beats a batched GEMM of C tiny matrices.
 from juanji.arithmetic import conv_output_size
 from juanji.function import Function
 from juanji.ops.kernels import (
+    channel_combination,
     channel_sums,
     channels_last_rows,
     col2im_groups,
@@ -57,6 +58,17 @@ def reduce_rows(a, b):
     Computed as (b^T a)^T, which OpenBLAS runs markedly faster than a^T b for the weight
     gradient's shape (small P and Q, very long L)."""
     return (b.transpose(0, 2, 1) @ a).transpose(0, 2, 1)
+
+
+def add_bias(y, bias):
+    """y += bias in place, y: (N, OH, OW, OC) channels-last, bias: (OC,). Over rows of OW*OC
+    values and the threads when y is contiguous (a folded batch norm makes every conv biased)."""
+    n, oh, ow, oc = y.shape
+    if not y.flags.c_contiguous:
+        y += bias
+        return
+    rows = y.reshape(n * oh, ow * oc)  # a view
+    channel_combination([(rows, None)], bias, ow, out=rows)
 
 
 def bias_grad(gy):
@@ -128,7 +140,7 @@ class Conv2d(Function):
                 kept = x if self.rebuild else cols
             self.saved = (kept, wg, padded_shape)
         if bias is not None:
-            y += bias
+            add_bias(y, bias)
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
 
     def backward(self, gy):
@@ -215,7 +227,7 @@ class ConvTranspose2d(Function):
         (top, _), (left, _) = padding
         y = ycanvas[:, top : top + out[0], left : left + out[1], :]  # (N, OH, OW, OC)
         if bias is not None:
-            y += bias
+            add_bias(y, bias)
         self.saved = (xg if self.needs_grad[1] else None, wt)
         self.geometry = ((kh, kw), stride, padding, dilation, tuple(out), canvas, x.shape,
                          weight.shape, groups)
