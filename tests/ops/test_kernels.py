@@ -18,6 +18,10 @@ def _out(size, k, s, d):
     return (size - d * (k - 1) - 1) // s + 1
 
 
+def _out_size(h, w, kernel, stride, dilation):
+    return (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+
+
 def naive_windows(xpad, kernel, stride, dilation):
     n, hp, wp, c = xpad.shape
     oh, ow = (_out(hp, kernel[0], stride[0], dilation[0]),
@@ -68,7 +72,7 @@ def test_window_view_and_im2col_match_naive(geometry):
 def test_col2im_matches_naive_scatter(geometry):
     n, h, w, c, kernel, stride, dilation, groups = geometry
     rng = np.random.default_rng(2)
-    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    out = _out_size(h, w, kernel, stride, dilation)
     dcols = rng.standard_normal((n, *out, *kernel, c))
     expected = np.zeros((n, h, w, c))
     for b in range(n):
@@ -109,7 +113,7 @@ def test_conv_nhwc_is_the_naive_windows_times_the_weights(geometry, block_bytes,
 def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):
     n, h, w, c, kernel, stride, dilation, _ = geometry
     rng = np.random.default_rng(5)
-    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    out = _out_size(h, w, kernel, stride, dilation)
     oc = 5
     gy = rng.standard_normal((n, *out, oc))
     wtaps = rng.standard_normal((*kernel, oc, c))
@@ -131,7 +135,7 @@ def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):
 def test_conv_weight_grad_is_the_naive_sum_over_windows(geometry, chunk_bytes):
     n, h, w, c, kernel, stride, dilation, _ = geometry
     rng = np.random.default_rng(6)
-    out = (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
+    out = _out_size(h, w, kernel, stride, dilation)
     oc = 4
     xpad = np.zeros((n, h, w, c))
     xpad[:, 1 : h - 2, 2:] = rng.standard_normal((n, h - 3, w - 2, c))
