@@ -73,17 +73,16 @@ class BatchNorm(Function):
             mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
         invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
         scale = invstd if weight is None else invstd * weight
-        # xhat = centered * invstd is never stored: y and both gradients take it per channel
         if training:
             y = channel_combination([(centered, scale)], bias, period)  # xhat * w + b
         else:
             # one affine pass: y = x * scale + (bias - mean * scale)
             shift = -mean * scale if bias is None else bias - mean * scale
             y = channel_combination([(rows, scale)], shift, period)
-            if len(self.needs_grad) > 1 and self.needs_grad[1]:  # d weight = sum(gy * xhat)
-                centered = channel_combination([(rows, None)], -mean, period)
-        if training or (len(self.needs_grad) > 1 and self.needs_grad[1]):
-            self.centered = centered  # (R, P*C)
+        # Backward re-centres x (one pass) rather than this op keeping a centred copy: x is
+        # kept anyway as the input tensor, and its rows are a view of it when x comes from a
+        # conv, so batch norm holds no activation-sized array of its own.
+        self.rows, self.mean = rows, mean
         self.invstd, self.scale, self.training = invstd, scale, training
         return rows_to_channels_first(y, x.shape)
 
@@ -102,12 +101,13 @@ class BatchNorm(Function):
         if need_b or (need_x and self.training):
             gb = channel_sums(rows, c)  # (C,)
         if need_w or (need_x and self.training):
-            gw = channel_dots(rows, self.centered, c) * self.invstd  # sum(gy * xhat), (C,)
+            centered = channel_combination([(self.rows, None)], -self.mean, period)
+            gw = channel_dots(rows, centered, c) * self.invstd  # sum(gy * xhat), (C,)
         if need_x:
             if self.training:
                 # xhat * k = centered * (invstd * k)
                 k = -self.scale * self.invstd * gw / count
-                terms = [(rows, self.scale), (self.centered, k)]
+                terms = [(rows, self.scale), (centered, k)]
                 gx = channel_combination(terms, -self.scale * gb / count, period)
             else:
                 gx = channel_combination([(rows, self.scale)], None, period)
