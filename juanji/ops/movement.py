@@ -59,6 +59,11 @@ class GetItem(Function):
         return gx
 
 
+def _channels_last(x):
+    """True when the NCHW array x is a view of C-contiguous (N, H, W, C) memory."""
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def _is_basic(index):
     """True for NumPy basic indexing (ints, slices, None, Ellipsis): no cell is picked twice."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -67,16 +72,25 @@ def _is_basic(index):
 
 
 class Concat(Function):
-    """Join arrays along `axis`."""
+    """Join arrays along `axis`.
+
+    Channel concatenation (axis 1) of NCHW views of channels-last memory, as DenseNet and
+    Inception blocks do with conv outputs, joins the channels-last arrays along their last
+    axis, so the result is channels-last too and the batch norm or conv after it needs no copy.
+    """
 
     def forward(self, *xs, axis=0):
+        xp = xp_of(xs[0])
         self.axis = axis
         self.bounds = []
         start = 0
         for x in xs:
             self.bounds.append((start, start + x.shape[axis]))
             start += x.shape[axis]
-        return xp_of(xs[0]).concatenate(xs, axis=axis)
+        if axis in (1, -3) and all(x.ndim == 4 and _channels_last(x) for x in xs):
+            joined = xp.concatenate([x.transpose(0, 2, 3, 1) for x in xs], axis=3)
+            return joined.transpose(0, 3, 1, 2)  # NCHW view of (N, H, W, C1+C2+...)
+        return xp.concatenate(xs, axis=axis)
 
     def backward(self, gy):
         grads = []

@@ -8,6 +8,7 @@ from gradcheck import assert_close, gradcheck, to_torch
 
 import juanji
 import juanji.nn as nn
+import juanji.nn.functional as F
 
 
 def _randn(shape, seed=0):
@@ -163,3 +164,17 @@ def test_join_errors():
     with pytest.raises(ValueError, match="one shape"):
         juanji.stack([a, b])
     assert juanji.stack([a, a], 2).shape == (2, 3, 2)
+
+
+def test_channel_cat_of_conv_outputs_stays_channels_last_and_matches_torch():
+    x = _randn((2, 3, 5, 6), seed=1)
+    w1, w2 = _randn((4, 3, 3, 3), seed=2), _randn((2, 3, 1, 1), seed=3)
+
+    def ours(x, w1, w2):
+        out = juanji.cat([F.conv2d(x, w1, padding=1), F.conv2d(x, w2)], 1)
+        assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous  # no copy for what follows
+        return out
+
+    _forward_backward(ours, lambda x, w1, w2: torch.cat(
+        [torch.nn.functional.conv2d(x, w1, padding=1), torch.nn.functional.conv2d(x, w2)], 1),
+        [x, w1, w2])
