@@ -12,6 +12,7 @@ class Function:
     """Subclass and define `forward(*arrays, **params)` and `backward(grad_out)`."""
 
     needs_grad = ()
+    released = False
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -30,9 +31,18 @@ class Function:
         track = any(self.needs_grad)
         out = Tensor(raw, requires_grad=track)
         if track:
-            self.parents = tensors
+            # The graph links to each computed input through the Function that made it, not
+            # the input tensor, so an intermediate result's array is freed as soon as nothing
+            # else holds it (the caller, or an op that saved it for its backward). Leaves are
+            # kept as tensors: backward sets their .grad.
+            self.parents = [t if t is None or t._ctx is None else t._ctx for t in tensors]
             out._ctx = self
         return out
+
+    def release(self):
+        """Drop everything this op kept for backward (after a backward without retain_graph)."""
+        self.__dict__.clear()
+        self.released = True
 
     def forward(self, *arrays, **params):
         raise NotImplementedError

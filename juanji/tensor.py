@@ -2,7 +2,9 @@
 
 `data` is a NumPy (or CuPy) array, float32 unless created otherwise; `grad` is a plain array or
 None; `_ctx` is the Function that produced the tensor (None for leaves). Every operator calls
-exactly one `ops.X.apply`.
+exactly one `ops.X.apply`. The graph's nodes are those Functions and the leaf tensors: a
+Function links to the Functions that made its inputs, never to intermediate tensors, so an
+intermediate array lives only as long as the caller or an op's saved state needs it.
 """
 
 import numpy as np
@@ -11,6 +13,37 @@ from juanji.backend import xp_of
 from juanji.ops import activation, elementwise, linalg, movement, reduce
 
 _FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _needs_grad(node):
+    """A graph node takes a gradient: any Function, or a leaf tensor that requires grad."""
+    return node is not None and (not isinstance(node, Tensor) or node.requires_grad)
+
+
+def _topological_order(root):
+    """Graph nodes reachable from root, inputs before outputs (iterative post-order DFS).
+
+    Raises when a node's Function was released by an earlier backward without retain_graph.
+    """
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, Tensor):
+            continue
+        if node.released:
+            raise RuntimeError("backward through a graph that an earlier backward() freed; "
+                               "pass retain_graph=True to the first backward()")
+        for parent in node.parents:
+            if _needs_grad(parent) and id(parent) not in seen:
+                stack.append((parent, False))
+    return order
 
 
 def _to_array(data, dtype=None):
@@ -138,44 +171,29 @@ class Tensor:
                 raise ValueError(
                     f"gradient shape {gradient.shape} does not match tensor shape {self.shape}"
                 )
-        grads = {id(self): gradient}
-        for node in reversed(self._topological_order()):
+        # graph nodes: the Function that made a computed tensor, or a leaf tensor itself
+        root = self if self._ctx is None else self._ctx
+        grads = {id(root): gradient}
+        for node in reversed(_topological_order(root)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._ctx is None:
+            if isinstance(node, Tensor):  # a leaf
                 g = xp.asarray(g, dtype=node.data.dtype)
                 node.grad = g.copy() if node.grad is None else node.grad + g
                 continue
-            fn = node._ctx
-            in_grads = fn.backward(g)
+            in_grads = node.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for parent, pg in zip(fn.parents, in_grads):
-                if parent is None or pg is None or not parent.requires_grad:
+            for parent, pg in zip(node.parents, in_grads):
+                if pg is None or not _needs_grad(parent):
                     continue
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
-                node._ctx = None
-
-    def _topological_order(self):
-        """Nodes reachable from self, inputs before outputs (iterative post-order DFS)."""
-        order, seen, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.parents:
-                    if parent is not None and parent.requires_grad and id(parent) not in seen:
-                        stack.append((parent, False))
-        return order
+                node.release()
+        if not retain_graph:
+            self._ctx = None
 
     # ---- arithmetic -------------------------------------------------------------------
     def _other(self, other):

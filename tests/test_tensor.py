@@ -202,3 +202,28 @@ def test_manual_seed_repeats_initialisation():
     np.testing.assert_array_equal(a, nn.Linear(3, 2).weight.data)
     with pytest.raises(ValueError, match="seed"):
         juanji.manual_seed(-1)
+
+
+def test_graph_does_not_keep_intermediate_tensors_alive():
+    import weakref
+
+    x = juanji.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x  # Mul saves its inputs: x (a leaf) and x
+    z = (y + 1.0).sum()  # Add saves nothing of y, so only the graph could hold it
+    alive = weakref.ref(y)
+    del y
+    assert alive() is None  # the graph links to y's Function, not to y and its array
+    z.backward()
+    np.testing.assert_allclose(x.grad, [2.0, 4.0, 6.0])
+
+
+def test_backward_through_a_freed_graph_says_so():
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    (y * 2.0).sum().backward()  # frees the graph below, y's Function included
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.sum().backward()
+    y = x * x
+    (y * 2.0).sum().backward(retain_graph=True)
+    y.sum().backward()  # kept: fine
+    np.testing.assert_allclose(x.grad, [4.0 + 4.0 + 2.0, 8.0 + 8.0 + 4.0])
