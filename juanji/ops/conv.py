@@ -11,6 +11,7 @@ kernel tap, which beats a batched GEMM of C tiny matrices.
 """
 
 from juanji.arithmetic import conv_output_size
+from juanji.backend import parallel_map, xp_of
 from juanji.function import Function
 from juanji.ops.kernels import (
     channel_combination,
@@ -24,6 +25,7 @@ from juanji.ops.kernels import (
     depthwise_nhwc_grads,
     im2col_nhwc,
     pad_nhwc,
+    sample_blocks,
 )
 
 _NO_PAD = ((0, 0), (0, 0))
@@ -33,10 +35,22 @@ _KEEP_COLUMNS_BYTES = 16 << 20
 
 
 def weight_rows(weight, groups):
-    """Conv weight (OC, Cg, KH, KW) -> per-group GEMM rows (G, OC/G, KH*KW*Cg)."""
+    """Conv weight (OC, Cg, KH, KW) -> per-group GEMM rows (G, OC/G, KH*KW*Cg).
+
+    A transposing copy made on every call (all of ResNet-18's weights are 47 MB), so it runs
+    in blocks of output channels over the threads.
+    """
+    xp = xp_of(weight)
     oc, cg, kh, kw = weight.shape
-    wg = weight.reshape(groups, oc // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2)
-    return wg.reshape(groups, oc // groups, kh * kw * cg)  # (G, OCg, Kg)
+    ocg = oc // groups
+    source = weight.reshape(groups, ocg, cg, kh, kw).transpose(0, 1, 3, 4, 2)  # a view
+    rows = xp.empty((groups, ocg, kh, kw, cg), dtype=weight.dtype)
+
+    def copy_block(block):
+        rows[:, block[0] : block[1]] = source[:, block[0] : block[1]]
+
+    parallel_map(copy_block, sample_blocks(ocg, groups * cg * kh * kw * weight.itemsize))
+    return rows.reshape(groups, ocg, kh * kw * cg)  # (G, OCg, Kg)
 
 
 def weight_from_rows(gw, shape):
