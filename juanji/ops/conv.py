@@ -1,7 +1,12 @@
 """2-D convolution (cross-correlation, as in every framework) and its adjoint, the transposed
-convolution. Both are one GEMM per group over channels-last columns:
+convolution. Both are GEMMs over channels-last columns:
 
-- Conv2d: im2col (one copy) then GEMM; backward is GEMM then col2im.
+- Conv2d (groups=1): im2col and GEMM fused per block of samples (`kernels.conv_nhwc`).
+  Backward: at stride 1 the input gradient is the same kernel on the padded upstream gradient
+  with the flipped filters, otherwise per-tap GEMMs scattered back (`conv_input_grad_nhwc`);
+  the weight gradient reads the columns, kept when small and rebuilt in blocks from the input
+  when big (`conv_weight_grad`), so a training step holds the input, not KH*KW copies of it.
+- Grouped Conv2d: im2col then one GEMM per group; backward is GEMM then col2im.
 - ConvTranspose2d: GEMM then col2im; backward is im2col then GEMM (a plain conv).
 
 Two fast paths skip the window machinery: a 1x1 conv at stride 1 without padding is a direct

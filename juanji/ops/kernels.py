@@ -1,5 +1,6 @@
-"""Raw-array kernels for the windowed and resampling ops: window views, im2col/col2im, the
-depthwise tap loops and the scatter-adds that undo a gather.
+"""Raw-array kernels for the windowed and resampling ops: window views, im2col/col2im and the
+blocked convolution GEMMs, the depthwise tap loops, per-channel sums and affine passes over
+channels-last rows (batch norm, bias), and the scatter-adds that undo a gather.
 
 Layout: the window kernels work channels-last, (N, H, W, C), because that puts the reduction
 axis of the convolution GEMM (KH*KW*C) next to each other in memory. The NCHW arrays the ops
