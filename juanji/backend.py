@@ -8,6 +8,7 @@ juanji is imported, and owns the thread pool the kernels split their sample bloc
 (`parallel_map`, `set_num_threads`).
 """
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -128,11 +129,8 @@ def parallel_map(fn, items, calls_blas=False):
     threads = get_num_threads()
     if threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
         return [fn(item) for item in items]
-    pool = _get_pool(threads)
-    if not calls_blas:
-        return list(pool.map(lambda item: _as_worker(fn, item), items))
-    with _blas_single_threaded():
-        return list(pool.map(lambda item: _as_worker(fn, item), items))
+    with _blas_single_threaded() if calls_blas else contextlib.nullcontext():
+        return list(_get_pool(threads).map(lambda item: _as_worker(fn, item), items))
 
 
 def _as_worker(fn, item):

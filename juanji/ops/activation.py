@@ -83,6 +83,16 @@ def _sigmoid(x):
     return half * (1 + xp_of(x).tanh(half * x))
 
 
+def _with_mask(x, need_mask, fill):
+    """y (and the bool gradient mask when need_mask) for x, computed by fill(x, y, mask=None)
+    in blocks over the threads -> (y, mask or None)."""
+    xp = xp_of(x)
+    y = xp.empty_like(x)
+    mask = xp.empty_like(x, dtype=bool) if need_mask else None
+    elementwise_blocks(fill, *((x, y) if mask is None else (x, y, mask)))
+    return y, mask
+
+
 def _masked_gradient(gy, mask):
     """gy * mask (mask: bool, where the op passes gradient), in blocks over the threads."""
     xp = xp_of(gy)
@@ -95,17 +105,14 @@ class Relu(Function):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
 
     def forward(self, x):
-        xp = xp_of(x)
-        y = xp.empty_like(x)
-        self.mask = xp.empty_like(x, dtype=bool) if self.needs_grad[0] else None
-        zero = x.dtype.type(0)
+        xp, zero = xp_of(x), x.dtype.type(0)
 
         def relu(x, y, mask=None):
             if mask is not None:
                 xp.greater(x, zero, out=mask)
             xp.maximum(x, zero, out=y)  # NaN stays NaN
 
-        elementwise_blocks(relu, *((x, y) if self.mask is None else (x, y, self.mask)))
+        y, self.mask = _with_mask(x, self.needs_grad[0], relu)
         return y
 
     def backward(self, gy):
@@ -119,10 +126,7 @@ class Hardtanh(Function):
     """
 
     def forward(self, x, min_val=-1.0, max_val=1.0):
-        xp = xp_of(x)
-        y = xp.empty_like(x)
-        self.mask = xp.empty_like(x, dtype=bool) if self.needs_grad[0] else None
-        low, high = x.dtype.type(min_val), x.dtype.type(max_val)
+        xp, low, high = xp_of(x), x.dtype.type(min_val), x.dtype.type(max_val)
 
         def hardtanh(x, y, mask=None):
             if mask is not None:
@@ -130,7 +134,7 @@ class Hardtanh(Function):
                 mask &= x < high
             xp.clip(x, low, high, out=y)
 
-        elementwise_blocks(hardtanh, *((x, y) if self.mask is None else (x, y, self.mask)))
+        y, self.mask = _with_mask(x, self.needs_grad[0], hardtanh)
         return y
 
     def backward(self, gy):

@@ -9,6 +9,7 @@ from juanji.arithmetic import conv_output_size
 from juanji.backend import xp_of
 from juanji.function import Function
 from juanji.ops.conv import (
+    add_bias,
     bias_grad,
     reduce_rows,
     rows_by_group,
@@ -65,7 +66,7 @@ class DeformConv2d(Function):
         wg = weight_rows(weight, groups)  # (G, OCg, Kg)
         y = (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(n, oh, ow, oc)
         if bias is not None:
-            y += bias
+            add_bias(y, bias)
         self.saved = (planes, offset, mask, cols if self.needs_grad[2] else None, wg)
         self.geometry = (x.shape, weight.shape, (oh, ow), stride, padding, dilation)
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC

@@ -37,6 +37,20 @@ def sample_row_blocks(n, rows, bytes_per_row, block_bytes=None):
     return [(b, b + 1, r, min(r + step, rows)) for b in range(n) for r in range(0, rows, step)]
 
 
+def sum_in_order(partials):
+    """Sum of the blocks' partial results, added in block order (so the same for any thread
+    count); the first partial is not modified."""
+    total = partials[0].copy()
+    for partial in partials[1:]:
+        total += partial
+    return total
+
+
+def is_channels_last(x):
+    """True when the NCHW array x is a view of C-contiguous (N, H, W, C) memory."""
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     """NCHW x -> channels-last padded copy (N, PH0+H+PH1+extra_h, PW0+W+PW1+extra_w, C).
 
@@ -50,7 +64,7 @@ def pad_nhwc(x, pad_h, pad_w, value=0.0, extra_h=0, extra_w=0):
     (top, bottom), (left, right) = pad_h, pad_w
     shape = (n, top + h + bottom + extra_h, left + w + right + extra_w, c)
     xnhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
-    if shape == xnhwc.shape and xnhwc.flags.c_contiguous:
+    if shape == xnhwc.shape and is_channels_last(x):
         return xnhwc
     out = xp.empty(shape, dtype=x.dtype)
     # fill only the border (if any), then copy the inside in sample blocks
@@ -228,12 +242,8 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
         # (cols^T gy)^T: OpenBLAS runs this form of the long reduction markedly faster
         return (cols.T @ gy_rows[start * oh * ow : stop * oh * ow]).T
 
-    partials = parallel_map(block_grad, sample_blocks(n, oh * ow * width * x.itemsize,
-                                                      chunk_bytes), calls_blas=True)
-    gw = partials[0].copy()
-    for partial in partials[1:]:
-        gw += partial
-    return gw
+    return sum_in_order(parallel_map(
+        block_grad, sample_blocks(n, oh * ow * width * x.itemsize, chunk_bytes), calls_blas=True))
 
 
 def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
@@ -309,12 +319,7 @@ def depthwise_nhwc_grads(gy, taps, padded_shape, stride, dilation, xp_nhwc=None,
     blocks = sample_blocks(n, oh * ow * c * m * gy.itemsize, _BLOCK_BYTES // 4)
     ones = xp.ones((blocks[0][1] - blocks[0][0]) * oh, dtype=gy.dtype)
     partials = parallel_map(block_grads, blocks, calls_blas=True)
-    dtaps = None
-    if xp_nhwc is not None:
-        dtaps = partials[0]
-        for partial in partials[1:]:
-            dtaps += partial
-    return dxpad, dtaps
+    return dxpad, None if xp_nhwc is None else sum_in_order(partials)
 
 
 def channels_last_rows(x):
@@ -380,10 +385,7 @@ def channel_dots(a, b, channels):
 
 def _fold(column_partials, channels):
     """Block partials of (P*C,) column sums, added in block order -> per-channel (C,)."""
-    total = column_partials[0].copy()
-    for partial in column_partials[1:]:
-        total += partial
-    return total.reshape(-1, channels).sum(axis=0)
+    return sum_in_order(column_partials).reshape(-1, channels).sum(axis=0)
 
 
 def channel_combination(terms, shift, period, out=None):

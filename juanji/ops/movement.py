@@ -4,6 +4,7 @@ import numbers
 
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
+from juanji.ops.kernels import is_channels_last
 
 
 class Reshape(Function):
@@ -59,11 +60,6 @@ class GetItem(Function):
         return gx
 
 
-def _channels_last(x):
-    """True when the NCHW array x is a view of C-contiguous (N, H, W, C) memory."""
-    return x.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
 def _is_basic(index):
     """True for NumPy basic indexing (ints, slices, None, Ellipsis): no cell is picked twice."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -87,7 +83,7 @@ class Concat(Function):
         for x in xs:
             self.bounds.append((start, start + x.shape[axis]))
             start += x.shape[axis]
-        if axis in (1, -3) and all(x.ndim == 4 and _channels_last(x) for x in xs):
+        if axis in (1, -3) and all(x.ndim == 4 and is_channels_last(x) for x in xs):
             joined = xp.concatenate([x.transpose(0, 2, 3, 1) for x in xs], axis=3)
             return joined.transpose(0, 3, 1, 2)  # NCHW view of (N, H, W, C1+C2+...)
         return xp.concatenate(xs, axis=axis)
