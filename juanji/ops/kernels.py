@@ -188,6 +188,92 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     return y, None if cols is None else cols.reshape(1, n * oh * ow, width)
 
 
+def pad_nchw(x, pad_h, pad_w):
+    """NCHW x -> C-contiguous zero-padded copy (N, C, top+H+bottom, left+W+right)."""
+    xp = xp_of(x)
+    n, c, h, w = x.shape
+    (top, bottom), (left, right) = pad_h, pad_w
+    out = xp.zeros((n, c, top + h + bottom, left + w + right), dtype=x.dtype)
+    out[:, :, top : top + h, left : left + w] = x
+    return out
+
+
+def channels_first_columns(xpad, kernel, stride, dilation, out_size, out):
+    """Unroll the windows of padded NCHW xpad (B, C, HP, WP) into out (C, KH, KW, B, OH, OW).
+
+    The transpose of im2col, Caffe's layout: row (c, kh, kw) holds one tap of one channel for
+    every output cell, so each of the KH*KW copies moves runs of OW values where the
+    channels-last columns move runs of KW*C. For the first layer of a network (C = 1 or 3)
+    that is 1.5-2x faster, and the rows are already in the weight's (C, KH, KW) order.
+    """
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows, cols = window_slice(i, j, stride, dilation, out_size)
+            out[:, i, j] = xpad[:, :, rows, cols].transpose(1, 0, 2, 3)  # (C, B, OH, OW)
+
+
+def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_columns=False,
+                        block_bytes=None):
+    """A (groups=1) convolution of padded NCHW xpad (N, C, HP, WP) by weight rows
+    (OC, C*KH*KW), through `channels_first_columns` -> (y (N, OH, OW, OC), the columns
+    (C*KH*KW, N*OH*OW) or None).
+
+    Blocks of samples as in `conv_nhwc`: unrolled, then multiplied as columns^T @ wrows^T
+    (BLAS reads the transpose in place) into channels-last rows of y.
+    """
+    xp = xp_of(xpad)
+    n, c = xpad.shape[:2]
+    (kh, kw), (oh, ow) = kernel, out_size
+    oc, width = wrows.shape
+    y = xp.empty((n, oh, ow, oc), dtype=xp.result_type(xpad, wrows))
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype) if keep_columns else None
+
+    def block_conv(block):
+        start, stop = block
+        if cols is None:
+            piece = xp.empty((c, kh, kw, stop - start, oh, ow), dtype=xpad.dtype)
+        else:
+            piece = cols[:, :, :, start:stop]
+        channels_first_columns(xpad[start:stop], kernel, stride, dilation, out_size, piece)
+        matrix = piece.reshape(width, -1) if cols is None else (
+            cols.reshape(width, -1)[:, start * oh * ow : stop * oh * ow])  # (K, B*OH*OW)
+        xp.matmul(matrix.T, wrows.T, out=y[start:stop].reshape(-1, oc))
+
+    block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
+    parallel_map(block_conv, sample_blocks(n, oh * ow * width * xpad.itemsize, block_bytes),
+                 calls_blas=True)
+    return y, None if cols is None else cols.reshape(width, n * oh * ow)
+
+
+def conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out_size, xpad=None,
+                                    cols=None, chunk_bytes=None):
+    """Weight gradient of `conv_channels_first`: (OC, C*KH*KW) = gy_rows^T @ columns^T.
+
+    gy_rows: (N*OH*OW, OC). Reads the kept columns (C*KH*KW, N*OH*OW) when given, else
+    unrolls padded NCHW xpad (N, C, HP, WP) again, a block of samples at a time. Blocks run
+    over the threads (a thin product of very long rows: 2x faster than one BLAS call at
+    C = 1) and are summed in block order.
+    """
+    xp = xp_of(gy_rows)
+    (kh, kw), (oh, ow) = kernel, out_size
+    n = gy_rows.shape[0] // (oh * ow)
+    width = cols.shape[0] if xpad is None else xpad.shape[1] * kh * kw
+    c = width // (kh * kw)
+
+    def block_grad(block):
+        start, stop = block
+        if xpad is not None:
+            piece = xp.empty((c, kh, kw, stop - start, oh, ow), dtype=xpad.dtype)
+            channels_first_columns(xpad[start:stop], kernel, stride, dilation, out_size, piece)
+            matrix = piece.reshape(width, -1)
+        else:
+            matrix = cols[:, start * oh * ow : stop * oh * ow]
+        return matrix @ gy_rows[start * oh * ow : stop * oh * ow]  # (K, OC)
+
+    blocks = sample_blocks(n, oh * ow * width * gy_rows.itemsize, chunk_bytes)
+    return sum_in_order(parallel_map(block_grad, blocks, calls_blas=True)).T
+
+
 def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_size,
                          chunk_bytes=None):
     """Gradient of a (groups=1) convolution w.r.t. its padded input, GEMM and col2im fused.

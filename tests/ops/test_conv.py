@@ -52,6 +52,9 @@ CONV2D_GRID = [
     (2, 3, 2, 1, 6, 7, (3, 3), 1, "valid", 1),
     (1, 1, 1, 1, 3, 3, 3, 1, 0, 1),  # kernel = input
     (2, 3, 4, 1, 6, 5, 2, 1, 2, 1),  # stride 1, padding beyond the kernel's reach
+    (2, 4, 3, 1, 7, 6, (3, 2), 1, (2, 1), (2, 1)),  # OC <= C: input gradient as a conv
+    (2, 1, 4, 1, 9, 12, 3, 1, 1, 1),  # one input channel: channels-first columns
+    (2, 2, 3, 1, 8, 15, (3, 2), (2, 1), (1, 0), (1, 2)),  # channels-first, dilated
 ]
 
 
@@ -75,12 +78,34 @@ def test_conv2d_paths_are_taken():
     rng = np.random.default_rng(0)
     cases = {"pointwise": ((2, 4, 5, 5), (6, 4, 1, 1), 1, 1),
              "depthwise": ((2, 4, 5, 5), (8, 1, 3, 3), 1, 4),
-             "im2col": ((2, 4, 5, 5), (6, 2, 3, 3), 1, 2)}
+             "im2col": ((2, 4, 5, 5), (6, 2, 3, 3), 1, 2),
+             "channels_first": ((2, 1, 5, 9), (6, 1, 3, 3), 1, 1)}
     for path, (xs, ws, s, g) in cases.items():
         fn = conv_ops.Conv2d()
         fn.run(rng.standard_normal(xs), rng.standard_normal(ws), None, stride=(s, s),
                padding=((0, 0), (0, 0)), dilation=(1, 1), groups=g)
         assert fn.path == path
+
+
+@pytest.mark.parametrize("channels, stride, padding, as_conv", [
+    ((4, 4), 1, 1, True),  # OC <= C at stride 1: the flipped-kernel convolution
+    ((4, 3), 1, 2, True),
+    ((3, 6), 1, 1, False),  # a widening layer: the per-tap scatter
+    ((4, 4), 2, 1, False),  # strided
+    ((4, 4), 1, 3, False),  # padding beyond the kernel's reach
+])
+def test_conv2d_input_gradient_route(channels, stride, padding, as_conv, monkeypatch):
+    """The input gradient takes the route chosen for the layer's shape (both are in the grid)."""
+    calls = []
+    scatter = conv_ops.conv_input_grad_nhwc
+    monkeypatch.setattr(conv_ops, "conv_input_grad_nhwc",
+                        lambda *a, **k: calls.append("scatter") or scatter(*a, **k))
+    c, oc = channels
+    rng = np.random.default_rng(3)
+    x = juanji.tensor(rng.standard_normal((2, c, 6, 6)), requires_grad=True)
+    w = juanji.tensor(rng.standard_normal((oc, c, 3, 3)))
+    F.conv2d(x, w, stride=stride, padding=padding).sum().backward()
+    assert calls == ([] if as_conv else ["scatter"])
 
 
 def test_conv2d_unbatched_input():
@@ -100,6 +125,8 @@ def test_conv2d_keeps_float32_and_float64():
     ((2, 3, 6, 7), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))),
     ((2, 3, 6, 7), (4, 3, 3, 2), dict(padding=(2, 1), dilation=(1, 2))),
     ((2, 3, 6, 7), (4, 3, 2, 2), dict(padding=2)),
+    ((2, 4, 6, 7), (3, 4, 3, 2), dict(padding=(2, 1), dilation=(1, 2))),  # gx as a conv
+    ((2, 1, 5, 11), (3, 1, 3, 3), dict(stride=(2, 1), padding=(0, 1))),  # channels-first
     ((1, 4, 5, 5), (6, 2, 2, 2), dict(padding="same", groups=2)),
     ((2, 4, 5, 6), (4, 1, 3, 3), dict(padding=1, groups=4)),
     ((2, 4, 5, 6), (8, 1, 2, 3), dict(stride=2, groups=4)),

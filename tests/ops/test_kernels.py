@@ -108,6 +108,45 @@ def test_conv_nhwc_is_the_naive_windows_times_the_weights(geometry, block_bytes,
         assert cols is None
 
 
+def test_pad_nchw_matches_np_pad():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    got = kernels.pad_nchw(x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2), (1, 2), (0, 3))
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 3))))
+    assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("block_bytes", [1, 1 << 22])  # one sample per block, all samples
+@pytest.mark.parametrize("keep_columns", [False, True])
+def test_channels_first_conv_and_weight_grad_match_naive(geometry, block_bytes, keep_columns):
+    n, h, w, c, kernel, stride, dilation, _ = geometry
+    rng = np.random.default_rng(8)
+    xpad = rng.standard_normal((n, h, w, c))
+    windows = naive_windows(xpad, kernel, stride, dilation)  # (N, OH, OW, KH, KW, C)
+    out = windows.shape[1:3]
+    columns = windows.transpose(5, 3, 4, 0, 1, 2)  # (C, KH, KW, N, OH, OW)
+    got = np.empty(columns.shape)
+    kernels.channels_first_columns(xpad.transpose(0, 3, 1, 2), kernel, stride, dilation, out,
+                                   got)
+    np.testing.assert_array_equal(got, columns)
+    wrows = rng.standard_normal((5, c * kernel[0] * kernel[1]))  # (OC, C*KH*KW)
+    xpad_nchw = np.ascontiguousarray(xpad.transpose(0, 3, 1, 2))
+    y, cols = kernels.conv_channels_first(xpad_nchw, wrows, kernel, stride, dilation, out,
+                                          keep_columns, block_bytes)
+    matrix = columns.reshape(wrows.shape[1], -1)  # (K, N*OH*OW)
+    np.testing.assert_allclose(y.reshape(-1, 5), matrix.T @ wrows.T, rtol=1e-12, atol=1e-12)
+    gy_rows = rng.standard_normal((matrix.shape[1], 5))
+    if keep_columns:
+        np.testing.assert_array_equal(cols, matrix)
+        kept = dict(cols=cols)
+    else:
+        assert cols is None
+        kept = dict(xpad=xpad_nchw)
+    gw = kernels.conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out,
+                                                 chunk_bytes=block_bytes, **kept)
+    np.testing.assert_allclose(gw, gy_rows.T @ matrix.T, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 18])
 def test_conv_input_grad_is_gemm_then_col2im(geometry, chunk_bytes):

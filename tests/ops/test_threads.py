@@ -21,6 +21,7 @@ RUNNING_MEAN, RUNNING_VAR = RNG.standard_normal(6), RNG.uniform(0.5, 2, 6)
 CASES = {
     "conv im2col": lambda x, w: F.conv2d(x, w, None, 1, 1),
     "conv strided dilated": lambda x, w: F.conv2d(x, w, None, 2, 2, 2),
+    "conv channels-first": lambda x, w: F.conv2d(x[:, :1], w[:, :1], None, 1, 1),
     "conv depthwise": lambda x, w: F.conv2d(x, w, None, 1, 1, 1, 6),
     "conv pointwise": lambda x, w: F.conv2d(x, w),
     "batch_norm train": lambda x, w: F.batch_norm(F.conv2d(x, w, None, 1, 1), None, None,
