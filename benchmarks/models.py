@@ -55,11 +55,13 @@ def train_pair(torch, label, model, torch_model, batch, repeats, warmup):
     return row
 
 
-def infer_pair(torch, label, model, torch_model, batch, repeats, warmup, fold=False):
+def infer_pair(torch, label, model, torch_model, batch, repeats, warmup, fold=False,
+               channels_last=False):
     """Time eval-mode inference in both frameworks on the same random 3x224x224 batch.
 
     fold=True first folds every batch norm into its conv on both sides (juanji's
-    nn.utils.fold_batch_norms, torch.fx.experimental.optimization.fuse).
+    nn.utils.fold_batch_norms, torch.fx.experimental.optimization.fuse). channels_last=True
+    lays out the weights channels-last on both sides (and torch's input, its CPU recipe).
     """
     copy_weights(model, torch_model)
     model.eval()
@@ -71,6 +73,10 @@ def infer_pair(torch, label, model, torch_model, batch, repeats, warmup, fold=Fa
 
         model = fold_batch_norms(model, x[:1])
         torch_model = fuse(torch_model)
+    if channels_last:
+        model.to(memory_format="channels_last")
+        torch_model = torch_model.to(memory_format=torch.channels_last)
+        tx = tx.contiguous(memory_format=torch.channels_last)
 
     def juanji_infer():
         with juanji.no_grad():
@@ -105,6 +111,12 @@ def run(repeats=5, warmup=1):
         infer_pair(torch, "inference resnet18 b8, batch norm folded",
                    make("resnet18", num_classes=1000), TorchResNet18(1000), 8, repeats, warmup,
                    fold=True),
+        infer_pair(torch, "inference resnet18 b8, channels-last weights",
+                   make("resnet18", num_classes=1000), TorchResNet18(1000), 8, repeats, warmup,
+                   channels_last=True),
+        infer_pair(torch, "inference resnet18 b1, channels-last weights",
+                   make("resnet18", num_classes=1000), TorchResNet18(1000), 1, 2 * repeats,
+                   warmup, channels_last=True),
     ]
     report(rows, "models, median ms (min-max), ratio = juanji / torch")
     for row in rows:

@@ -9,9 +9,18 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from juanji.nn.args import one_of
 from juanji.tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _laid_out(array, memory_format):
+    """A copy of 4-D `array` (N, C, H, W) whose memory is (N, H, W, C) for "channels_last",
+    C-contiguous for "contiguous" (the array itself when it already is)."""
+    if memory_format == "contiguous":
+        return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
 class Parameter(Tensor):
@@ -174,8 +183,24 @@ class Module:
             param.requires_grad = requires_grad
         return self
 
-    def to(self, dtype):
-        """Cast floating parameters and buffers to `dtype` in place (e.g. np.float64)."""
+    def to(self, dtype=None, memory_format=None):
+        """Cast floating parameters and buffers to `dtype` in place (e.g. np.float64), and/or
+        lay out every 4-D parameter's memory as `memory_format`, in place.
+
+        memory_format="channels_last" keeps shapes and values but stores conv weights
+        (OC, C, KH, KW) in (OC, KH, KW, C) order, as torch.channels_last does: the conv
+        kernels then read them as GEMM rows without a copy (ResNet-18 re-lays out 47 MB of
+        weights per forward otherwise). "contiguous" goes back. The parameters get new
+        arrays: re-read `.data` after the call; in-place updates keep the layout. As in
+        NumPy, `.reshape(-1)` of a channels-last array is a copy, not a view.
+        """
+        if memory_format is not None:
+            one_of(memory_format, "memory_format", ("channels_last", "contiguous"))
+            for param in self.parameters():
+                if param.data.ndim == 4:
+                    param.data = _laid_out(param.data, memory_format)
+        if dtype is None:
+            return self
         for param in self.parameters():
             param.data = param.data.astype(dtype)
             param.grad = None

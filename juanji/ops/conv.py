@@ -45,12 +45,16 @@ _KEEP_COLUMNS_BYTES = 16 << 20
 def weight_rows(weight, groups):
     """Conv weight (OC, Cg, KH, KW) -> per-group GEMM rows (G, OC/G, KH*KW*Cg).
 
-    A transposing copy made on every call (all of ResNet-18's weights are 47 MB), so it runs
-    in blocks of output channels over the threads.
+    A view when the weight's memory is channels-last (OC, KH, KW, Cg), as nn.Conv2d
+    allocates it. Otherwise a transposing copy made on every call (all of ResNet-18's weights
+    are 47 MB), so it runs in blocks of output channels over the threads.
     """
     xp = xp_of(weight)
     oc, cg, kh, kw = weight.shape
     ocg = oc // groups
+    rows_view = weight.transpose(0, 2, 3, 1)  # (OC, KH, KW, Cg)
+    if rows_view.flags.c_contiguous:
+        return rows_view.reshape(groups, ocg, kh * kw * cg)
     source = weight.reshape(groups, ocg, cg, kh, kw).transpose(0, 1, 3, 4, 2)  # a view
     rows = xp.empty((groups, ocg, kh, kw, cg), dtype=weight.dtype)
 
