@@ -18,10 +18,13 @@ _BLOCK_BYTES = 1 << 21  # about 2 MB per block of work: fits in L2/L3, enough fo
 
 
 def sample_blocks(n, bytes_per_sample, block_bytes=None):
-    """Split range(n) into consecutive (start, stop) blocks of about `block_bytes` each
-    (default _BLOCK_BYTES)."""
+    """Split range(n) into consecutive (start, stop) blocks of at most about `block_bytes`
+    each (default _BLOCK_BYTES), as even as the count allows (128 samples that need two
+    blocks go 64 + 64, not 109 + 19, so the threads share the work)."""
     block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
     step = max(1, block_bytes // max(1, bytes_per_sample))
+    count = -(-n // step)  # blocks needed
+    step = -(-n // max(1, count))  # the same count, evened out
     return [(start, min(start + step, n)) for start in range(0, n, step)]
 
 

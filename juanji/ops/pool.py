@@ -52,9 +52,6 @@ class MaxPool2d(Function):
         out, extra = _geometry(x, kernel, stride, padding, dilation, ceil_mode)
         xpad = pad_nhwc(x, *padding, value=_lowest(xp, x.dtype), extra_h=extra[0],
                         extra_w=extra[1])  # (N, HP, WP, C)
-        # A NaN must win, so the comparison also takes NaNs; an input free of NaN (one sum
-        # tells: a NaN or a +inf/-inf pair makes it NaN) skips that extra pass per tap.
-        nan_aware = np.issubdtype(x.dtype, np.floating) and bool(xp.isnan(x.sum()))
         # the winning tap is only kept for backward or indices(): inference skips two passes
         track = return_indices or self.needs_grad[0]
         tap_type = np.min_scalar_type(kernel[0] * kernel[1] - 1)  # uint8 for windows to 16x16
@@ -62,7 +59,7 @@ class MaxPool2d(Function):
         best = xp.empty((n, *out, c), dtype=x.dtype)  # (N, OH, OW, C)
         arg = xp.zeros(best.shape, dtype=tap_type) if track else None
 
-        def pool_block(block):  # samples start:stop, in cache across the taps
+        def pool_block(block, nan_aware=False):  # samples start:stop, in cache across taps
             start, stop = block
             best_b = best[start:stop]
             arg_b = None if arg is None else arg[start:stop]
@@ -73,7 +70,7 @@ class MaxPool2d(Function):
                     if i == j == 0:
                         best_b[...] = tap
                         continue
-                    if not (track or nan_aware):
+                    if not track:
                         xp.maximum(best_b, tap, out=best_b)
                         continue
                     take = tap > best_b  # strict: ties keep the first maximum
@@ -82,12 +79,18 @@ class MaxPool2d(Function):
                         best_b[...] = xp.where(take, tap, best_b)
                     else:
                         xp.maximum(best_b, tap, out=best_b)
-                    if track:
-                        # taps come in increasing order, so the latest winner is the largest
-                        # tap number: max(arg, take * tap) is a masked store without the mask
-                        xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
+                    # taps come in increasing order, so the latest winner is the largest tap
+                    # number: max(arg, take * tap) is a masked store without the mask
+                    xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
 
-        parallel_map(pool_block, sample_blocks(n, best[:1].nbytes * 4))
+        blocks = sample_blocks(n, best[:1].nbytes * 4)
+        parallel_map(pool_block, blocks)
+        # np.maximum already lets a NaN win, so only the winning tap needs NaN-aware compares
+        # (an extra pass per tap). A NaN in a window leaves one in the output (one sum tells;
+        # a +inf/-inf pair also makes it NaN, and merely costs the redo).
+        if track and np.issubdtype(x.dtype, np.floating) and bool(xp.isnan(best.sum())):
+            arg[...] = 0
+            parallel_map(lambda block: pool_block(block, nan_aware=True), blocks)
         self.arg, self.padded_shape = arg, xpad.shape
         self.params = (x.shape, kernel, stride, padding, dilation, out)
         return best.transpose(0, 3, 1, 2)
