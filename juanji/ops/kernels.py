@@ -23,9 +23,14 @@ def sample_blocks(n, bytes_per_sample, block_bytes=None):
     blocks go 64 + 64, not 109 + 19, so the threads share the work)."""
     block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
     step = max(1, block_bytes // max(1, bytes_per_sample))
-    count = -(-n // step)  # blocks needed
-    step = -(-n // max(1, count))  # the same count, evened out
+    step = _even_step(n, step)
     return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _even_step(total, step):
+    """The step that splits `total` items into as many blocks as `step` does, evenly."""
+    count = max(1, -(-total // step))
+    return max(1, -(-total // count))
 
 
 def sample_row_blocks(n, rows, bytes_per_row, block_bytes=None):
@@ -37,6 +42,7 @@ def sample_row_blocks(n, rows, bytes_per_row, block_bytes=None):
         return [(start, stop, 0, rows)
                 for start, stop in sample_blocks(n, rows * bytes_per_row, block_bytes)]
     step = max(1, block_bytes // max(1, bytes_per_row))
+    step = _even_step(rows, step)
     return [(b, b + 1, r, min(r + step, rows)) for b in range(n) for r in range(0, rows, step)]
 
 

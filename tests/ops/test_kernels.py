@@ -22,6 +22,21 @@ def _out_size(h, w, kernel, stride, dilation):
     return (_out(h, kernel[0], stride[0], dilation[0]), _out(w, kernel[1], stride[1], dilation[1]))
 
 
+@pytest.mark.parametrize("n, per_sample, block", [(128, 10, 1090), (100, 4, 120), (7, 1, 3),
+                                                   (5, 1, 1 << 30), (0, 8, 64), (3, 100, 1)])
+def test_sample_blocks_cover_everything_in_even_blocks(n, per_sample, block):
+    blocks = kernels.sample_blocks(n, per_sample, block)
+    assert [i for start, stop in blocks for i in range(start, stop)] == list(range(n))
+    most = max(1, block // per_sample)
+    assert len(blocks) == -(-n // most)  # no more blocks than the size needs
+    sizes = [stop - start for start, stop in blocks]
+    assert all(size <= most for size in sizes)
+    assert not sizes or max(sizes) - min(sizes) < len(sizes)  # 64 + 64, not 109 + 19
+    rows = kernels.sample_row_blocks(2, 10, 100, 350)  # 3.5 rows a block: row ranges
+    assert [(b, r0, r1) for b, _, r0, r1 in rows] == [
+        (b, r, min(r + 3, 10)) for b in range(2) for r in range(0, 10, 3)]
+
+
 def naive_windows(xpad, kernel, stride, dilation):
     n, hp, wp, c = xpad.shape
     oh, ow = (_out(hp, kernel[0], stride[0], dilation[0]),
