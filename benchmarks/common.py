@@ -18,10 +18,20 @@ def setup_torch():
     return torch
 
 
-def interleaved(cases, warmup=3, repeats=15):
+# Untimed idle before each timed call. torch's OpenMP workers (libgomp) spin for up to ~10 ms
+# after each parallel region (GOMP_SPINCOUNT, 300000 pause instructions) before they sleep; back
+# to back, they held a core through the start of juanji's call (SimpleConvNet step 24.3 ms run
+# alone, 27.2 ms right after torch's). Shortening torch's spin instead slowed torch itself
+# (ResNet-18 b8 224 -> 240-307 ms), so the harness waits it out: neither side is changed.
+IDLE_S = 0.02
+
+
+def interleaved(cases, warmup=3, repeats=15, idle_s=IDLE_S):
     """Time callables A, B, A, B, ... so drifts in machine load hit both alike.
 
-    cases: {label: fn}. Returns {label: list of seconds}.
+    cases: {label: fn}. Each timed call starts after `idle_s` seconds of untimed idle, so
+    neither framework's spinning worker threads run into the other's call. Returns
+    {label: list of seconds}.
     """
     for fn in cases.values():
         for _ in range(warmup):
@@ -29,6 +39,7 @@ def interleaved(cases, warmup=3, repeats=15):
     times = {label: [] for label in cases}
     for _ in range(repeats):
         for label, fn in cases.items():
+            time.sleep(idle_s)
             start = time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - start)
