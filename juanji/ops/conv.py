@@ -222,7 +222,9 @@ class Conv2d(Function):
             xpad, taps, padded_shape = self.saved
             n, oh, ow, oc = gy_nhwc.shape
             c = x_shape[1]
-            gy5 = gy_nhwc.reshape(n, oh, ow, c, oc // c)  # (N, OH, OW, C, M)
+            # channels-last memory first (a no-op for what a conv or batch norm passes back):
+            # the 2*KH*KW passes below would otherwise stride by OH*OW elements
+            gy5 = xp_of(gy).ascontiguousarray(gy_nhwc).reshape(n, oh, ow, c, oc // c)
             dxpad, dtaps = depthwise_nhwc_grads(gy5, taps, padded_shape, stride, dilation,
                                                 xp_nhwc=xpad, need_x=need_x)
             gx = crop_nchw(dxpad, padding, x_shape[2:]) if need_x else None

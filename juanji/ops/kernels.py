@@ -360,7 +360,7 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
     kh, kw, c, m = taps.shape
     n = xp_nhwc.shape[0]
     oh, ow = out_size
-    y = xp.zeros((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
+    y = xp.empty((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
     # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
     # values instead of C at a time (1.5x on b32 96x32x32)
     row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
@@ -372,6 +372,9 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
         for i in range(kh):
             for j in range(kw):
                 rows, cols = window_slice(i, j, stride, dilation, out_size)
+                if i == j == 0:  # the first tap starts the sum
+                    xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=y_block)
+                    continue
                 xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=product)
                 y_block += product
 
