@@ -1,11 +1,13 @@
 """2-D convolution (cross-correlation, as in every framework) and its adjoint, the transposed
 convolution. Both are GEMMs over channels-last columns:
 
-- Conv2d (groups=1): im2col and GEMM fused per block of samples (`kernels.conv_nhwc`).
-  Backward: at stride 1 the input gradient is the same kernel on the padded upstream gradient
-  with the flipped filters, otherwise per-tap GEMMs scattered back (`conv_input_grad_nhwc`);
-  the weight gradient reads the columns, kept when small and rebuilt in blocks from the input
-  when big (`conv_weight_grad`), so a training step holds the input, not KH*KW copies of it.
+- Conv2d (groups=1): im2col and GEMM fused per block of samples (`kernels.conv_nhwc`), or,
+  for first layers with a few channels, channels-first columns (`kernels.conv_channels_first`).
+  Backward: at stride 1, when the layer does not widen, the input gradient is the same kernel
+  on the padded upstream gradient with the flipped filters, otherwise per-tap GEMMs scattered
+  back (`conv_input_grad_nhwc`); the weight gradient reads the columns, kept when small and
+  rebuilt in blocks from the input when big (`conv_weight_grad`), so a training step holds
+  the input, not KH*KW copies of it.
 - Grouped Conv2d: im2col then one GEMM per group; backward is GEMM then col2im.
 - ConvTranspose2d: GEMM then col2im; backward is im2col then GEMM (a plain conv).
 
@@ -45,9 +47,10 @@ _KEEP_COLUMNS_BYTES = 16 << 20
 def weight_rows(weight, groups):
     """Conv weight (OC, Cg, KH, KW) -> per-group GEMM rows (G, OC/G, KH*KW*Cg).
 
-    A view when the weight's memory is channels-last (OC, KH, KW, Cg), as nn.Conv2d
-    allocates it. Otherwise a transposing copy made on every call (all of ResNet-18's weights
-    are 47 MB), so it runs in blocks of output channels over the threads.
+    A view when the weight's memory is channels-last (OC, KH, KW, Cg), as
+    Module.to(memory_format="channels_last") lays it out. Otherwise a transposing copy made
+    on every call (all of ResNet-18's weights are 47 MB), so it runs in blocks of output
+    channels over the threads.
     """
     xp = xp_of(weight)
     oc, cg, kh, kw = weight.shape
