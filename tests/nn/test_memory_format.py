@@ -13,8 +13,10 @@ from juanji.ops import conv as conv_ops
 
 def _model():
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 3, stride=2, groups=2), nn.Flatten(),
-                         nn.Linear(8 * 4 * 4, 5))
+                         nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise
+                         nn.ConvTranspose2d(8, 8, 2, stride=2, groups=2),
+                         nn.Conv2d(8, 8, 3, stride=4, groups=2), nn.Flatten(),
+                         nn.Linear(8 * 5 * 5, 5))
 
 
 def _train(model, steps=3):
