@@ -114,6 +114,12 @@ def crop_nchw(xpad_nhwc, padding, size):
     return xpad_nhwc[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)
 
 
+def _rebuilds_columns(rows, width, itemsize):
+    """Whether a groups=1 conv's (rows, width) columns are too big to keep for the weight
+    gradient (over _KEEP_COLUMNS_BYTES): then it keeps its input and backward rebuilds them."""
+    return rows * width * itemsize > _KEEP_COLUMNS_BYTES
+
+
 def _channels_first_wins(c, kernel, stride, dilation, ow):
     """Whether a (groups=1) conv unrolls faster channels-first than channels-last: at stride 1,
     when the runs its copies move, OW values against KW*C (C when dilated), are the longer
@@ -175,7 +181,7 @@ class Conv2d(Function):
             self.path = "channels_first"
             xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
             wrows = weight.reshape(oc, -1)  # (OC, C*KH*KW): already the columns' order
-            self.rebuild = n * oh * ow * wrows.shape[1] * x.itemsize > _KEEP_COLUMNS_BYTES
+            self.rebuild = _rebuilds_columns(n * oh * ow, wrows.shape[1], x.itemsize)
             y, cols = conv_channels_first(xpad, wrows, (kh, kw), stride, dilation, (oh, ow),
                                           keep_columns=self.needs_grad[1] and not self.rebuild)
             kept = None
@@ -197,7 +203,7 @@ class Conv2d(Function):
             # keeps x itself and rebuilds them in backward (grouped convs keep them: rare).
             self.rebuild = False
             if self.path == "im2col" and groups == 1:
-                self.rebuild = n * oh * ow * wg.shape[2] * x.itemsize > _KEEP_COLUMNS_BYTES
+                self.rebuild = _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
                 keep = self.needs_grad[1] and not self.rebuild
                 y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
                                     keep_columns=keep)  # y: (N, OH, OW, OC)

@@ -221,6 +221,22 @@ def channels_first_columns(xpad, kernel, stride, dilation, out_size, out):
             out[:, i, j] = xpad[:, :, rows, cols].transpose(1, 0, 2, 3)  # (C, B, OH, OW)
 
 
+def _channels_first_block(xpad, block, kernel, stride, dilation, out_size, cols=None):
+    """The channels-first columns of the samples block = (start, stop) as a (C*KH*KW, B*OH*OW)
+    matrix, unrolled into their slice of `cols` (the whole batch's (C, KH, KW, N, OH, OW)
+    columns) when given, else into a buffer of their own."""
+    start, stop = block
+    c, (kh, kw), (oh, ow) = xpad.shape[1], kernel, out_size
+    if cols is None:
+        piece = xp_of(xpad).empty((c, kh, kw, stop - start, oh, ow), dtype=xpad.dtype)
+    else:
+        piece = cols[:, :, :, start:stop]
+    channels_first_columns(xpad[start:stop], kernel, stride, dilation, out_size, piece)
+    if cols is None:
+        return piece.reshape(c * kh * kw, -1)
+    return cols.reshape(c * kh * kw, -1)[:, start * oh * ow : stop * oh * ow]  # a view
+
+
 def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_columns=False,
                         block_bytes=None):
     """A (groups=1) convolution of padded NCHW xpad (N, C, HP, WP) by weight rows
@@ -238,15 +254,8 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
     cols = xp.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype) if keep_columns else None
 
     def block_conv(block):
-        start, stop = block
-        if cols is None:
-            piece = xp.empty((c, kh, kw, stop - start, oh, ow), dtype=xpad.dtype)
-        else:
-            piece = cols[:, :, :, start:stop]
-        channels_first_columns(xpad[start:stop], kernel, stride, dilation, out_size, piece)
-        matrix = piece.reshape(width, -1) if cols is None else (
-            cols.reshape(width, -1)[:, start * oh * ow : stop * oh * ow])  # (K, B*OH*OW)
-        xp.matmul(matrix.T, wrows.T, out=y[start:stop].reshape(-1, oc))
+        matrix = _channels_first_block(xpad, block, kernel, stride, dilation, out_size, cols)
+        xp.matmul(matrix.T, wrows.T, out=y[block[0] : block[1]].reshape(-1, oc))
 
     block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
     parallel_map(block_conv, sample_blocks(n, oh * ow * width * xpad.itemsize, block_bytes),
@@ -263,20 +272,16 @@ def conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out_size,
     over the threads (a thin product of very long rows: 2x faster than one BLAS call at
     C = 1) and are summed in block order.
     """
-    xp = xp_of(gy_rows)
     (kh, kw), (oh, ow) = kernel, out_size
     n = gy_rows.shape[0] // (oh * ow)
     width = cols.shape[0] if xpad is None else xpad.shape[1] * kh * kw
-    c = width // (kh * kw)
 
     def block_grad(block):
         start, stop = block
-        if xpad is not None:
-            piece = xp.empty((c, kh, kw, stop - start, oh, ow), dtype=xpad.dtype)
-            channels_first_columns(xpad[start:stop], kernel, stride, dilation, out_size, piece)
-            matrix = piece.reshape(width, -1)
-        else:
+        if xpad is None:
             matrix = cols[:, start * oh * ow : stop * oh * ow]
+        else:
+            matrix = _channels_first_block(xpad, block, kernel, stride, dilation, out_size)
         return matrix @ gy_rows[start * oh * ow : stop * oh * ow]  # (K, OC)
 
     blocks = sample_blocks(n, oh * ow * width * gy_rows.itemsize, chunk_bytes)
