@@ -78,33 +78,47 @@ def _fmt(stats):
     return f"{median:.1f} ({lo:.0f}-{hi:.0f})"
 
 
+def juanji_train_step(model, x, y):
+    """A callable running one training step of a juanji model on (x, y): forward,
+    cross-entropy, backward, SGD with momentum 0.9."""
+    import juanji
+    from juanji import optim
+    from juanji.nn import functional as F
+
+    model.train()
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
+        opt.step()
+
+    return step
+
+
+def torch_train_step(torch, model, x, y):
+    """The same training step for a torch model, on the same NumPy arrays."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(tx), ty).backward()
+        opt.step()
+
+    return step
+
+
 def train_step_pair(torch, label, model, torch_model, x, y, repeats=15, warmup=3):
     """Time one training step (forward, cross-entropy, backward, SGD momentum 0.9) of a juanji
     model and its torch twin on the same batch, weights copied from torch first.
 
     Returns the summarize() row plus the two step functions under "steps" (for memory probes).
     """
-    import juanji
-    from juanji import optim
-    from juanji.nn import functional as F
-
     copy_weights(model, torch_model)
-    model.train()
-    torch_model.train()
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    topt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def juanji_step():
-        opt.zero_grad()
-        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
-        opt.step()
-
-    def torch_step():
-        topt.zero_grad()
-        torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
-        topt.step()
-
+    juanji_step = juanji_train_step(model, x, y)
+    torch_step = torch_train_step(torch, torch_model, x, y)
     times = interleaved({"juanji": juanji_step, "torch": torch_step}, warmup, repeats)
     row = summarize(label, times["juanji"], times["torch"])
     row["steps"] = (juanji_step, torch_step)

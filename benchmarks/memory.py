@@ -4,7 +4,7 @@
 
 For each framework a fresh Python process builds ResNet-20, runs `steps` training steps
 (forward, cross-entropy, backward, SGD momentum) on a random b128 3x32x32 batch and reports
-its peak resident set (ru_maxrss) and its resident set before the first step, so the
+its peak resident set (VmHWM) and its resident set before the first step, so the
 difference is what the steps themselves needed. Separate processes keep one framework's
 allocator and thread pools out of the other's numbers.
 """
@@ -40,40 +40,19 @@ def _peak_mb():
 
 
 def _juanji_step():
-    import juanji
-    from juanji import models, optim
-    from juanji.nn import functional as F
+    from benchmarks.common import juanji_train_step
+    from juanji import models
 
-    model = models.create_model("resnet20", num_classes=10)
-    model.train()
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = _batch()
-
-    def step():
-        opt.zero_grad()
-        F.cross_entropy(model(juanji.Tensor(x)), y).backward()
-        opt.step()
-
-    return step
+    return juanji_train_step(models.create_model("resnet20", num_classes=10), *_batch())
 
 
 def _torch_step():
-    from benchmarks.common import setup_torch
+    from benchmarks.common import setup_torch, torch_train_step
 
     torch = setup_torch()
     from benchmarks.torch_models import TorchResNet20
 
-    model = TorchResNet20(10)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = (torch.from_numpy(a) for a in _batch())
-
-    def step():
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-
-    return step
+    return torch_train_step(torch, TorchResNet20(10), *_batch())
 
 
 def _batch():
