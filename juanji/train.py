@@ -1,12 +1,22 @@
 """Trainer: fit, evaluate, checkpoint, resume. Readable in one sitting.
 
 One epoch = one pass over `train_loader` (batches of NumPy arrays), one optimizer step per
-batch, then an evaluation on `test_loader`. After every epoch the run folder gets the weights,
-the optimizer and scheduler state, the metrics history, the curves and the first layer's
-filters (`filters_initial.png` is drawn before training starts), all written atomically,
-so Ctrl-C at any moment leaves the last finished epoch's checkpoint whole.
+batch, then an evaluation on `test_loader`. After every epoch (and every `save_every` steps
+inside one) the run folder gets a checkpoint committed as one unit (juanji.io.checkpoint): the
+weights, the optimizer and scheduler, the metrics history, and the trainer's own state (epoch,
+step, the partial sums of the unfinished epoch, the loader's and juanji's random generators).
+Resuming from it continues bit for bit as if the run had never stopped.
+
+SIGINT (Ctrl-C) and SIGTERM stop training after the current batch and commit a checkpoint of
+that point (TrainingInterrupted, a KeyboardInterrupt); a second signal stops at once. A loss or
+an optimizer update that is not finite stops training before anything is written
+(TrainingDiverged): the last committed checkpoint stays the newest.
 """
 
+import contextlib
+import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +29,20 @@ from juanji.nn import Conv2d
 from juanji.nn import functional as F
 from juanji.nn.utils import clip_grad_norm_
 from juanji.optim.lr_scheduler import ReduceLROnPlateau
+from juanji.random import default_generator
 from juanji.viz.filters import save_filters
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training; `saved` tells whether a checkpoint was committed."""
+
+    def __init__(self, signum, epoch, step, saved):
+        super().__init__(f"{signal.Signals(signum).name} at epoch {epoch + 1} step {step}")
+        self.signum, self.epoch, self.step, self.saved = signum, epoch, step, saved
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or an updated parameter became NaN or infinite; nothing was written for it."""
 
 
 class Trainer:
@@ -28,50 +51,87 @@ class Trainer:
     loss_fn(logits, labels) -> scalar Tensor (default: cross-entropy). `scheduler` steps once
     per batch if its `per_batch` attribute is true, else once per epoch (ReduceLROnPlateau gets
     the test loss). `regularizer` (e.g. optim L1) is called after every optimizer step.
-    `callbacks` are plain callables `cb(trainer, record)` run after each epoch.
+    `callbacks` are plain callables `cb(trainer, record)` run after each epoch. `save_every`
+    (steps) adds checkpoints inside an epoch.
+
+    Counters: `epoch` (finished epochs), `step` (batches done in the unfinished epoch),
+    `global_step` (optimizer steps in all).
     """
 
     def __init__(self, model, optimizer, train_loader, test_loader=None, loss_fn=None,
                  scheduler=None, run_dir=None, config=None, clip_grad=None, regularizer=None,
-                 callbacks=(), progress=True):
+                 callbacks=(), progress=True, save_every=None):
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.test_loader = train_loader, test_loader
         self.loss_fn = loss_fn or F.cross_entropy
         self.scheduler, self.clip_grad, self.regularizer = scheduler, clip_grad, regularizer
         self.run_dir = Path(run_dir) if run_dir else None
         self.config = dict(config or {})
-        self.callbacks, self.progress = list(callbacks), progress
-        self.history, self.epoch = [], 0
+        self.callbacks, self.progress, self.save_every = list(callbacks), progress, save_every
+        self.history, self.epoch, self.step, self.global_step = [], 0, 0, 0
+        self.partial = [0.0, 0, 0]  # loss sum, correct, seen of the unfinished epoch
+        self._signal = None
+
+    # ---- the state a checkpoint carries besides weights, optimizer and scheduler ----------------
+    def state_dict(self):
+        """Counters, partial sums and random generators: what makes a resume exact."""
+        return {"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+                "partial": list(self.partial), "loader": self.train_loader.state_dict(),
+                "generator": default_generator().bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.global_step, self.partial = state["global_step"], list(state["partial"])
+        self.train_loader.load_state_dict(state["loader"])
+        default_generator().bit_generator.state = state["generator"]
 
     def train_epoch(self):
         """One pass over the training data; returns (mean loss, accuracy, images per second)."""
         self.model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        start = time.perf_counter()
+        start, seen_now = time.perf_counter(), 0
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch",
+                   initial=self.step, total=len(self.train_loader),
                    disable=not self.progress, leave=True, dynamic_ncols=True)
         for images, labels in bar:
             logits = self.model(juanji.Tensor(images))
             loss = self.loss_fn(logits, labels)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"the loss became {loss_value} at epoch {self.epoch + 1} "
+                                       f"step {self.step + 1}")
             self.optimizer.zero_grad()
             loss.backward()
             if self.clip_grad:
                 clip_grad_norm_(self.model.parameters(), self.clip_grad)
-            self.optimizer.step()
+            try:
+                self.optimizer.step()
+            except FloatingPointError as exc:
+                raise TrainingDiverged(f"{exc} (epoch {self.epoch + 1} step "
+                                       f"{self.step + 1})") from None
             if self.regularizer is not None:
                 self.regularizer.step()
             if self.scheduler is not None and getattr(self.scheduler, "per_batch", False):
                 self.scheduler.step()
             n = len(labels)
-            total_loss += loss.item() * n
-            correct += int((logits.data.argmax(axis=1) == labels).sum())
-            seen += n
-            rate = seen / (time.perf_counter() - start)
+            self.partial[0] += loss_value * n
+            self.partial[1] += int((logits.data.argmax(axis=1) == labels).sum())
+            self.partial[2] += n
+            self.step += 1
+            self.global_step += 1
+            seen_now += n
+            total_loss, correct, seen = self.partial
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                            img_s=f"{rate:.0f}")
+                            img_s=f"{seen_now / (time.perf_counter() - start):.0f}")
+            if self._signal is not None and self.step < len(self.train_loader):
+                bar.close()
+                self._stop()
+            if self.save_every and self.global_step % self.save_every == 0 \
+                    and self.step < len(self.train_loader):
+                self.save()
         bar.close()
-        elapsed = time.perf_counter() - start
-        return total_loss / max(seen, 1), correct / max(seen, 1), seen / elapsed
+        total_loss, correct, seen = self.partial
+        return total_loss / max(seen, 1), correct / max(seen, 1), seen_now / (
+            time.perf_counter() - start)
 
     def evaluate(self, loader=None):
         """Mean loss and accuracy over `loader` (default the test loader), in eval mode."""
@@ -89,26 +149,55 @@ class Trainer:
     def fit(self, epochs):
         """Train until `epochs` epochs are done in total (a resumed run continues its count).
 
-        Returns the history (a list of per-epoch dicts). KeyboardInterrupt stops after the
-        current batch without saving a half-finished epoch; it is re-raised to the caller.
+        Returns the history (a list of per-epoch dicts). SIGINT/SIGTERM stop after the current
+        batch with a checkpoint of that point, raising TrainingInterrupted.
         """
-        if self.epoch == 0:
+        if self.epoch == 0 and self.step == 0:
             self._save_filters("filters_initial.png", "before training")
-        while self.epoch < epochs:
-            start = time.perf_counter()
-            train_loss, train_acc, rate = self.train_epoch()
-            record = {"epoch": self.epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                      "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": rate}
-            if self.test_loader is not None:
-                record["test_loss"], record["test_acc"] = self.evaluate()
-            record["seconds"] = time.perf_counter() - start
-            self._step_epoch_scheduler(record)
-            self.epoch += 1
-            self.history.append(record)
-            self.save()
-            for callback in self.callbacks:
-                callback(self, record)
+        with self._signals_stop_training():
+            while self.epoch < epochs:
+                start = time.perf_counter()
+                train_loss, train_acc, rate = self.train_epoch()
+                record = {"epoch": self.epoch + 1, "train_loss": train_loss,
+                          "train_acc": train_acc, "lr": self.optimizer.param_groups[0]["lr"],
+                          "images_per_s": rate}
+                if self.test_loader is not None:
+                    record["test_loss"], record["test_acc"] = self.evaluate()
+                record["seconds"] = time.perf_counter() - start
+                self._step_epoch_scheduler(record)
+                self.epoch, self.step, self.partial = self.epoch + 1, 0, [0.0, 0, 0]
+                self.history.append(record)
+                self.save()
+                for callback in self.callbacks:
+                    callback(self, record)
+                if self._signal is not None and self.epoch < epochs:
+                    self._stop(save=False)  # the epoch's checkpoint was just committed
         return self.history
+
+    def _stop(self, save=True):
+        """Commit a checkpoint of this point (unless just done) and raise TrainingInterrupted."""
+        if save:
+            self.save()
+        raise TrainingInterrupted(self._signal, self.epoch, self.step, self.run_dir is not None)
+
+    @contextlib.contextmanager
+    def _signals_stop_training(self):
+        """Within it, SIGINT/SIGTERM set a flag checked after each batch (main thread only)."""
+        def handle(signum, frame):
+            if self._signal is not None:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self._signal = signum
+
+        self._signal = None
+        old = {}
+        if threading.current_thread() is threading.main_thread():
+            old = {signum: signal.signal(signum, handle)
+                   for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in old.items():
+                signal.signal(signum, handler)
 
     def _step_epoch_scheduler(self, record):
         if self.scheduler is None or getattr(self.scheduler, "per_batch", False):
@@ -119,14 +208,15 @@ class Trainer:
             self.scheduler.step()
 
     def save(self):
-        """Write the run folder: weights, optimizer, scheduler, run.json, history CSV, curves."""
+        """Commit a checkpoint, then redraw the history CSV, curves and filters."""
         if self.run_dir is None:
             return
         save_run(self.run_dir, self.model, self.config, self.optimizer, self.scheduler,
-                 self.epoch, self.history)
-        write_history_csv(self.run_dir / "history.csv", self.history)
-        plot_curves(self.history, self.run_dir / "curves.png")
-        self._save_filters("filters.png", f"after epoch {self.epoch}")
+                 self.epoch, self.history, step=self.step, trainer_state=self.state_dict())
+        if self.step == 0:  # the views change once per epoch
+            write_history_csv(self.run_dir / "history.csv", self.history)
+            plot_curves(self.history, self.run_dir / "curves.png")
+            self._save_filters("filters.png", f"after epoch {self.epoch}")
 
     def _save_filters(self, name, title):
         """The first conv layer's filters as a picture (skipped for models without one)."""

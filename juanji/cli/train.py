@@ -1,6 +1,9 @@
 """`juanji train`, `juanji eval` and `juanji models`."""
 
+import argparse
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -14,40 +17,79 @@ DATASETS = {
 }
 
 
+# What a new run uses for each flag not given. Resuming, a flag not given keeps the saved value.
+TRAIN_DEFAULTS = {"model": "lenet5", "data": "fashion-mnist", "epochs": 3, "batch_size": 64,
+                  "optimizer": "adam", "lr": 2e-3, "momentum": 0.0, "weight_decay": 0.0,
+                  "l1": 0.0, "scheduler": "cosine", "clip_grad": None, "seed": 0, "limit": None}
+# Resuming: these would make it another run, so a different value is refused ...
+FIXED_ON_RESUME = ("model", "data", "batch_size", "optimizer", "momentum", "weight_decay", "l1",
+                   "seed", "limit")
+# ... and these are applied (and announced); a schedule change rebuilds the schedule.
+CHANGEABLE_ON_RESUME = ("epochs", "lr", "scheduler", "clip_grad")
+
+
+def _number(kind, low, low_open):
+    """An argparse type: a finite number (int or float) >= low (> low if low_open)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'>' if low_open else '>='} {low}; got {text}")
+        return value
+    return parse
+
+
+POSITIVE_INT, POSITIVE, NON_NEGATIVE = _number(int, 0, True), _number(float, 0, True), \
+    _number(float, 0, False)
+
+
 def register(subcommands):
     train = subcommands.add_parser(
         "train", help="train a model on a dataset",
         description="Train a CNN and write a run folder. The defaults (LeNet-5, Fashion-MNIST, "
                     "3 epochs, Adam lr 2e-3 with cosine decay per epoch, batch 64) reach about "
-                    "89% test accuracy.")
-    train.add_argument("--model", default="lenet5", help="a name from `juanji models`")
-    train.add_argument("--data", default="fashion-mnist", choices=sorted(DATASETS))
-    train.add_argument("--data-root", default=None, help="folder holding the dataset files")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--optimizer", default="adam",
-                       help="sgd, adam, adamw, rmsprop, adagrad, adadelta, adamax, nadam")
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--momentum", type=float, default=0.0)
-    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty")
-    train.add_argument("--l1", type=float, default=0.0, help="L1 strength (proximal step)")
-    train.add_argument("--scheduler", default="cosine",
+                    "89%% test accuracy. With --resume, flags that define the run (model, data, "
+                    "batch size, optimizer and its settings, seed, limit) must match the saved "
+                    "run; --epochs, --lr, --scheduler and --clip-grad may change, and a changed "
+                    "schedule is rebuilt over the new total from the current step.")
+    d = TRAIN_DEFAULTS
+    train.add_argument("--model", help=f"a name from `juanji models` (default {d['model']})")
+    train.add_argument("--data", choices=sorted(DATASETS), help=f"default {d['data']}")
+    train.add_argument("--data-root", default=None,
+                       help="folder holding the dataset files (the only place searched)")
+    train.add_argument("--epochs", type=POSITIVE_INT,
+                       help=f"total epochs (default {d['epochs']}; resuming: the saved total)")
+    train.add_argument("--batch-size", type=POSITIVE_INT, help=f"default {d['batch_size']}")
+    train.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, adadelta, "
+                                           f"adamax, nadam (default {d['optimizer']})")
+    train.add_argument("--lr", type=POSITIVE, help=f"learning rate (default {d['lr']})")
+    train.add_argument("--momentum", type=NON_NEGATIVE, help="sgd and rmsprop (default 0)")
+    train.add_argument("--weight-decay", type=NON_NEGATIVE, help="L2 penalty (default 0)")
+    train.add_argument("--l1", type=NON_NEGATIVE, help="L1 strength, proximal step (default 0)")
+    train.add_argument("--scheduler",
                        help="none, step, multistep, exponential, cosine, cosine-restarts, "
-                            "plateau, cyclic, onecycle, linear")
-    train.add_argument("--clip-grad", type=float, default=None, help="max gradient L2 norm")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=int, default=None,
+                            f"plateau, cyclic, onecycle, linear (default {d['scheduler']})")
+    train.add_argument("--clip-grad", type=POSITIVE, help="max gradient L2 norm")
+    train.add_argument("--seed", type=_number(int, 0, False), help="default 0")
+    train.add_argument("--limit", type=POSITIVE_INT,
                        help="use only the first N training and N//6 test images (quick runs)")
+    train.add_argument("--save-every", type=POSITIVE_INT, default=None,
+                       help="also commit a checkpoint every N steps inside an epoch")
     train.add_argument("--out", default="runs", help="parent folder of the run folder")
     train.add_argument("--name", default=None, help="run folder name (default: model-time)")
-    train.add_argument("--resume", default=None, help="continue the run in this folder")
+    train.add_argument("--resume", default=None, metavar="RUN_FOLDER",
+                       help="continue the run in this folder")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
 
     evaluate = subcommands.add_parser("eval", help="re-evaluate a saved run on the test set")
     evaluate.add_argument("--checkpoint", required=True, help="a run folder")
     evaluate.add_argument("--data-root", default=None)
-    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--batch-size", type=POSITIVE_INT, default=500)
     evaluate.set_defaults(run=run_eval)
 
     plot = subcommands.add_parser("lr-plot", help="draw a learning-rate schedule as a PNG")
@@ -85,65 +127,188 @@ def _check_positive(args, *names):
     for name in names:
         value = getattr(args, name)
         if value is not None and value <= 0:
-            raise CLIError(f"--{name.replace('_', '-')} must be > 0; got {value}")
+            raise CLIError(f"--{name.replace('_', '-')} must be > 0; got {value}", usage=True)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _new_run_config(args):
+    config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
+              for k, v in TRAIN_DEFAULTS.items()}
+    train_set = load_data(config["data"], args.data_root, True, config["limit"])
+    sample = train_set.images[:1]
+    channels = 1 if sample.ndim == 3 else sample.shape[1]
+    config["model_args"] = {"num_classes": 10, "in_channels": channels}
+    return config
+
+
+def _resumed_config(args, saved):
+    """The saved config with the changeable flags applied; refuses changes to fixed ones.
+
+    Returns (config, {name: (old, new)} of the changes).
+    """
+    refused = [f"{_flag(k)} {getattr(args, k)!r} (the run has {saved.get(k)!r})"
+               for k in FIXED_ON_RESUME
+               if getattr(args, k) is not None and getattr(args, k) != saved.get(k)]
+    if refused:
+        raise CLIError("cannot change on --resume: " + "; ".join(refused)
+                       + ". Start a new run to change them", usage=True)
+    config = dict(saved)
+    changes = {}
+    for k in CHANGEABLE_ON_RESUME:
+        given = getattr(args, k)
+        if given is not None and given != saved.get(k):
+            changes[k] = (saved.get(k), given)
+            config[k] = given
+    if config.get("epochs") is None:
+        raise CLIError(f"{args.resume} does not record how many epochs it was planned for; "
+                       "give --epochs", usage=True)
+    return config, changes
+
+
+def _build_schedule(config, optimizer, state, steps_per_epoch, changes):
+    """The scheduler, continued from the checkpoint.
+
+    Unchanged, it is loaded as saved (an exact continuation). When --epochs, --lr or
+    --scheduler changed, it is rebuilt over the new total and stepped forward to the current
+    step, so its lr is what an uninterrupted run with the new settings would have now (a cosine
+    or one-cycle schedule extended by --epochs is never left at its final lr of 0).
+    ReduceLROnPlateau follows the test loss and cannot be replayed: it keeps its saved state.
+    """
+    from juanji import optim
+    from juanji.io.checkpoint import load_optimizer_state
+
+    def build():
+        return optim.build_scheduler(config["scheduler"], optimizer, steps_per_epoch,
+                                     config["epochs"])
+
+    if state is None:
+        return build()
+    scheduler = build()  # it sets the groups' lr; the saved optimizer state then replaces them
+    load_optimizer_state(state["checkpoint_dir"], optimizer, state)
+    if not any(k in changes for k in ("epochs", "lr", "scheduler")):
+        if scheduler is not None and "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
+        return scheduler
+    for group in optimizer.param_groups:  # the schedule starts again from the base lr
+        group["lr"] = group["initial_lr"] = config["lr"]
+    if config["scheduler"] == "plateau":
+        if "scheduler" not in changes and "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
+            for group in optimizer.param_groups:
+                group["lr"] = config["lr"]
+        return scheduler
+    scheduler = build()
+    if scheduler is not None:
+        if scheduler.per_batch:
+            done = state.get("trainer", {}).get("global_step", state["epoch"] * steps_per_epoch)
+        else:
+            done = state["epoch"]
+        for _ in range(done):
+            scheduler.step()
+    return scheduler
 
 
 def run_train(args):
     import juanji
     from juanji import optim
     from juanji.data import DataLoader
-    from juanji.io.checkpoint import load_optimizer_state, load_run
+    from juanji.io.checkpoint import load_run
     from juanji.models import create_model
-    from juanji.train import Trainer
+    from juanji.train import Trainer, TrainingDiverged, TrainingInterrupted
 
-    _check_positive(args, "epochs", "batch_size", "limit", "clip_grad")
-    juanji.manual_seed(args.seed)
+    juanji.manual_seed(args.seed if args.seed is not None else TRAIN_DEFAULTS["seed"])
+    state, changes = None, {}
     if args.resume:
-        model, info = load_run(args.resume)
-        config = info["config"]
+        model, state = load_run(args.resume)
+        config, changes = _resumed_config(args, state["config"])
         run_dir = Path(args.resume)
     else:
-        config = {k: getattr(args, k) for k in ("model", "data", "batch_size", "optimizer", "lr",
-                                                "momentum", "weight_decay", "l1", "scheduler",
-                                                "clip_grad", "seed", "limit")}
-        train_set = load_data(args.data, args.data_root, True, args.limit)
-        sample = train_set.images[:1]
-        channels = 1 if sample.ndim == 3 else sample.shape[1]
-        config["model_args"] = {"num_classes": 10, "in_channels": channels}
-        model = create_model(args.model, **config["model_args"])
-        name = args.name or f"{args.model}-{args.data}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config = _new_run_config(args)
+        model = create_model(config["model"], **config["model_args"])
+        name = args.name or f"{config['model']}-{config['data']}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(args.out) / name
+        if (run_dir / "run.json").exists():
+            raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                           "or choose another --name")
+    if state is not None and state["epoch"] >= config["epochs"] and state.get("step", 0) == 0:
+        print(f"{run_dir} has finished {state['epoch']} of {config['epochs']} epochs; nothing "
+              f"to train (give --epochs N with N > {state['epoch']} to continue)")
+        return 0
     train_set = load_data(config["data"], args.data_root, True, config["limit"])
-    test_limit = None if config["limit"] is None else max(config["limit"] // 6, 1)
-    test_set = load_data(config["data"], args.data_root, False, test_limit)
+    test_set = load_data(config["data"], args.data_root, False, _test_limit(config))
     train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"])
     test_loader = DataLoader(test_set, 1000)
     optimizer = optim.build_optimizer(config["optimizer"], model.parameters(), lr=config["lr"],
                                       momentum=config["momentum"],
                                       weight_decay=config["weight_decay"])
-    scheduler = optim.build_scheduler(config["scheduler"], optimizer, len(train_loader),
-                                      args.epochs)
+    scheduler = _build_schedule(config, optimizer, state, len(train_loader), changes)
     regularizer = optim.L1Proximal(optimizer, config["l1"]) if config["l1"] else None
     trainer = Trainer(model, optimizer, train_loader, test_loader, scheduler=scheduler,
                       run_dir=run_dir, config=config, clip_grad=config["clip_grad"],
                       regularizer=regularizer, progress=not args.no_progress,
-                      callbacks=[_print_epoch])
-    if args.resume:
-        load_optimizer_state(run_dir, optimizer, info)
-        if scheduler is not None and "scheduler" in info:
-            scheduler.load_state_dict(info["scheduler"])
-        trainer.epoch, trainer.history = info["epoch"], info["history"]
+                      callbacks=[_print_epoch], save_every=args.save_every)
+    if state is not None:
+        _restore_trainer(trainer, state, run_dir, changes)
     print(f"training {config['model']} on {config['data']} "
           f"({len(train_set)} train / {len(test_set)} test images) -> {run_dir}")
     try:
-        trainer.fit(args.epochs)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the last finished epoch ({trainer.epoch}) is saved in {run_dir}")
-        return 130
+        trainer.fit(config["epochs"])
+    except TrainingInterrupted as exc:
+        where = f"epoch {exc.epoch + 1} step {exc.step}" if exc.step else \
+            f"the end of epoch {exc.epoch}"
+        print(f"\nstopped by {_signal_name(exc.signum)} at {where}; checkpoint saved in "
+              f"{run_dir}; continue with: juanji train --resume {run_dir}", file=sys.stderr)
+        return 128 + exc.signum
+    except TrainingDiverged as exc:
+        raise CLIError(f"training diverged: {exc}; {_last_checkpoint(run_dir)}; "
+                       "try a smaller --lr or --clip-grad") from None
     accuracy = trainer.history[-1].get("test_acc", float("nan"))
     print(f"done: test accuracy {accuracy:.4f}; run folder {run_dir} "
-          f"(model.safetensors, run.json, history.csv, curves.png, filters.png)")
+          f"(run.json, checkpoints/, history.csv, curves.png, filters.png)")
     return 0
+
+
+def _restore_trainer(trainer, state, run_dir, changes):
+    """Counters, history and random generators from the checkpoint; announce the resume."""
+    trainer.history = state["history"]
+    if "trainer" in state:
+        trainer.load_state_dict(state["trainer"])
+        exact = ""
+    else:
+        trainer.epoch = state["epoch"]
+        exact = " (an older run folder without its shuffle state: not an exact continuation)"
+    line = f"resuming {run_dir} at epoch {trainer.epoch + 1} step {trainer.step}"
+    if changes:
+        line += "; changed: " + ", ".join(f"{k.replace('_', '-')} {old} -> {new}"
+                                          for k, (old, new) in changes.items())
+    if any(k in changes for k in ("epochs", "lr", "scheduler")):
+        line += "; the schedule is rebuilt over the new settings from the current step"
+    print(line + exact)
+
+
+def _signal_name(signum):
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _last_checkpoint(run_dir):
+    from juanji.io.checkpoint import CheckpointError, read_run_info
+
+    try:
+        info = read_run_info(run_dir)
+    except CheckpointError:
+        return "nothing was saved"
+    return (f"the last good checkpoint (epoch {info['epoch']}, step {info.get('step', 0)}) is "
+            f"kept in {run_dir}")
+
+
+def _test_limit(config):
+    """The run's test set: all of it, or N//6 images for a run trained with --limit N."""
+    return None if config.get("limit") is None else max(config["limit"] // 6, 1)
 
 
 def _print_epoch(trainer, record):
@@ -156,13 +321,13 @@ def _print_epoch(trainer, record):
 def run_eval(args):
     import juanji
     from juanji.data import DataLoader
-    from juanji.io.checkpoint import load_run
+    from juanji.io.checkpoint import check_finite_weights, load_run
     from juanji.nn import functional as F
 
-    _check_positive(args, "batch_size")
     model, info = load_run(args.checkpoint)
+    check_finite_weights(model, Path(info["checkpoint_dir"]) / "model.safetensors")
     config = info["config"]
-    test_set = load_data(config["data"], args.data_root, False)
+    test_set = load_data(config["data"], args.data_root, False, _test_limit(config))
     model.eval()
     total_loss, correct = 0.0, 0
     with juanji.no_grad():

@@ -20,6 +20,10 @@ class DataLoader:
     generator seeded once from ``seed`` (an int, None or a ``numpy.random.Generator``): two
     loaders built with the same int seed yield the same sequence of epochs.
 
+    ``state_dict()`` / ``load_state_dict()`` save and restore the position: the generator's
+    state at the start of the current epoch and the batches already handed out, so a loader
+    restored in the middle of an epoch yields exactly the batches the saved one had not.
+
     Fast path: when the dataset exposes ``.images`` and ``.labels`` arrays and its
     ``.transform`` is None or has a ``batch`` method (as ``ArrayDataset`` does), each batch is
     sliced from the arrays and transformed in one call; otherwise samples are fetched one by
@@ -39,6 +43,9 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.rng = np.random.default_rng(seed)
+        self._epoch_start = None  # the generator's state when the current epoch began
+        self._position = 0  # batches handed out in the current epoch
+        self._resume_at = 0  # batch to start the next epoch from (set by load_state_dict)
 
     def __len__(self):
         """Number of batches per epoch."""
@@ -49,13 +56,37 @@ class DataLoader:
 
     def __iter__(self):
         n = len(self.dataset)
+        first, self._resume_at = self._resume_at, 0
+        self._epoch_start = self.rng.bit_generator.state
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)  # (n,)
         fetch = self._fetch_arrays if _has_array_path(self.dataset) else self._fetch_samples
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for batch in range(first, len(self)):
+            start = batch * self.batch_size
             images, labels = fetch(order[start:start + self.batch_size])
             if images.dtype != np.float32 or images.ndim != 4:
                 images = _TO_FLOAT.batch(images)  # (B, C, H, W) float32
+            self._position = batch + 1
             yield images, labels
+        self._position = 0
+
+    def state_dict(self):
+        """{"rng": generator state, "batch": batches done} to continue from this point.
+
+        Inside an epoch, "rng" is the state the epoch started from (its permutation is drawn
+        again on restore); between epochs (or after the last batch) it is the current state
+        and "batch" is 0.
+        """
+        if 0 < self._position < len(self):
+            return {"rng": self._epoch_start, "batch": self._position}
+        return {"rng": self.rng.bit_generator.state, "batch": 0}
+
+    def load_state_dict(self, state):
+        """Continue where `state_dict()` was taken: the next iteration resumes that epoch."""
+        batch = state.get("batch", 0)
+        if not isinstance(batch, int) or not 0 <= batch < max(len(self), 1):
+            raise ValueError(f"batch must be an int in [0, {len(self)}); got batch={batch!r}")
+        self.rng.bit_generator.state = state["rng"]
+        self._resume_at, self._position = batch, 0
 
     def _fetch_arrays(self, index):
         """Batch ``index`` (B,) sliced from the dataset's arrays, transformed in one call."""

@@ -27,10 +27,13 @@ def small_run(tmp_path_factory):
 
 def test_train_writes_a_complete_run_folder(small_run):
     names = {p.name for p in small_run.iterdir()}
-    assert {"model.safetensors", "optimizer.safetensors", "run.json", "history.csv",
-            "curves.png", "filters.png", "filters_initial.png"} <= names
+    assert {"checkpoints", "run.json", "history.csv", "curves.png", "filters.png",
+            "filters_initial.png"} <= names
     info = json.loads((small_run / "run.json").read_text())
     assert info["epoch"] == 1 and info["config"]["model"] == "simple_convnet"
+    checkpoint = small_run / info["checkpoints"][0]["dir"]
+    assert {p.name for p in checkpoint.iterdir()} == {"model.safetensors",
+                                                      "optimizer.safetensors", "state.json"}
     assert 0.1 < info["history"][0]["test_acc"] <= 1.0
     pixels = np.asarray(Image.open(small_run / "curves.png").convert("L"))
     assert pixels.std() > 5  # a drawn plot, not a blank image
@@ -42,10 +45,12 @@ def test_train_writes_a_complete_run_folder(small_run):
 
 
 def test_eval_reproduces_the_saved_accuracy(small_run, capsys):
-    model, info = load_run(small_run)
+    _, info = load_run(small_run)
     code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(small_run))
     assert code == 0
-    assert "accuracy" in out and "10000 images" in out
+    assert "200 images" in out  # the run's own test set (--limit 1200 -> 200 test images)
+    saved = info["history"][-1]
+    assert f"accuracy {saved['test_acc']:.4f}, loss {saved['test_loss']:.4f}" in out
 
 
 def test_resume_continues_the_epoch_count(small_run, tmp_path, capsys):
@@ -60,26 +65,6 @@ def test_resume_continues_the_epoch_count(small_run, tmp_path, capsys):
     assert [r["epoch"] for r in info["history"]] == [1, 2]
 
 
-def test_interrupt_keeps_the_last_finished_checkpoint(small_run, tmp_path, monkeypatch):
-    import shutil
-
-    from juanji import train
-
-    copy = tmp_path / "interrupted"
-    shutil.copytree(small_run, copy)
-    before = (copy / "model.safetensors").read_bytes()
-
-    def interrupted_epoch(self):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train.Trainer, "train_epoch", interrupted_epoch)
-    code = main(["train", "--resume", str(copy), "--epochs", "3", "--no-progress"])
-    assert code == 130
-    assert (copy / "model.safetensors").read_bytes() == before
-    assert json.loads((copy / "run.json").read_text())["epoch"] == 1
-    load_run(copy)  # still loads
-
-
 def test_models_lists_the_registry(capsys):
     code, out, _ = run_cli(capsys, "models")
     assert code == 0
@@ -87,16 +72,29 @@ def test_models_lists_the_registry(capsys):
     assert "11,689,512" in out and "138,357,544" in out  # resnet18, vgg16 (torchvision's)
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["train", "--model", "nope"], "unknown model 'nope'"),
-    (["train", "--epochs", "0"], "--epochs must be > 0"),
-    (["eval", "--checkpoint", "/nonexistent/run"], "not a juanji run folder"),
+@pytest.mark.parametrize("argv,match,status", [
+    (["train", "--model", "nope", "--limit", "100"], "unknown model 'nope'", 1),
+    (["eval", "--checkpoint", "/nonexistent/run"], "not a juanji run folder", 1),
 ])
-def test_bad_input_is_one_line_without_traceback(capsys, argv, match):
+def test_bad_input_is_one_line_without_traceback(capsys, argv, match, status):
     code, out, err = run_cli(capsys, *argv)
-    assert code == 1
+    assert code == status
     assert match in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--epochs", "0"], "argument --epochs: must be a finite number > 0; got 0"),
+    (["train", "--lr", "inf"], "argument --lr: must be a finite number > 0; got inf"),
+    (["train", "--momentum", "nan"], "argument --momentum: must be a finite number >= 0"),
+    (["train", "--batch-size", "x"], "argument --batch-size: expected an integer; got 'x'"),
+])
+def test_bad_flag_values_are_usage_errors(capsys, argv, match):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert match in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
