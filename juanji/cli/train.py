@@ -5,6 +5,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from juanji.cli import CLIError
@@ -61,6 +62,8 @@ def register(subcommands):
     train.add_argument("--data", choices=sorted(DATASETS), help=f"default {d['data']}")
     train.add_argument("--data-root", default=None,
                        help="folder holding the dataset files (the only place searched)")
+    train.add_argument("--download", action="store_true",
+                       help="download MNIST/Fashion-MNIST into ~/.cache/juanji when not found")
     train.add_argument("--epochs", type=POSITIVE_INT,
                        help=f"total epochs (default {d['epochs']}; resuming: the saved total)")
     train.add_argument("--batch-size", type=POSITIVE_INT, help=f"default {d['batch_size']}")
@@ -89,6 +92,7 @@ def register(subcommands):
     evaluate = subcommands.add_parser("eval", help="re-evaluate a saved run on the test set")
     evaluate.add_argument("--checkpoint", required=True, help="a run folder")
     evaluate.add_argument("--data-root", default=None)
+    evaluate.add_argument("--download", action="store_true")
     evaluate.add_argument("--batch-size", type=POSITIVE_INT, default=500)
     evaluate.set_defaults(run=run_eval)
 
@@ -107,15 +111,18 @@ def register(subcommands):
     listing.set_defaults(run=run_models)
 
 
-def load_data(name, root=None, train=True, limit=None):
-    """The dataset with its standard normalisation; `limit` keeps the first N samples."""
+def load_data(name, root=None, train=True, limit=None, download=False):
+    """The dataset with its standard normalisation; `limit` keeps the first N samples.
+
+    Nothing is downloaded unless `download` (the --download flag) is set."""
     from juanji import data
     from juanji.data.transforms import Compose, Normalize, ToFloat
 
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
     class_name, mean, std = DATASETS[name]
-    dataset = getattr(data, class_name)(root=root, train=train,
+    kwargs = {"download": download} if class_name != "CIFAR10" else {}
+    dataset = getattr(data, class_name)(root=root, train=train, **kwargs,
                                         transform=Compose([ToFloat(), Normalize(mean, std)]))
     if limit is not None:
         dataset = data.ArrayDataset(dataset.images[:limit], dataset.labels[:limit],
@@ -137,7 +144,7 @@ def _flag(name):
 def _new_run_config(args):
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
               for k, v in TRAIN_DEFAULTS.items()}
-    train_set = load_data(config["data"], args.data_root, True, config["limit"])
+    train_set = load_data(config["data"], args.data_root, True, config["limit"], args.download)
     sample = train_set.images[:1]
     channels = 1 if sample.ndim == 3 else sample.shape[1]
     config["model_args"] = {"num_classes": 10, "in_channels": channels}
@@ -237,8 +244,9 @@ def run_train(args):
         print(f"{run_dir} has finished {state['epoch']} of {config['epochs']} epochs; nothing "
               f"to train (give --epochs N with N > {state['epoch']} to continue)")
         return 0
-    train_set = load_data(config["data"], args.data_root, True, config["limit"])
-    test_set = load_data(config["data"], args.data_root, False, _test_limit(config))
+    train_set = load_data(config["data"], args.data_root, True, config["limit"], args.download)
+    test_set = load_data(config["data"], args.data_root, False, _test_limit(config),
+                         args.download)
     train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"])
     test_loader = DataLoader(test_set, 1000)
     optimizer = optim.build_optimizer(config["optimizer"], model.parameters(), lr=config["lr"],
@@ -255,7 +263,10 @@ def run_train(args):
     print(f"training {config['model']} on {config['data']} "
           f"({len(train_set)} train / {len(test_set)} test images) -> {run_dir}")
     try:
-        trainer.fit(config["epochs"])
+        with warnings.catch_warnings():
+            # overflow warnings from a diverging step: the trainer reports divergence itself
+            warnings.simplefilter("ignore", RuntimeWarning)
+            trainer.fit(config["epochs"])
     except TrainingInterrupted as exc:
         where = f"epoch {exc.epoch + 1} step {exc.step}" if exc.step else \
             f"the end of epoch {exc.epoch}"
@@ -327,7 +338,8 @@ def run_eval(args):
     model, info = load_run(args.checkpoint)
     check_finite_weights(model, Path(info["checkpoint_dir"]) / "model.safetensors")
     config = info["config"]
-    test_set = load_data(config["data"], args.data_root, False, _test_limit(config))
+    test_set = load_data(config["data"], args.data_root, False, _test_limit(config),
+                         args.download)
     model.eval()
     total_loss, correct = 0.0, 0
     with juanji.no_grad():

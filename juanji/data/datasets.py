@@ -5,14 +5,18 @@ as arrays (``ArrayDataset`` and everything built on it) expose ``.images`` (N, .
 ``.labels`` (N,) int64 and ``.transform``, and promise ``ds[i] == (transform(images[i]),
 labels[i])``; the DataLoader relies on that promise to transform whole batches at once.
 
-The standard sets are looked up on disk, in the order given by ``search_locations``, and only
-downloaded (into ``~/.cache/juanji/<name>``, checksum-verified) when no copy is found.
+The standard sets are looked up on disk, in the order given by ``search_locations``. An
+explicit ``root`` is the only place searched: when it lacks the files the error says what is
+wrong there, with no fallback and no download. Without a root, MNIST and Fashion-MNIST are
+downloaded (into ``~/.cache/juanji/<name>``, checksum-verified) when no copy is found and
+``download`` is true.
 """
 
 import hashlib
 import http.client
 import operator
 import os
+import stat
 import urllib.request
 from pathlib import Path
 
@@ -40,15 +44,16 @@ class DatasetNotFoundError(FileNotFoundError):
 def search_locations(name, root=None):
     """Folders searched for dataset ``name``, in order.
 
-    1. ``root`` and ``root/<name>``, when ``root`` is given;
-    2. ``$JUANJI_DATA/<name>`` and ``$JUANJI_DATA``, when the variable is set;
-    3. ``~/.cache/juanji/<name>`` (where downloads go, see ``cache_dir``);
-    4. ``/usr/share/datasets/<name>`` (Debian's dataset packages).
+    With ``root``: ``root`` and ``root/<name>``, nothing else. Without it:
+
+    1. ``$JUANJI_DATA/<name>`` and ``$JUANJI_DATA``, when the variable is set;
+    2. ``~/.cache/juanji/<name>`` (where downloads go, see ``cache_dir``);
+    3. ``/usr/share/datasets/<name>`` (Debian's dataset packages).
     """
-    places = []
     if root is not None:
         root = Path(root).expanduser()
-        places += [root, root / name]
+        return [root, root / name]
+    places = []
     env = os.environ.get("JUANJI_DATA")
     if env:
         env = Path(env).expanduser()
@@ -75,6 +80,63 @@ def find_files(places, names, suffixes=("", ".gz")):
         if all(found):
             return found
     return None
+
+
+def find_in_root(places, names, suffixes, what):
+    """``find_files`` for an explicit root (``places[0]``, then folders inside it).
+
+    Raises ``DatasetNotFoundError`` naming the root, what is wrong in each folder (the root
+    missing, not a folder or unreadable; a file missing, a folder or a broken link) and the
+    files expected there.
+    """
+    found = find_files(places, names, suffixes)
+    if found:
+        return found
+    root = places[0]
+    problems = [_root_problem(root)]
+    if problems[0] is None:
+        problems = [_folder_problem(folder, names, suffixes) for folder in places]
+    wanted = [name + "".join(f"[{s}]" for s in suffixes if s) for name in names]
+    wanted = " and ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 1 else wanted)
+    raise DatasetNotFoundError(
+        f"{what} not found in the data root {root}, the only place searched when a root is "
+        f"given: {'; '.join(p for p in problems if p)}. Expected {wanted} in "
+        f"{' or '.join(str(place) for place in places)}.", places)
+
+
+def _root_problem(root):
+    """Why ``root`` is not a readable folder, or None when it is."""
+    try:
+        if not stat.S_ISDIR(root.stat().st_mode):
+            return f"{root} is not a folder"
+        with os.scandir(root) as entries:
+            next(entries, None)
+    except FileNotFoundError:
+        return f"{root} does not exist"
+    except OSError as err:
+        return f"{root}: {err.strerror}"
+    return None
+
+
+def _folder_problem(folder, names, suffixes):
+    """What ``folder`` lacks of ``names``; None when it is not a folder (nothing to report)."""
+    if not folder.is_dir():
+        return None
+    problems = []
+    for name in names:
+        candidates = [folder / (name + suffix) for suffix in suffixes]
+        if any(path.is_file() for path in candidates):
+            continue
+        odd = next((path for path in candidates if os.path.lexists(path)), None)
+        if odd is None:
+            problems.append(name + "".join(f"[{s}]" for s in suffixes if s) + " missing")
+        elif odd.is_dir():
+            problems.append(f"{odd.name} is a folder")
+        elif odd.is_symlink():
+            problems.append(f"{odd.name} is a broken link")
+        else:
+            problems.append(f"{odd.name} is not a regular file")
+    return f"in {folder}: {', '.join(problems)}"
 
 
 class Dataset:
@@ -142,12 +204,13 @@ class _MNISTFormat(ArrayDataset):
     class_names = ()
 
     def __init__(self, root=None, train=True, transform=None, download=True):
-        prefix = "train" if train else "t10k"
+        prefix, split = ("train", "train") if train else ("t10k", "test")
         names = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
         places = search_locations(self.name, root)
-        paths = find_files(places, names)
-        if paths is None:
-            paths = self._download(names, places, "train" if train else "test", download)
+        if root is not None:
+            paths = find_in_root(places, names, ("", ".gz"), f"{self.title} ({split} split)")
+        else:
+            paths = find_files(places, names) or self._download(names, places, split, download)
         images_path, labels_path = paths
         images, labels = read_idx(images_path), read_idx(labels_path)
 
@@ -294,7 +357,11 @@ class CIFAR10(ArrayDataset):
         places = []
         for folder in search_locations(self.name, root):
             places += [folder, folder / "cifar-10-batches-bin"]
-        paths = find_files(places, names, suffixes=("",))
+        if root is not None:
+            what = f"CIFAR-10 ({'train' if train else 'test'} split)"
+            paths = find_in_root(places, names, ("",), what)
+        else:
+            paths = find_files(places, names, suffixes=("",))
         if paths is None:
             where = ", ".join(str(place) for place in places)
             raise DatasetNotFoundError(

@@ -5,6 +5,7 @@ Every write is atomic (temporary file + os.replace).
 """
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,13 @@ import numpy as np
 from juanji.io.files import atomic_write_bytes
 
 WHITE = (255, 255, 255)
+# read_image's default limit on width * height: Pillow's default PIL.Image.MAX_IMAGE_PIXELS
+# (a quarter GiB of RGB pixels), past which a small file may be a decompression bomb.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+class ImageTooLargeError(ValueError):
+    """An image file with more pixels than read_image's limit (a possible decompression bomb)."""
 
 
 def _pil():
@@ -20,24 +28,44 @@ def _pil():
     return Image
 
 
-def read_image(path, mode=None):
+def read_image(path, mode=None, max_pixels=MAX_IMAGE_PIXELS):
     """Read an image file as float32 in [0, 1]: (H, W) for mode 'L', (H, W, 3) for 'RGB'.
 
     mode None keeps a grayscale file grayscale and turns anything else into RGB (alpha is
-    dropped). Raises FileNotFoundError or ValueError naming the file.
+    dropped). An image of more than ``max_pixels`` pixels (None: no limit of juanji's) is
+    refused before it is decoded; Pillow's own limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``,
+    still applies. Raises FileNotFoundError, IsADirectoryError, ImageTooLargeError or ValueError
+    naming the file.
     """
     Image = _pil()
     path = Path(path)
     if mode not in (None, "L", "RGB"):
         raise ValueError(f"mode must be None, 'L' or 'RGB'; got {mode!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"image path is a folder: {path}")
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
+    too_large = f"image {path} is too large: "
     try:
-        with Image.open(path) as img:
-            img.load()
-            if mode is None:
-                mode = "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-            img = img.convert(mode)
+        with warnings.catch_warnings():
+            # juanji checks the size itself, below, with its own limit and message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageTooLargeError(f"{too_large}{width}x{height} = {width * height} "
+                                             f"pixels, over the limit of {max_pixels} pixels")
+                img.load()
+                if mode is None:
+                    mode = "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+                img = img.convert(mode)
+    except Image.DecompressionBombError:  # Pillow's own limit, reached before ours
+        pillow_limit = 2 * Image.MAX_IMAGE_PIXELS
+        limit = pillow_limit if max_pixels is None else min(max_pixels, pillow_limit)
+        raise ImageTooLargeError(f"{too_large}more than {pillow_limit} pixels, over the "
+                                 f"limit of {limit} pixels") from None
+    except ImageTooLargeError:
+        raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     return np.asarray(img, dtype=np.float32) / 255.0

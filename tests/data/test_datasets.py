@@ -1,5 +1,4 @@
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,9 +41,8 @@ def make_mnist_files(folder, n_train=6, n_test=4, fill=0, gz=True):
 
 def test_search_order(places):
     root = places["root"]
-    assert search_locations("fashion-mnist", root=root) == [
-        root,
-        root / "fashion-mnist",
+    assert search_locations("fashion-mnist", root=root) == [root, root / "fashion-mnist"]
+    assert search_locations("fashion-mnist") == [
         places["env"] / "fashion-mnist",
         places["env"],
         places["home"] / ".cache" / "juanji" / "fashion-mnist",
@@ -62,7 +60,6 @@ def test_search_order_without_root_or_env(places, monkeypatch):
 
 def test_first_location_holding_the_files_wins(places):
     folders = [
-        places["root"],
         places["env"] / "fashion-mnist",
         places["env"],
         places["home"] / ".cache" / "juanji" / "fashion-mnist",
@@ -71,11 +68,81 @@ def test_first_location_holding_the_files_wins(places):
     for i, folder in enumerate(folders):
         make_mnist_files(folder, fill=10 * i)
     for i, folder in enumerate(folders):
-        ds = FashionMNIST(root=places["root"], download=False)
+        ds = FashionMNIST(download=False)
         assert ds.root == folder
         assert ds.images[0, 0, 0] == 10 * i
         for path in folder.glob("*-ubyte.gz"):
             path.unlink()
+
+
+def test_explicit_root_or_its_dataset_subfolder(places):
+    make_mnist_files(places["system"] / "fashion-mnist", fill=1)
+    make_mnist_files(places["root"] / "fashion-mnist", fill=2)
+    assert FashionMNIST(root=places["root"], download=False).images[0, 0, 0] == 2
+    make_mnist_files(places["root"], fill=3)
+    assert FashionMNIST(root=places["root"], download=False).images[0, 0, 0] == 3
+
+
+def root_error(root, cls=FashionMNIST, **kwargs):
+    with pytest.raises(DatasetNotFoundError) as info:
+        cls(root=root, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    assert info.value.searched[0] == root
+    return message
+
+
+def test_explicit_root_that_is_missing_is_an_error_not_a_fallback(places, tmp_path, monkeypatch):
+    make_mnist_files(places["system"] / "fashion-mnist")
+    make_mnist_files(places["env"])
+    make_files = tmp_path / "server"
+    make_mnist_files(make_files)
+    serve_from(monkeypatch, make_files)  # download=True must not fetch either
+    message = root_error(places["root"])
+    assert f"data root {places['root']}" in message
+    assert f"{places['root']} does not exist" in message
+    assert "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]" in message
+    assert str(places["root"] / "fashion-mnist") in message
+    assert str(places["system"]) not in message
+    assert not (places["home"] / ".cache").exists()
+
+
+def test_explicit_root_that_is_a_file(places):
+    places["root"].write_bytes(b"")
+    message = root_error(places["root"], download=False)
+    assert f"{places['root']} is not a folder" in message
+
+
+def test_explicit_root_that_is_a_symlink_loop(places):
+    make_mnist_files(places["system"] / "fashion-mnist")
+    places["root"].symlink_to(places["root"])
+    message = root_error(places["root"], download=False)
+    assert f"{places['root']}: Too many levels of symbolic links" in message
+
+
+def test_explicit_root_with_a_folder_where_a_file_should_be(places):
+    make_mnist_files(places["system"] / "fashion-mnist")
+    make_mnist_files(places["root"])
+    (places["root"] / "train-labels-idx1-ubyte.gz").unlink()
+    (places["root"] / "train-labels-idx1-ubyte.gz").mkdir()
+    (places["root"] / "fashion-mnist").mkdir()
+    message = root_error(places["root"], download=False)
+    root = places["root"]
+    assert f"in {root}: train-labels-idx1-ubyte.gz is a folder" in message
+    assert f"in {root / 'fashion-mnist'}: train-images-idx3-ubyte[.gz] missing, " \
+           f"train-labels-idx1-ubyte[.gz] missing" in message
+
+
+def test_explicit_root_with_a_file_missing(places):
+    make_mnist_files(places["env"])
+    make_mnist_files(places["root"])
+    (places["root"] / "t10k-images-idx3-ubyte.gz").unlink()
+    (places["root"] / "t10k-labels-idx1-ubyte.gz").unlink()
+    (places["root"] / "t10k-labels-idx1-ubyte.gz").symlink_to(places["root"] / "nowhere")
+    message = root_error(places["root"], MNIST, train=False)
+    assert f"MNIST (test split) not found in the data root {places['root']}" in message
+    assert "t10k-images-idx3-ubyte[.gz] missing" in message
+    assert "t10k-labels-idx1-ubyte.gz is a broken link" in message
 
 
 def test_loads_train_and_test_splits_plain_or_gzip(places):
@@ -103,10 +170,10 @@ def test_getitem_applies_transform(places):
 
 def test_missing_data_error_lists_places_and_remedy(places):
     with pytest.raises(DatasetNotFoundError) as info:
-        FashionMNIST(root=places["root"], download=False)
+        FashionMNIST(download=False)
     err = info.value
     assert isinstance(err, FileNotFoundError)
-    assert err.searched == search_locations("fashion-mnist", root=places["root"])
+    assert err.searched == search_locations("fashion-mnist")
     message = str(err)
     for place in err.searched:
         assert str(place) in message
@@ -248,25 +315,37 @@ def test_cifar10_rejects_partial_records(tmp_path):
 
 def test_cifar10_missing_error(places):
     with pytest.raises(DatasetNotFoundError) as info:
-        CIFAR10(root=places["root"])
+        CIFAR10()
     message = str(info.value)
     assert "data_batch_1.bin" in message
-    assert str(places["root"] / "cifar-10-batches-bin") in message
+    assert str(places["env"] / "cifar-10-batches-bin") in message
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in message
 
 
-SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+def test_cifar10_explicit_root_is_the_only_place_searched(places):
+    make_cifar_files(places["env"] / "cifar-10-batches-bin")
+    make_cifar_files(places["root"] / "cifar-10-batches-bin")
+    (places["root"] / "cifar-10-batches-bin" / "data_batch_3.bin").unlink()
+    assert len(CIFAR10(root=places["root"], train=False)) == 3
+    message = root_error(places["root"], CIFAR10)
+    assert f"in {places['root']}: data_batch_1.bin missing" in message
+    assert f"in {places['root'] / 'cifar-10-batches-bin'}: data_batch_3.bin missing" in message
+    assert "Expected data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin " \
+           "and data_batch_5.bin in" in message
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("train, size", [(True, 60000), (False, 10000)])
-def test_real_fashion_mnist(monkeypatch, tmp_path, train, size):
-    monkeypatch.delenv("JUANJI_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    ds = FashionMNIST(train=train, download=False)
-    assert ds.root == SYSTEM_FASHION_MNIST
+def test_real_fashion_mnist(train, size):
+    """The real set, wherever the normal search finds it; skipped on a machine without it."""
+    try:
+        ds = FashionMNIST(train=train, download=False)
+    except DatasetNotFoundError as err:
+        pytest.skip(f"no local copy of Fashion-MNIST: {err}")
+    assert ds.root in search_locations("fashion-mnist")
     assert ds.images.shape == (size, 28, 28) and ds.images.dtype == np.uint8
     assert ds.labels.min() == 0 and ds.labels.max() == 9
     np.testing.assert_array_equal(np.bincount(ds.labels, minlength=10), [size // 10] * 10)
     assert 0 < ds.images.mean() < 255
-    assert read_idx(SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").shape == (10000,)
+    labels = next(ds.root.glob("t10k-labels-idx1-ubyte*"))
+    assert read_idx(labels).shape == (10000,)

@@ -1,4 +1,6 @@
 import gzip
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -123,7 +125,7 @@ def test_truncated_header(tmp_path):
 def test_corrupt_gzip(tmp_path):
     path = tmp_path / "bad.gz"
     path.write_bytes(gzip.compress(HEADER_2x2_U8 + b"\x01\x02\x03\x04")[:-6])
-    with pytest.raises(IDXError, match="corrupt gzip"):
+    with pytest.raises(IDXError, match="corrupt or truncated gzip stream"):
         read_idx(path)
 
 
@@ -152,3 +154,78 @@ def test_read_returns_writable_array(tmp_path):
     array = read_idx(tmp_path / "a")
     array[0] = 9  # would raise on a read-only view of the file bytes
     assert array.flags.c_contiguous
+
+
+def gzip_bomb(path, header, inflated):
+    """A gzip file holding ``header`` then ``inflated`` zero bytes (about 1000:1 smaller)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(header)]
+    parts += [compressor.compress(chunk) for _ in range(inflated >> 20)]
+    path.write_bytes(b"".join(parts) + compressor.flush())
+
+
+def test_gzip_bomb_is_rejected_without_inflating_it(tmp_path):
+    path = tmp_path / "bomb.gz"
+    gzip_bomb(path, HEADER_2x2_U8, 64 << 20)  # 64 MiB of zeros behind a 4-byte payload
+    assert path.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match="trailing") as info:
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value) and "expected 4 payload bytes" in str(info.value)
+    assert peak < 4 << 20  # inflating it all would need 64 MiB
+
+
+def test_header_claiming_more_than_gzip_can_hold(tmp_path):
+    path = tmp_path / "absurd.gz"
+    header = b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3  # (2**32 - 1)**3 bytes
+    path.write_bytes(gzip.compress(header + bytes(100)))
+    with pytest.raises(IDXError, match=r"shape \(4294967295, 4294967295, 4294967295\)") as info:
+        read_idx(path)
+    message = str(info.value)
+    assert str(path) in message and "at most" in message and "truncated" in message
+
+
+def test_header_claiming_more_than_the_plain_file_holds(tmp_path):
+    path = tmp_path / "absurd.idx"
+    path.write_bytes(b"\x00\x00\x0e\x02" + b"\xff\xff\xff\xff" * 2 + bytes(16))
+    with pytest.raises(IDXError, match="truncated") as info:
+        read_idx(path)
+    assert "expected 147573952520956936200 payload bytes, received 16" in str(info.value)
+
+
+def test_empty_file(tmp_path):
+    for path, data in ((tmp_path / "empty.idx", b""), (tmp_path / "empty.gz", gzip.compress(b""))):
+        path.write_bytes(data)
+        with pytest.raises(IDXError, match="expected at least 4 bytes, got 0") as info:
+            read_idx(path)
+        assert str(path) in str(info.value)
+
+
+def test_gzip_cut_short_names_the_file(tmp_path):
+    path = tmp_path / "cut.gz"
+    data = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x4e\x20" + bytes(range(200)) * 100)
+    for cut in (3, 11, 30, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(IDXError, match="corrupt or truncated gzip stream") as info:
+            read_idx(path)
+        assert str(path) in str(info.value)
+
+
+def test_gzip_trailing_bytes_after_the_payload(tmp_path):
+    path = tmp_path / "long.gz"
+    path.write_bytes(gzip.compress(HEADER_2x2_U8 + b"\x01\x02\x03\x04\x05"))
+    with pytest.raises(IDXError, match="trailing") as info:
+        read_idx(path)
+    assert "expected 4 payload bytes" in str(info.value) and str(path) in str(info.value)
+
+
+def test_folder_or_missing_file_is_an_os_error_naming_it(tmp_path):
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        read_idx(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nothing.idx"):
+        read_idx(tmp_path / "nothing.idx")

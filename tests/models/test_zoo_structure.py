@@ -28,9 +28,10 @@ from juanji.models import (
 )
 from juanji.models import MODELS as ALL
 
-REFERENCE_FILE = Path("/work/shared/reference/torchvision_models.json")
+# the shared reference table, copied into the repository
+REFERENCE_FILE = Path(__file__).parents[1] / "analysis" / "data" / "torchvision_models.json"
 
-# torchvision_models.json, copied here so the test does not depend on the shared folder.
+# the parameter counts of torchvision_models.json, written out so each test reads as a number
 TORCHVISION_PARAMS = {
     "alexnet": 61100840, "vgg11": 132863336, "vgg11_bn": 132868840, "vgg13": 133047848,
     "vgg13_bn": 133053736, "vgg16": 138357544, "vgg16_bn": 138365992, "vgg19": 143667240,

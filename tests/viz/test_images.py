@@ -1,9 +1,15 @@
 """Image files and grids."""
 
+import struct
+import warnings
+import zlib
+
 import numpy as np
 import pytest
 
 from juanji.viz.images import (
+    MAX_IMAGE_PIXELS,
+    ImageTooLargeError,
     make_grid,
     read_image,
     synthetic_photo,
@@ -32,6 +38,55 @@ def test_errors_name_the_file(tmp_path):
         read_image(junk)
     with pytest.raises(ValueError, match="cannot tell the image format"):
         write_image(tmp_path / "x.unknown", np.zeros((2, 2)))
+
+
+def png_header_only(width, height):
+    """A grayscale PNG that claims width x height pixels but holds one row of data."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(bytes(width + 1))) + chunk(b"IEND", b""))
+
+
+def test_default_pixel_limit_is_pillows():
+    from PIL import Image
+
+    assert MAX_IMAGE_PIXELS == 89_478_485 == Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (20_000, 20_000)])
+def test_too_many_pixels_is_one_clear_error(tmp_path, width, height):
+    # 10000 x 10000 is where Pillow only warns; 20000 x 20000 where it raises its own error.
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(width, height))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not escape
+        with pytest.raises(ImageTooLargeError, match=f"image {path} is too large: ") as info:
+            read_image(path)
+    assert f"over the limit of {MAX_IMAGE_PIXELS} pixels" in str(info.value)
+
+
+def test_pixel_limit_is_configurable_and_names_the_size(tmp_path):
+    path = write_image(tmp_path / "a.png", np.zeros((10, 20), np.uint8))
+    assert issubclass(ImageTooLargeError, ValueError)
+    with pytest.raises(ValueError, match=r"a.png is too large: 20x10 = 200 pixels, over the "
+                                         r"limit of 199 pixels"):
+        read_image(path, max_pixels=199)
+    assert read_image(path, max_pixels=200).shape == (10, 20)
+    assert read_image(path, max_pixels=None).shape == (10, 20)
+
+
+def test_truncated_and_non_image_files_name_the_file(tmp_path):
+    whole = write_image(tmp_path / "whole.png", synthetic_photo(48, 64)).read_bytes()
+    cut = tmp_path / "cut.png"
+    for length in (0, 8, 40, len(whole) // 2, len(whole) - 200):
+        cut.write_bytes(whole[:length])
+        with pytest.raises(ValueError, match=f"cannot read image {cut}: "):
+            read_image(cut)
+    with pytest.raises(IsADirectoryError, match=f"image path is a folder: {tmp_path}"):
+        read_image(tmp_path)
 
 
 def test_scales():
