@@ -1,0 +1,280 @@
+"""Conv, ConvTranspose and the pools: ONNX window geometry mapped onto juanji's ops.
+
+A Conv / ConvTranspose whose weight is a constant becomes an nn.Conv1d/2d or
+nn.ConvTranspose1d/2d holding it as a Parameter (shared with any other node that uses the same
+initializer), and runs by calling that layer, so hooks and `state_dict` see it. Padding that
+a layer cannot hold (asymmetric `pads`, auto_pad SAME at stride > 1, which depends on the
+input size) is applied with F.pad first. Pools take per-side padding in juanji's ops directly;
+AveragePool counts only the cells inside the input unless count_include_pad=1 (ONNX's
+default is 0, PyTorch's is True); LpPool is ONNX's (sum |x|^p)^(1/p).
+"""
+
+import numpy as np
+
+from juanji.arithmetic import strided_same_padding
+from juanji.nn import functional as F
+from juanji.nn import init
+from juanji.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from juanji.onnx.handlers.base import (
+    Unsupported,
+    as_float,
+    check_rank,
+    from_2d,
+    spatial_pads,
+    to_2d,
+    torch_pad_amounts,
+    window,
+)
+from juanji.ops import conv as conv_ops
+from juanji.ops import pool as pool_ops
+from juanji.tensor import Tensor
+
+
+def _static_pads(node, kernel, strides, dilations):
+    """The pads when they do not depend on the input size (None for SAME at stride > 1)."""
+    auto = node.attr("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if any(s != 1 for s in strides):
+            return None
+        return tuple(strided_same_padding(1, k, 1, d, lower=auto == "SAME_LOWER")
+                     for k, d in zip(kernel, dilations))
+    return spatial_pads(node, None, kernel, strides, dilations)
+
+
+def _weights(node, ctx):
+    """(weight, bias-name) when the weight and any bias are constants, else (None, None)."""
+    w = ctx.const(node.inputs[1])
+    bias = node.inputs[2] if len(node.inputs) > 2 else ""
+    if w is None or (bias and ctx.const(bias) is None):
+        kernel = node.attr("kernel_shape")
+        if kernel is not None:
+            window(node, kernel)
+        return None, None
+    return w, bias
+
+
+def conv(node, ctx):
+    groups = node.attr("group", 1)
+    w, bias = _weights(node, ctx)
+    if w is None:
+        return lambda x, w, b=None: _conv(node, as_float(x), as_float(w),
+                                          None if b is None else as_float(b), groups)
+    kernel = w.shape[2:]
+    strides, dilations = window(node, kernel)
+    dims = len(kernel)
+    static = _static_pads(node, kernel, strides, dilations)
+    symmetric = static is not None and all(b == e for b, e in static)
+    padding = tuple(b for b, _ in static) if symmetric else (0,) * dims
+    with init.skip_init():
+        layer = (Conv2d if dims == 2 else Conv1d)(
+            w.shape[1] * groups, w.shape[0], kernel, strides, padding, dilations, groups,
+            bias=bool(bias), dtype=w.dtype)
+    layer.weight = ctx.param(node.inputs[1])
+    if bias:
+        layer.bias = ctx.param(bias)
+    ctx.add_layer(node, layer)
+
+    def step(x, *_):
+        x = as_float(x)
+        check_rank(x, (dims + 2,), "Conv")
+        if not symmetric:
+            pads = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
+            x = F.pad(x, torch_pad_amounts(pads))
+        return layer(x)
+
+    return step
+
+
+def _conv(node, x, w, b, groups):
+    """Conv with a runtime weight: the op with per-side padding."""
+    kernel = w.shape[2:]
+    strides, dilations = window(node, kernel)
+    dims = len(kernel)
+    check_rank(x, (dims + 2,), "Conv")
+    pads = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
+    if dims == 1:
+        strides, dilations, pads = (1, *strides), (1, *dilations), ((0, 0), *pads)
+    y = conv_ops.Conv2d.apply(to_2d(x, dims), to_2d(w, dims), b, stride=strides, padding=pads,
+                              dilation=dilations, groups=groups)
+    return from_2d(y, dims)
+
+
+def _transpose_geometry(node, sizes, kernel, strides, dilations):
+    """(pads ((begin, end), ...), output_padding) of ConvTranspose for input `sizes`."""
+    dims = len(kernel)
+    output_padding = list(node.attr("output_padding", [0] * dims))
+    full = [(sizes[a] - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1
+            for a in range(dims)]
+    auto = node.attr("auto_pad", "NOTSET")
+    target = node.attr("output_shape")
+    if target is not None:
+        target = list(target)[-dims:]
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = target or [sizes[a] * strides[a] for a in range(dims)]
+        total = [full[a] + output_padding[a] - target[a] for a in range(dims)]
+        pads = [(t // 2, t - t // 2) if auto == "SAME_UPPER" else (t - t // 2, t // 2)
+                for t in total]
+    elif target is not None:  # pads are ignored: the canvas is cut (or extended) at the end
+        pads = [(0, 0)] * dims
+        output_padding = [target[a] - full[a] for a in range(dims)]
+    else:
+        raw = node.attr("pads", [0] * 2 * dims)
+        pads = [(raw[a], raw[a + dims]) for a in range(dims)]
+    for a in range(dims):  # a negative end pad is output padding, and the other way round
+        if pads[a][1] < 0:
+            pads[a], output_padding[a] = (pads[a][0], 0), output_padding[a] - pads[a][1]
+        if output_padding[a] < 0:
+            pads[a], output_padding[a] = (pads[a][0], pads[a][1] - output_padding[a]), 0
+    return tuple(pads), tuple(output_padding)
+
+
+def conv_transpose(node, ctx):
+    groups = node.attr("group", 1)
+    w, bias = _weights(node, ctx)
+    if w is None:
+        return lambda x, w, b=None: _conv_transpose(
+            node, as_float(x), as_float(w), None if b is None else as_float(b), groups, None)
+    kernel = w.shape[2:]
+    strides, dilations = window(node, kernel)
+    dims = len(kernel)
+    layer_pads, layer_op = (0,) * dims, (0,) * dims
+    if node.attr("auto_pad", "NOTSET") == "NOTSET" and node.attr("output_shape") is None:
+        pads, out_pad = _transpose_geometry(node, [1] * dims, kernel, strides, dilations)
+        fits = all(op < max(s, d) for op, s, d in zip(out_pad, strides, dilations))
+        if all(b == e for b, e in pads) and fits:
+            layer_pads, layer_op = tuple(b for b, _ in pads), out_pad
+    with init.skip_init():
+        layer = (ConvTranspose2d if dims == 2 else ConvTranspose1d)(
+            w.shape[0], w.shape[1] * groups, kernel, strides, layer_pads, layer_op, groups,
+            bias=bool(bias), dilation=dilations, dtype=w.dtype)
+    layer.weight = ctx.param(node.inputs[1])
+    if bias:
+        layer.bias = ctx.param(bias)
+    ctx.add_layer(node, layer)
+    return lambda x, *_: _conv_transpose(node, as_float(x), layer.weight, layer.bias, groups,
+                                         layer)
+
+
+def _conv_transpose(node, x, w, b, groups, layer):
+    """ConvTranspose: the layer when its geometry is this call's, else the op itself."""
+    kernel = w.shape[2:]
+    strides, dilations = window(node, kernel)
+    dims = len(kernel)
+    check_rank(x, (dims + 2,), "ConvTranspose")
+    pads, out_pad = _transpose_geometry(node, x.shape[2:], kernel, strides, dilations)
+    if layer is not None and pads == tuple((p, p) for p in layer.padding) and \
+            out_pad == tuple(layer.output_padding):
+        return layer(x)
+    if dims == 1:
+        strides, dilations, pads, out_pad = ((1, *strides), (1, *dilations), ((0, 0), *pads),
+                                             (0, *out_pad))
+    y = conv_ops.ConvTranspose2d.apply(to_2d(x, dims), to_2d(w, dims), b, stride=strides,
+                                       padding=pads, output_padding=out_pad,
+                                       dilation=dilations, groups=groups)
+    return from_2d(y, dims)
+
+
+def _pool_geometry(node, x):
+    """(kernel, strides, dilations, pads) of a pool node for input x, all 2-D."""
+    kernel = tuple(node.attr("kernel_shape"))
+    strides, dilations = window(node, kernel)
+    dims = len(kernel)
+    check_rank(x, (dims + 2,), node.op_type)
+    pads = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
+    if dims == 1:
+        return (1, *kernel), (1, *strides), (1, *dilations), ((0, 0), *pads)
+    return kernel, strides, dilations, pads
+
+
+def _check_pool(node):
+    if node.attr("kernel_shape") is None:
+        raise Unsupported("kernel_shape is required")
+    window(node, node.attr("kernel_shape"))
+
+
+def max_pool(node, ctx):
+    _check_pool(node)
+    if node.attr("storage_order", 0) not in (0, 1):
+        raise Unsupported(f"storage_order={node.attr('storage_order')}")
+    ceil = bool(node.attr("ceil_mode", 0))
+    dims = len(node.attr("kernel_shape"))
+    with_indices = len(node.outputs) > 1 and node.outputs[1] != ""
+
+    def step(x):
+        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))  # integer maps pool too
+        kernel, strides, dilations, pads = _pool_geometry(node, x)
+        fn = pool_ops.MaxPool2d()
+        y = fn.run(to_2d(x, dims), kernel=kernel, stride=strides, padding=pads,
+                   dilation=dilations, ceil_mode=ceil, return_indices=with_indices)
+        y = from_2d(y, dims)
+        if not with_indices:
+            return y
+        return y, _onnx_indices(node, fn.indices(), x.shape, dims)
+
+    return step
+
+
+def _onnx_indices(node, idx, shape, dims):
+    """PyTorch's per-plane h * W + w as ONNX's index into the whole (N, C, H, W) tensor."""
+    idx = idx if dims == 2 else idx[:, :, 0]
+    n, c, *size = shape
+    planes = (np.arange(n * c) * int(np.prod(size))).reshape(n, c, *([1] * dims))
+    if node.attr("storage_order", 0) == 1:  # column-major within each plane
+        idx = (idx % size[-1]) * size[0] + idx // size[-1]
+    return idx + planes
+
+
+def average_pool(node, ctx):
+    _check_pool(node)
+    ceil = bool(node.attr("ceil_mode", 0))
+    include = bool(node.attr("count_include_pad", 0))  # ONNX's default differs from PyTorch's
+    dims = len(node.attr("kernel_shape"))
+
+    def step(x):
+        x = as_float(x)
+        kernel, strides, dilations, pads = _pool_geometry(node, x)
+        y = pool_ops.AvgPool2d.apply(to_2d(x, dims), kernel=kernel, stride=strides,
+                                     padding=pads, ceil_mode=ceil, count_include_pad=include,
+                                     dilation=dilations)
+        return from_2d(y, dims)
+
+    return step
+
+
+def lp_pool(node, ctx):
+    _check_pool(node)
+    ceil = bool(node.attr("ceil_mode", 0))
+    p = node.attr("p", 2)
+    dims = len(node.attr("kernel_shape"))
+
+    def step(x):
+        x = as_float(x)
+        kernel, strides, dilations, pads = _pool_geometry(node, x)
+        y = pool_ops.LpPool2d.apply(to_2d(x.abs(), dims), norm_type=p, kernel=kernel,
+                                    stride=strides, padding=pads, dilation=dilations,
+                                    ceil_mode=ceil)
+        return from_2d(y, dims)
+
+    return step
+
+
+def _global(reduce):
+    def build(node, ctx):
+        def step(x):
+            x = as_float(x)
+            check_rank(x, range(3, 9), node.op_type)
+            axes = tuple(range(2, x.ndim))
+            return x.mean(axes, keepdim=True) if reduce == "mean" else x.max(axes, keepdim=True)
+        return step
+    return build
+
+
+HANDLERS = {
+    "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "MaxPool": max_pool,
+    "AveragePool": average_pool,
+    "LpPool": lp_pool,
+    "GlobalAveragePool": _global("mean"),
+    "GlobalMaxPool": _global("max"),
+}

@@ -1,0 +1,240 @@
+"""`load(path_or_bytes) -> OnnxModule`: an ONNX graph as a juanji Module.
+
+Loading reads every tensor (see reader.py), then builds one step per node with the handler
+for its op (handlers/), checking the whole graph first: every node whose op (or attribute
+combination) juanji cannot run is listed in ONE error with its name and opset, before
+anything runs. Weights feeding weight slots become juanji layers with Parameters, registered
+as sub-modules named after their nodes, so `state_dict()` sees them and they train.
+
+`forward(*inputs)` runs the steps in graph order; values are juanji Tensors (float data,
+differentiable) or NumPy arrays (constants and integer shape arithmetic, recomputed at every
+call, so dynamic batch and image sizes work). Each value is dropped after its last use.
+"""
+
+import re
+
+import numpy as np
+
+from juanji.nn.module import Module, Parameter
+from juanji.onnx.handlers import HANDLERS
+from juanji.onnx.handlers.base import Node, Unsupported
+from juanji.onnx.reader import OnnxImportError, import_onnx, read_model, to_array
+from juanji.tensor import Tensor
+
+
+def load(source, *, max_tensor_bytes=None):
+    """Read an ONNX model (a file path, or its bytes) as an `OnnxModule` in eval mode.
+
+    float16 (and bfloat16) weights load upcast to float32, and float16 graph inputs run in
+    float32. External-data files are read from the model's folder only. Raises
+    `OnnxImportError` for a file that is not ONNX, is truncated, refers outside its folder,
+    or uses ops juanji does not run (all such nodes listed at once). The `onnx` package is an
+    optional extra: `pip install 'juanji[onnx]'`.
+    """
+    model, folder = read_model(source)
+    limits = {} if max_tensor_bytes is None else {"max_bytes": int(max_tensor_bytes)}
+    return OnnxModule(model, lambda t: to_array(t, folder, **limits)).eval()
+
+
+def _sanitise(name):
+    """A node or value name as a module attribute: [A-Za-z0-9_], not starting with a digit."""
+    text = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_")
+    return f"n_{text}" if not text or text[0].isdigit() else text
+
+
+def _attributes(node):
+    onnx = import_onnx()
+    attrs = {}
+    for a in node.attribute:
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            attrs[a.name] = None  # subgraphs (If, Loop) are refused by the op check
+            continue
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, onnx.TensorProto):
+            value = ("tensor", value)
+        attrs[a.name] = value
+    return attrs
+
+
+class _Build:
+    """What a handler sees at load time: constants, shared Parameters, layer registration."""
+
+    def __init__(self, module, constants):
+        self.module, self.constants, self._params = module, constants, {}
+
+    def const(self, name):
+        """The constant array named `name` (an initializer or a Constant's output), or None."""
+        return self.constants.get(name) if name else None
+
+    def param(self, name, array=None, tag=""):
+        """The Parameter for constant `name` (shared by every layer that uses it); `array`
+        and `tag` give a derived form of it (a transposed weight, a scaled bias)."""
+        key = (name, tag)
+        if key not in self._params:
+            value = self.constants[name] if array is None else array
+            self._params[key] = Parameter(np.array(value, dtype=value.dtype, order="C"))
+        return self._params[key]
+
+    def add_layer(self, node, layer):
+        """Register `layer` as a sub-module named after `node`; returns the layer."""
+        base = _sanitise(node.name or f"{node.op_type}_{len(self.module._layers)}")
+        name, k = base, 1
+        while hasattr(self.module, name):
+            k += 1
+            name = f"{base}_{k}"
+        setattr(self.module, name, layer)
+        self.module._layers.append(name)
+        return layer
+
+
+class OnnxModule(Module):
+    """An imported ONNX graph. forward(*inputs) takes the graph inputs in order (Tensors or
+    arrays) and returns one Tensor, or a tuple for several outputs.
+
+    Attributes: input_names, output_names, opset, producer; layers are sub-modules.
+    """
+
+    def __init__(self, model, tensor_to_array):
+        super().__init__()
+        self._layers = []
+        graph = model.graph
+        self.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+                         or [1])
+        self.producer = f"{model.producer_name} {model.producer_version}".strip()
+        constants = {t.name: tensor_to_array(t) for t in graph.initializer}
+        for v in graph.input:
+            if v.name not in constants and v.type.WhichOneof("value") != "tensor_type":
+                raise OnnxImportError(f"graph input {v.name!r} is a "
+                                      f"{v.type.WhichOneof('value')}; juanji takes tensors")
+        self._inputs = [_input_spec(v) for v in graph.input if v.name not in constants]
+        self.input_names = [spec[0] for spec in self._inputs]
+        self.output_names = [v.name for v in graph.output]
+        self._steps = self._build(graph, constants, tensor_to_array)
+        self._constants = constants
+
+    def _build(self, graph, constants, tensor_to_array):
+        ctx, steps, problems = _Build(self, constants), [], []
+        known = set(constants) | set(self.input_names) | {""}
+        for index, proto in enumerate(graph.node):
+            domain = proto.domain if proto.domain not in ("", "ai.onnx") else ""
+            node = Node(proto.op_type, proto.name or f"{proto.op_type}_{index}",
+                        list(proto.input), list(proto.output), _attributes(proto), self.opset)
+            where = f"node {node.name!r} ({proto.op_type}, opset {self.opset})"
+            missing = [name for name in node.inputs if name not in known]
+            known.update(node.outputs)
+            if domain:
+                problems.append(f"{where}: domain {domain!r} is not supported")
+                continue
+            if missing:
+                problems.append(f"{where}: input(s) {missing} are not produced before it "
+                                f"(the graph is not in topological order)")
+                continue
+            if node.op_type == "Constant":
+                try:
+                    constants[node.outputs[0]] = _constant_value(node, tensor_to_array)
+                except Unsupported as why:
+                    problems.append(f"{where}: {why}")
+                continue
+            handler = HANDLERS.get(node.op_type)
+            if handler is None:
+                problems.append(f"{where}: unsupported op")
+                continue
+            try:
+                steps.append((node, handler(node, ctx)))
+            except Unsupported as why:
+                problems.append(f"{where}: {why}")
+        for name in self.output_names:
+            if name not in known:
+                problems.append(f"graph output {name!r} is produced by no node")
+        if problems:
+            raise OnnxImportError(f"the ONNX model has {len(problems)} node(s) juanji cannot "
+                                  "run:\n  " + "\n  ".join(problems))
+        return steps
+
+    def forward(self, *inputs):
+        if len(inputs) != len(self._inputs):
+            raise ValueError(f"the model takes {len(self._inputs)} input(s) "
+                             f"{self.input_names}; got {len(inputs)}")
+        values = dict(self._constants)
+        for spec, value in zip(self._inputs, inputs):
+            values[spec[0]] = _check_input(spec, value)
+        last_use = {}
+        for i, (node, _) in enumerate(self._steps):
+            for name in node.inputs:
+                last_use[name] = i
+        keep = set(self.output_names) | set(self._constants)
+        for i, (node, step) in enumerate(self._steps):
+            args = [values[name] if name else None for name in node.inputs]
+            try:
+                out = step(*args)
+            except (ValueError, TypeError, IndexError) as error:
+                raise type(error)(f"node {node.name!r} ({node.op_type}): {error}") from error
+            outs = out if isinstance(out, tuple) else (out,)
+            for name, value in zip(node.outputs, outs):
+                if name:
+                    values[name] = value
+            for name in node.inputs:
+                if last_use.get(name) == i and name not in keep:
+                    values.pop(name, None)
+        results = tuple(_as_output(values[name]) for name in self.output_names)
+        return results[0] if len(results) == 1 else results
+
+    def extra_repr(self):
+        return f"inputs={self.input_names}, outputs={self.output_names}, opset={self.opset}"
+
+
+def _constant_value(node, convert):
+    """The array a Constant node holds (value, value_float(s), value_int(s))."""
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in node.attrs:
+            return np.array(node.attrs[key], dtype=dtype)
+    value = node.attrs.get("value")
+    if isinstance(value, tuple) and value[0] == "tensor":
+        return convert(value[1])
+    raise Unsupported(f"Constant with attribute(s) {sorted(node.attrs)}: juanji reads value, "
+                      f"value_float(s) and value_int(s)")
+
+
+def _input_spec(value_info):
+    """(name, NumPy dtype or None, dims or None if unknown): each dim a size, a symbolic
+    name (dynamic) or None."""
+    onnx = import_onnx()
+    kind = value_info.type.tensor_type
+    dtype = None
+    if kind.elem_type:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(kind.elem_type))
+        if dtype == np.float16 or dtype.name == "bfloat16":
+            dtype = np.dtype(np.float32)
+    dims = None
+    if kind.HasField("shape"):
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in kind.shape.dim]
+    return value_info.name, dtype, dims
+
+
+def _check_input(spec, value):
+    """A graph input as a Tensor (floating) or array (other types), checked against the
+    graph's declared rank and fixed sizes."""
+    name, dtype, dims = spec
+    array = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if dims is not None:
+        if array.ndim != len(dims):
+            shown = ["?" if d is None else d for d in dims]
+            raise ValueError(f"input {name!r} must have rank {len(dims)} (shape {shown}); got "
+                             f"shape {tuple(array.shape)}")
+        for axis, (want, got) in enumerate(zip(dims, array.shape)):
+            if isinstance(want, int) and want > 0 and want != got:
+                raise ValueError(f"input {name!r} must have size {want} in dim {axis}; got "
+                                 f"shape {tuple(array.shape)}")
+    if dtype is not None and not np.issubdtype(dtype, np.floating):
+        return array.astype(dtype, copy=False)
+    if isinstance(value, Tensor) and (dtype is None or value.dtype == dtype):
+        return value
+    return Tensor(array.astype(dtype or np.float32, copy=False))
+
+
+def _as_output(value):
+    return value if isinstance(value, Tensor) else Tensor(np.asarray(value))
