@@ -7,12 +7,33 @@ where the input needs none). There is no double backprop: backward is plain arra
 
 from juanji import grad_mode
 
+_KIND_NAMES = {"f": "a floating-point", "fiu": "a numeric (integer or floating-point)"}
+
+# juanji.onnx.export sets this to a callable(function, input_tensors, params, output) while
+# it traces one forward; every op call passes through `run`.
+_tracer = None
+
+
+def check_input_dtype(dtype, kinds, name):
+    """Refuse a first input whose NumPy dtype kind is not in `kinds` ("f": floating point;
+    "fiu": also integers), naming the op or layer: `Conv2d expects a floating-point input; got
+    int64 (...)`. Integer images would otherwise go in un-rescaled or come out float64."""
+    if dtype.kind not in kinds:
+        hint = "convert with x.float(); divide 8-bit images by 255" if kinds == "f" else \
+            "convert with x.float()"
+        raise TypeError(f"{name} expects {_KIND_NAMES[kinds]} input; got {dtype} ({hint})")
+
 
 class Function:
-    """Subclass and define `forward(*arrays, **params)` and `backward(grad_out)`."""
+    """Subclass and define `forward(*arrays, **params)` and `backward(grad_out)`.
+
+    `input_kinds` ("f" or "fiu", see `check_input_dtype`) restricts the dtype of the first input
+    (the data; weights are float Parameters, targets may be integers); None accepts any.
+    """
 
     needs_grad = ()
     released = False
+    input_kinds = None
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -24,6 +45,8 @@ class Function:
         from juanji.tensor import Tensor, as_tensor
 
         tensors = [None if x is None else as_tensor(x) for x in inputs]
+        if self.input_kinds is not None:
+            check_input_dtype(tensors[0].dtype, self.input_kinds, type(self).__name__)
         # under no_grad nothing will call backward, so forward may skip what it would keep
         enabled = grad_mode.is_enabled()
         self.needs_grad = tuple(enabled and t is not None and t.requires_grad for t in tensors)
@@ -37,6 +60,8 @@ class Function:
             # kept as tensors: backward sets their .grad.
             self.parents = [t if t is None or t._ctx is None else t._ctx for t in tensors]
             out._ctx = self
+        if _tracer is not None:
+            _tracer(self, tensors, params, out)
         return out
 
     def release(self):

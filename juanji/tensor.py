@@ -7,10 +7,14 @@ Function links to the Functions that made its inputs, never to intermediate tens
 intermediate array lives only as long as the caller or an op's saved state needs it.
 """
 
+import math
+import numbers
+
 import numpy as np
 
 from juanji.backend import xp_of
 from juanji.ops import activation, elementwise, linalg, movement, reduce
+from juanji.ops.memory import check_fits
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -38,12 +42,26 @@ def _topological_order(root):
         if isinstance(node, Tensor):
             continue
         if node.released:
-            raise RuntimeError("backward through a graph that an earlier backward() freed; "
-                               "pass retain_graph=True to the first backward()")
+            raise RuntimeError(
+                "Trying to backward through the graph a second time: an earlier backward() "
+                "freed it; specify retain_graph=True in that first backward() to keep it"
+            )
         for parent in node.parents:
             if _needs_grad(parent) and id(parent) not in seen:
                 stack.append((parent, False))
     return order
+
+
+def _dim(dim, ndim, name="dim", extra=0):
+    """dim wrapped into [0, rank) for a tensor of rank `ndim` (+ `extra` for a dim being
+    inserted); as in PyTorch a 0-d tensor takes -1 and 0. IndexError beyond, naming both."""
+    rank = max(ndim + extra, 1)
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {dim!r}")
+    if not -rank <= dim < rank:
+        raise IndexError(f"Dimension out of range: {name}={dim} for a tensor of rank {ndim} "
+                         f"(expected to be in range of [{-rank}, {rank - 1}])")
+    return int(dim) % rank
 
 
 def _to_array(data, dtype=None):
@@ -192,8 +210,8 @@ class Tensor:
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
                 node.release()
-        if not retain_graph:
-            self._ctx = None
+        # self keeps its (now released) Function, so a second backward() raises instead of
+        # treating self as a leaf and returning a wrong gradient
 
     # ---- arithmetic -------------------------------------------------------------------
     def _other(self, other):
@@ -330,35 +348,59 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        end = end_dim % self.ndim if self.ndim else 0
-        shape = self.shape[:start_dim] + (-1,) + self.shape[end + 1 :]
-        return self.reshape(shape)
+        """Merge dims start_dim..end_dim into one (a 0-d tensor becomes shape (1,))."""
+        start = _dim(start_dim, self.ndim, "start_dim")
+        end = _dim(end_dim, self.ndim, "end_dim")
+        if start > end:
+            raise ValueError(f"flatten() start_dim cannot come after end_dim; got "
+                             f"start_dim={start_dim}, end_dim={end_dim} for shape {self.shape}")
+        merged = math.prod(self.shape[start : end + 1])  # explicit: -1 is ambiguous when N = 0
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return movement.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+        axes = tuple(_dim(a, self.ndim) for a in axes)
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"permute needs each of the {self.ndim} dims once; got {axes}")
+        return movement.Permute.apply(self, axes=axes)
 
     def transpose(self, dim0, dim1):
         axes = list(range(self.ndim))
+        dim0, dim1 = _dim(dim0, self.ndim, "dim0"), _dim(dim1, self.ndim, "dim1")
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(axes)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim, extra=1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = dim % self.ndim
+        if self.ndim == 0:
+            return self
+        dim = _dim(dim, self.ndim)
         if self.shape[dim] != 1:
             return self
         return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
 
     def expand(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if len(shape) < self.ndim:
+            raise ValueError(f"expand needs at least as many sizes as the tensor has dims "
+                             f"({self.ndim}); got {tuple(shape)}")
         current = (None,) * (len(shape) - self.ndim) + self.shape
+        for i, (s, n) in enumerate(zip(shape, current)):
+            if s < 0 and (s != -1 or n is None):
+                raise ValueError(f"expand sizes must be >= 0, or -1 to keep an existing dim; got "
+                                 f"{s} for dim {i} of {tuple(shape)}")
+            if s != -1 and n not in (None, 1, s):
+                raise ValueError(f"expand cannot make dim {i} of size {n} into {s}: only size-1 "
+                                 f"dims grow (-1 keeps a size); got shape {self.shape} -> "
+                                 f"{tuple(shape)}")
         shape = tuple(n if s == -1 else s for s, n in zip(shape, current))
+        # a view, but what is computed from it (and its gradient) has the full size
+        check_fits(shape, self.dtype, f"expand to {shape}")
         return movement.Expand.apply(self, shape=shape)
 
     def __getitem__(self, index):

@@ -21,16 +21,20 @@ BINARY = {
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / (b * b + 1.0),
-    "matmul": lambda a, b: a @ b.T,
+    "matmul": lambda a, b: a @ b,
     "maximum": lambda a, b: a.maximum(b),
 }
+# Elementwise ops broadcast NumPy-style; matmul multiplies the last two axes and broadcasts the
+# batch axes before them (its 1-D operands: test_matmul_gradcheck_of_one_dimensional_operands).
+ELEMENTWISE_SHAPES = [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4))]
+MATMUL_SHAPES_2D_UP = [((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((3, 1, 2, 4), (5, 4, 3))]
+BINARY_CASES = [(name, shapes) for name in sorted(BINARY) if name != "matmul"
+                for shapes in ELEMENTWISE_SHAPES]
+BINARY_CASES += [("matmul", shapes) for shapes in MATMUL_SHAPES_2D_UP]
 
 
-@pytest.mark.parametrize("name", sorted(BINARY))
-@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4))])
+@pytest.mark.parametrize("name, shapes", BINARY_CASES)
 def test_binary_gradients_with_broadcasting(name, shapes):
-    if name == "matmul":
-        shapes = ((3, 4), (5, 4))
     gradcheck(BINARY[name], [r(*shapes[0]), r(*shapes[1])])
 
 
@@ -130,7 +134,7 @@ def test_graph_is_freed_unless_retained():
     y.backward(retain_graph=True)
     y.backward()
     np.testing.assert_allclose(x.grad, [4.0, 8.0])
-    assert y._ctx is None  # freed after the second call
+    assert y._ctx.released  # freed after the second call
 
 
 def test_deep_graph_needs_no_recursion():
@@ -227,3 +231,88 @@ def test_backward_through_a_freed_graph_says_so():
     (y * 2.0).sum().backward(retain_graph=True)
     y.sum().backward()  # kept: fine
     np.testing.assert_allclose(x.grad, [4.0 + 4.0 + 2.0, 8.0 + 8.0 + 4.0])
+
+
+# ---- bad input: a freed graph, 1-D matmul, dims out of range ----------------------------------
+@pytest.mark.parametrize("build", [lambda x: (x * x).sum(), lambda x: (x * 2.0).sum(),
+                                   lambda x: (x @ x)], ids=["saves", "saves_nothing", "matmul"])
+def test_second_backward_through_a_freed_graph_raises_like_torch(build):
+    x = juanji.tensor([1.0, 2.0], requires_grad=True)
+    y = build(x)
+    y.backward()
+    first = x.grad.copy()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time.*"
+                                           "retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, first)  # untouched
+    assert y.grad is None  # y was not taken for a leaf
+
+
+MATMUL_SHAPES = [
+    ((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((5, 2, 3), (3,)), ((3,), (5, 3, 4)),
+    ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((5, 1, 2, 3), (4, 3, 2)),
+    ((1, 2, 3), (5, 3, 4)), ((0, 3), (3, 4)), ((2, 3), (2, 1, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("shape_a, shape_b", MATMUL_SHAPES,
+                         ids=[f"{a}@{b}" for a, b in MATMUL_SHAPES])
+def test_matmul_matches_torch_forward_and_backward(shape_a, shape_b):
+    a, b = r(*shape_a), r(*shape_b)
+    ja, jb = juanji.tensor(a, requires_grad=True), juanji.tensor(b, requires_grad=True)
+    ta, tb = to_torch(a, requires_grad=True), to_torch(b, requires_grad=True)
+    jy, ty = ja @ jb, ta @ tb
+    assert_close(jy, ty)
+    c = r(*ty.shape)  # a random upstream: a transposed gradient cannot hide
+    (jy * juanji.tensor(c)).sum().backward()
+    (ty * to_torch(c)).sum().backward()
+    assert_close(ja.grad, ta.grad)
+    assert_close(jb.grad, tb.grad)
+
+
+def test_matmul_gradcheck_of_one_dimensional_operands():
+    gradcheck(lambda a, b: a @ b, [r(4), r(4)])
+    gradcheck(lambda a, b: a @ b, [r(4), r(3, 4, 2)])
+    gradcheck(lambda a, b: a @ b, [r(3, 2, 4), r(4)])
+
+
+def test_matmul_refuses_scalars_and_mismatched_shapes():
+    with pytest.raises(ValueError, match="at least 1-D"):
+        juanji.tensor(np.float32(2.0)) @ juanji.tensor(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 2\) cannot be multiplied"):
+        juanji.tensor(np.ones((2, 3))) @ juanji.tensor(np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: x.flatten(5), "start_dim=5"), (lambda x: x.flatten(0, -6), "end_dim=-6"),
+    (lambda x: x.unsqueeze(6), "dim=6"), (lambda x: x.transpose(0, 4), "dim1=4"),
+    (lambda x: x.permute(0, 1, 2, 4), "dim=4"), (lambda x: x.squeeze(-5), "dim=-5"),
+])
+def test_dims_out_of_range_raise_index_error_naming_dim_and_rank(call, name):
+    x = juanji.tensor(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(IndexError, match=f"Dimension out of range: {name} for a tensor of rank 4"):
+        call(x)
+    with pytest.raises(IndexError):  # torch agrees that each is out of range
+        call(torch.zeros(2, 3, 4, 5))
+
+
+def test_flatten_follows_torch_on_edge_cases():
+    x = juanji.tensor(np.zeros((2, 3, 4), np.float32))
+    assert x.flatten(-2).shape == (2, 12)
+    assert x.flatten(1, 1).shape == (2, 3, 4)
+    assert juanji.tensor(np.float32(1.0)).flatten().shape == (1,)  # 0-d -> (1,), as torch
+    with pytest.raises(ValueError, match="start_dim cannot come after end_dim"):
+        x.flatten(2, 1)
+    with pytest.raises(ValueError, match="each of the 3 dims once"):
+        x.permute(0, 0, 1)
+
+
+def test_expand_refuses_sizes_it_cannot_broadcast_to():
+    x = juanji.tensor(np.ones((3, 1), np.float32))
+    assert x.expand(2, -1, 4).shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="cannot make dim 0 of size 3 into 4"):
+        x.expand(4, 4)
+    with pytest.raises(ValueError, match="at least as many sizes"):
+        x.expand(3)
+    with pytest.raises(ValueError, match="got -1 for dim 0"):
+        x.expand(-1, 3, 1)

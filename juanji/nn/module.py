@@ -9,6 +9,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from juanji.function import check_input_dtype
 from juanji.nn.args import one_of
 from juanji.tensor import Tensor
 
@@ -47,6 +48,9 @@ class Module:
     """Base class of every layer and model: override `forward`, call the module to run it."""
 
     training = True
+    # Layers that compute in floating point set this: calling one on an integer, bool or object
+    # input is a TypeError naming the layer (an uint8 image would go in un-rescaled).
+    floating_input = False
 
     def __init__(self):
         self.training = True
@@ -64,6 +68,8 @@ class Module:
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
+        if self.floating_input and args and hasattr(args[0], "dtype"):
+            check_input_dtype(np.dtype(args[0].dtype), "f", type(self).__name__)
         out = self.forward(*args, **kwargs)
         for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, out)

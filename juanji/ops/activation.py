@@ -144,6 +144,8 @@ class Hardtanh(Function):
 class LeakyRelu(Function):
     """x for x > 0, negative_slope * x otherwise; the gradient at 0 is negative_slope."""
 
+    input_kinds = "f"
+
     def forward(self, x, negative_slope=0.01):
         xp = xp_of(x)
         self.slope = xp.where(x > 0, x.dtype.type(1.0), x.dtype.type(negative_slope))
@@ -160,6 +162,8 @@ class PRelu(Function):
     channel; the gradient at 0 takes the negative side (weight), and the weight's gradient is
     summed back to its own shape.
     """
+
+    input_kinds = "f"
 
     def forward(self, x, weight):
         xp = xp_of(x)
@@ -183,6 +187,8 @@ class Elu(Function):
     scale * alpha, as PyTorch's kernel does (`x <= 0`).
     """
 
+    input_kinds = "f"
+
     def forward(self, x, alpha=1.0, scale=1.0):
         xp = xp_of(x)
         self.positive = x > 0
@@ -205,6 +211,8 @@ class Gelu(Function):
     approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), differentiated
     exactly (not as if it were the erf form), as PyTorch does.
     """
+
+    input_kinds = "f"
 
     def forward(self, x, approximate="none"):
         xp = xp_of(x)
@@ -231,6 +239,8 @@ class Gelu(Function):
 class Silu(Function):
     """x * sigmoid(x) (swish); d/dx = s * (1 + x * (1 - s))."""
 
+    input_kinds = "f"
+
     def forward(self, x):
         self.x, self.s = x, _sigmoid(x)
         return x * self.s
@@ -245,6 +255,8 @@ class Hardswish(Function):
     Gradient, as PyTorch's kernel: 0 for x <= -3, 1 for x >= 3, x / 3 + 1/2 strictly between
     (so at x = -3 it is 0 and at x = 3 it is 1).
     """
+
+    input_kinds = "f"
 
     def forward(self, x):
         xp = xp_of(x)
@@ -262,6 +274,8 @@ class Hardswish(Function):
 class Hardsigmoid(Function):
     """relu6(x + 3) / 6; gradient 1/6 strictly inside (-3, 3), 0 at and beyond +-3."""
 
+    input_kinds = "f"
+
     def forward(self, x):
         xp = xp_of(x)
         self.mask = (x > -3) & (x < 3)
@@ -278,6 +292,8 @@ class Softplus(Function):
     d/dx = sigmoid(beta x) below the threshold and 1 above it.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, beta=1.0, threshold=20.0):
         xp = xp_of(x)
         bx = x * x.dtype.type(beta)
@@ -293,6 +309,8 @@ class Softplus(Function):
 class Sigmoid(Function):
     """1 / (1 + e^-x), computed as 0.5 * (1 + tanh(x / 2)) so large |x| cannot overflow."""
 
+    input_kinds = "f"
+
     def forward(self, x):
         self.y = _sigmoid(x)
         return self.y
@@ -303,6 +321,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """tanh(x); derivative 1 - y^2."""
+
+    input_kinds = "f"
 
     def forward(self, x):
         self.y = xp_of(x).tanh(x)
@@ -326,6 +346,8 @@ def log_softmax_array(x, axis=-1):
 class Softmax(Function):
     """exp(x) / sum(exp(x)) along `axis`, max-shifted; backward y * (gy - sum(gy * y))."""
 
+    input_kinds = "f"
+
     def forward(self, x, axis=-1):
         xp = xp_of(x)
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
@@ -339,6 +361,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """log_softmax_array along `axis`; backward gy - softmax * sum(gy)."""
+
+    input_kinds = "f"
 
     def forward(self, x, axis=-1):
         self.y, self.axis = log_softmax_array(x, axis), axis

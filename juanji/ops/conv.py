@@ -153,6 +153,14 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     return crop_nchw(dxpad, padding, x_shape[2:])
 
 
+def empty_batch_grads(needs_grad, x, weight, oc):
+    """Zero gradients of a conv's (x, weight, bias) for an empty batch (N = 0): no sample adds
+    anything, and the blocked kernels need at least one sample, so the ops skip them."""
+    xp = xp_of(x)
+    zeros = [xp.zeros_like(x), xp.zeros_like(weight), xp.zeros(oc, dtype=weight.dtype)]
+    return tuple(z if need else None for z, need in zip(zeros, needs_grad))
+
+
 class Conv2d(Function):
     """y[n, oc] = sum over (c, kh, kw) of W[oc, c, kh, kw] * x_pad[n, g*Cg + c, ...] + b[oc].
 
@@ -162,6 +170,9 @@ class Conv2d(Function):
     view of NHWC memory, which the next windowed op reads without a copy.
     """
 
+    input_kinds = "f"
+    empty = None  # (x, weight) of an empty batch, whose gradients are zeros
+
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
                 groups=1):
         n, c, h, w = x.shape
@@ -170,6 +181,9 @@ class Conv2d(Function):
         ow = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
         self.geometry = ((kh, kw), stride, padding, dilation, (oh, ow), x.shape, weight.shape)
         self.groups = groups
+        if n == 0:
+            self.empty = (x, weight)
+            return xp_of(x).zeros((0, oc, oh, ow), dtype=xp_of(x).result_type(x, weight))
         if groups == c and cg == 1 and groups > 1:
             self.path = "depthwise"
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
@@ -225,6 +239,8 @@ class Conv2d(Function):
     def backward(self, gy):
         kernel, stride, padding, dilation, out, x_shape, w_shape = self.geometry
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
+        if self.empty is not None:
+            return empty_batch_grads(self.needs_grad, *self.empty, w_shape[0])
         gb = bias_grad(gy) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
         if self.path == "depthwise":
@@ -288,6 +304,9 @@ class ConvTranspose2d(Function):
     only the bias reaches when they lie past the canvas.
     """
 
+    input_kinds = "f"
+    empty = None  # (x, weight) of an empty batch, whose gradients are zeros
+
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD,
                 output_padding=(0, 0), dilation=(1, 1), groups=1):
         n, c, h, w = x.shape
@@ -296,6 +315,9 @@ class ConvTranspose2d(Function):
         full = [(size - 1) * s + d * (k - 1) + 1
                 for size, s, d, k in zip((h, w), stride, dilation, (kh, kw))]
         out = [f - sum(p) + op for f, p, op in zip(full, padding, output_padding)]
+        if n == 0:
+            self.empty = (x, weight)
+            return xp_of(x).zeros((0, oc, *out), dtype=xp_of(x).result_type(x, weight))
         canvas = (n, max(full[0], padding[0][0] + out[0]), max(full[1], padding[1][0] + out[1]),
                   oc)
         xg = rows_by_group(x.transpose(0, 2, 3, 1), groups)  # (G, L, Cg)
@@ -313,6 +335,8 @@ class ConvTranspose2d(Function):
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
 
     def backward(self, gy):
+        if self.empty is not None:
+            return empty_batch_grads(self.needs_grad, *self.empty, gy.shape[1])
         xg, wt = self.saved
         kernel, stride, padding, dilation, out, canvas, x_shape, w_shape, groups = self.geometry
         n, c, h, w = x_shape

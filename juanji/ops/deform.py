@@ -48,6 +48,8 @@ class DeformConv2d(Function):
     (oh*SH - PH + i*DH + dy, ow*SW - PW + j*DW + dx).
     """
 
+    input_kinds = "f"
+
     def forward(self, x, offset, weight, bias=None, mask=None, stride=(1, 1), padding=(0, 0),
                 dilation=(1, 1)):
         xp = xp_of(x)

@@ -26,6 +26,8 @@ class Dropout(Function):
     numpy Generator) with `noise_shape` (see `draw_keep`). p = 1 zeroes everything.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, p, rng=None, scale_kept=True, noise_shape=None, keep=None):
         self.keep = draw_keep(x, p, rng, noise_shape) if keep is None else keep
         if p >= 1:
@@ -46,6 +48,8 @@ class AlphaDropout(Function):
     y = a * (x * keep - alpha' * (1 - keep)) + alpha' * a * p with
     a = 1 / sqrt((alpha'^2 p + 1)(1 - p)), PyTorch's affine correction; dy/dx = a * keep.
     """
+
+    input_kinds = "f"
 
     def forward(self, x, p, rng=None, keep=None):
         keep = draw_keep(x, p, rng) if keep is None else keep

@@ -474,7 +474,7 @@ def channel_sums(rows, channels, dtype=None):
         return piece.sum(axis=0, dtype=dtype)
 
     partials = parallel_map(block_sums, row_blocks(rows), calls_blas=dtype is None)
-    return _fold(partials, channels)
+    return _fold(partials, channels, rows, dtype or rows.dtype)
 
 
 def channel_dots(a, b, channels):
@@ -483,11 +483,15 @@ def channel_dots(a, b, channels):
     partials = parallel_map(
         lambda block: xp.einsum("rk,rk->k", a[block[0] : block[1]], b[block[0] : block[1]]),
         row_blocks(a))
-    return _fold(partials, channels)
+    return _fold(partials, channels, a, a.dtype)
 
 
-def _fold(column_partials, channels):
-    """Block partials of (P*C,) column sums, added in block order -> per-channel (C,)."""
+def _fold(column_partials, channels, rows, dtype):
+    """Block partials of (P*C,) column sums, added in block order -> per-channel (C,).
+
+    No partials (`rows` has no rows: an empty batch) sum to zeros in `dtype`."""
+    if not column_partials:
+        return xp_of(rows).zeros(channels, dtype=dtype)
     return sum_in_order(column_partials).reshape(-1, channels).sum(axis=0)
 
 

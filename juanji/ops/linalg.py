@@ -8,17 +8,28 @@ class MatMul(Function):
     """a @ b with NumPy's matmul rules (1-D operands promoted, batch axes broadcast)."""
 
     def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"both arguments to matmul need to be at least 1-D; got shapes "
+                             f"{a.shape} and {b.shape}")
+        inner = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner:
+            raise ValueError(f"matmul shapes {a.shape} and {b.shape} cannot be multiplied: the "
+                             f"last dim of the first ({a.shape[-1]}) must equal the "
+                             f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second "
+                             f"({inner})")
         self.a, self.b = a, b
         return a @ b
 
     def backward(self, gy):
+        """Undo the promotion of 1-D operands: a (K,) is a (1, K) row, b (K,) a (K, 1) column,
+        and gy gets their size-1 axes back (b's first: a 1-D @ 1-D gy is 0-d)."""
         xp = xp_of(gy)
-        a = self.a[None, :] if self.a.ndim == 1 else self.a
-        b = self.b[:, None] if self.b.ndim == 1 else self.b
-        if self.a.ndim == 1:
-            gy = xp.expand_dims(gy, -2)
+        a = self.a[None, :] if self.a.ndim == 1 else self.a  # (..., M, K)
+        b = self.b[:, None] if self.b.ndim == 1 else self.b  # (..., K, P)
         if self.b.ndim == 1:
-            gy = xp.expand_dims(gy, -1)
+            gy = gy[..., None]
+        if self.a.ndim == 1:
+            gy = xp.expand_dims(gy, -2)  # (..., M, P)
         ga = gb = None
         if self.needs_grad[0]:
             ga = unbroadcast(gy @ xp.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)
@@ -29,6 +40,8 @@ class MatMul(Function):
 
 class Linear(Function):
     """y = x @ W.T + b.  x: (*, IN), W: (OUT, IN), b: (OUT,) or None -> y: (*, OUT)."""
+
+    input_kinds = "f"
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight

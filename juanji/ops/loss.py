@@ -19,7 +19,8 @@ def _reduce(losses, reduction, denominator=None):
         return total, 1.0
     denominator = losses.size if denominator is None else denominator
     with xp_of(losses).errstate(invalid="ignore", divide="ignore"):  # empty or all ignored: nan
-        return total / losses.dtype.type(denominator), 1.0 / denominator
+        scale = 1.0 / denominator if denominator else float("nan")  # no element gets it then
+        return total / losses.dtype.type(denominator), scale
 
 
 def _upstream(gy, reduction, scale, shape):
@@ -67,6 +68,8 @@ class CrossEntropy(Function):
     Both cases are -sum_c Q[c] logp[c] for an unnormalised target Q, whose gradient is
     sum(Q) * softmax - Q; logp is max-shifted so any finite logits give finite losses.
     """
+
+    input_kinds = "f"
 
     def forward(self, logits, target, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
@@ -128,6 +131,8 @@ class NLL(Function):
     loss = -w[t] * input[t], 0 where t == ignore_index; 'mean' divides by the sum of w[t].
     """
 
+    input_kinds = "f"
+
     def forward(self, logp, target, weight=None, ignore_index=-100, reduction="mean"):
         xp = xp_of(logp)
         c = logp.shape[1]
@@ -160,6 +165,8 @@ class _Elementwise(Function):
     multiplies each element; with `weight_mean` 'mean' divides by weight.sum() instead of the
     element count (PyTorch's rule for weighted mse and l1).
     """
+
+    input_kinds = "f"
 
     def forward(self, x, y, weight=None, reduction="mean", weight_mean=False, **params):
         loss, dx, dy = self.pointwise(x, y, **params)
@@ -273,6 +280,8 @@ class MarginRanking(Function):
     """max(0, -y (x1 - x2) + margin) elementwise (broadcast); the gradient passes where the
     hinge argument is >= 0 (PyTorch's clamp_min rule, so a tie at exactly 0 passes)."""
 
+    input_kinds = "f"
+
     def forward(self, x1, x2, y, margin=0.0, reduction="mean"):
         z = -y * (x1 - x2) + x1.dtype.type(margin)
         self.active = (z >= 0) * y  # (broadcast shape)
@@ -295,6 +304,8 @@ class PairwiseDistance(Function):
     x1, x2: (N, D) or (D,), broadcast -> (N,) or (); p > 0. d/dv ||v||_p =
     sign(v) |v|^(p-1) / ||v||^(p-1), and v = x1 - x2 + eps is nonzero unless x2 - x1 = eps.
     """
+
+    input_kinds = "f"
 
     def forward(self, x1, x2, p=2.0, eps=1e-6, keepdim=False):
         xp = xp_of(x1)
@@ -334,6 +345,8 @@ class CosineEmbedding(Function):
     1e-12)), PyTorch's epsilon. The hinge passes gradient where cos - margin >= 0.
     """
 
+    input_kinds = "f"
+
     def forward(self, x1, x2, y, margin=0.0, reduction="mean"):
         xp = xp_of(x1)
         tiny = x1.dtype.type(1e-12)
@@ -372,6 +385,8 @@ class Contrastive(Function):
     dissimilar pairs pushed apart until they are `margin` away. The dissimilar gradient
     -(margin - d) (x1 - x2) / d is taken as 0 at d = 0, where the direction is undefined.
     """
+
+    input_kinds = "f"
 
     def forward(self, x1, x2, y, margin=1.0, reduction="mean"):
         xp = xp_of(x1)

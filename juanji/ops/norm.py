@@ -6,6 +6,8 @@ rather than E[x^2] - E[x]^2, which cancels catastrophically in float32 and turns
 channel into noise.
 """
 
+import math
+
 from juanji.backend import xp_of
 from juanji.function import Function
 from juanji.ops.kernels import (
@@ -58,11 +60,13 @@ class BatchNorm(Function):
     (two operations) for y = centered * (invstd * weight) + bias.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
         xp = xp_of(x)
         c = x.shape[1]
         rows, period = channels_last_rows(x)  # (R, P*C)
-        count = rows.size // c
+        count = max(rows.size // c, 1)  # an empty batch: zero statistics, no 0 / 0
         if training:
             # the mean accumulates in float64: a constant channel then centres to exact zeros
             mean = (channel_sums(rows, c, xp.float64) / count).astype(x.dtype)  # (C,)
@@ -93,7 +97,7 @@ class BatchNorm(Function):
         """
         c = gy.shape[1]
         rows, period = channels_last_rows(gy)  # (R, P*C)
-        count = rows.size // c
+        count = max(rows.size // c, 1)
         need_x = self.needs_grad[0]
         need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
         need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
@@ -120,6 +124,8 @@ class LayerNorm(Function):
 
     x: (*, D1, ..., Dk) with k = ndim; weight, bias: (D1, ..., Dk) or None.
     """
+
+    input_kinds = "f"
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         axes = tuple(range(x.ndim - ndim, x.ndim))
@@ -148,9 +154,11 @@ class GroupNorm(Function):
     x: (N, C, *), weight and bias: (C,) or None.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, weight=None, bias=None, groups=1, eps=1e-5):
         n = x.shape[0]
-        xg = x.reshape(n, groups, -1)  # (N, G, C/G * spatial)
+        xg = x.reshape(n, groups, math.prod(x.shape[1:]) // groups)  # (N, G, C/G * spatial)
         xhat, invstd, _, _ = _standardize(xg, (2,), eps)
         self.xhat, self.invstd, self.groups, self.weight = xhat, invstd, groups, weight
         xhat = xhat.reshape(x.shape)  # (N, C, *)
@@ -159,12 +167,12 @@ class GroupNorm(Function):
         return y if bias is None else y + bias.reshape(shape)
 
     def backward(self, gy):
-        n, shape = gy.shape[0], _channel_shape(gy.ndim)
+        shape = _channel_shape(gy.ndim)
         axes = (0,) + tuple(range(2, gy.ndim))
         dxhat = gy if self.weight is None else gy * self.weight.reshape(shape)
         gx = gw = gb = None
         if self.needs_grad[0]:
-            dxg = dxhat.reshape(n, self.groups, -1)  # (N, G, C/G * spatial)
+            dxg = dxhat.reshape(self.xhat.shape)  # (N, G, C/G * spatial)
             gx = _standardize_grad(dxg, self.xhat, self.invstd, (2,)).reshape(gy.shape)
         if len(self.needs_grad) > 1 and self.needs_grad[1]:
             gw = (gy * self.xhat.reshape(gy.shape)).sum(axis=axes)
@@ -198,6 +206,8 @@ class LocalResponseNorm(Function):
     gy * d^-beta - 2 alpha beta / size * x * (sum of t over the channels whose window holds x),
     the transposed window.
     """
+
+    input_kinds = "f"
 
     def forward(self, x, size, alpha=1e-4, beta=0.75, k=1.0):
         xp = xp_of(x)

@@ -45,6 +45,8 @@ class MaxPool2d(Function):
     positions for return_indices. Integer inputs work too (no gradient).
     """
 
+    input_kinds = "fiu"
+
     def forward(self, x, kernel, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False,
                 return_indices=False):
         xp = xp_of(x)
@@ -144,6 +146,8 @@ class AvgPool2d(Function):
     every D-th cell and counts taps the same way.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, kernel, stride, padding=(0, 0), ceil_mode=False,
                 count_include_pad=True, divisor_override=None, dilation=(1, 1)):
         xp = xp_of(x)
@@ -197,6 +201,8 @@ class LpPool2d(Function):
     is 0 where the window sum is 0. x: (N, C, H, W) -> (N, C, OH, OW).
     """
 
+    input_kinds = "f"
+
     def forward(self, x, norm_type, kernel, stride, padding=(0, 0), dilation=(1, 1),
                 ceil_mode=False):
         p = float(norm_type)
@@ -223,6 +229,8 @@ class AdaptiveAvgPool2d(Function):
     """Mean over PyTorch's adaptive windows rows [floor(i*H/OH), ceil((i+1)*H/OH)) (and the
     same for columns). x: (N, C, H, W) -> (N, C, OH, OW). Uniform windows (OH divides H, OW
     divides W) are a reshape-mean; others are two 0/1 window-matrix products (exact sums)."""
+
+    input_kinds = "f"
 
     def forward(self, x, output_size):
         n, c, h, w = x.shape
@@ -260,6 +268,8 @@ class AdaptiveMaxPool2d(Function):
     """Max over PyTorch's adaptive windows (see AdaptiveAvgPool2d), with PyTorch's tie rules
     (first maximum, last NaN). x: (N, C, H, W) -> (N, C, OH, OW); `indices()` gives the flat
     h * W + w positions (int64) for return_indices."""
+
+    input_kinds = "fiu"
 
     def forward(self, x, output_size):
         xp = xp_of(x)

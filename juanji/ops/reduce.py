@@ -1,5 +1,7 @@
 """Reductions over axes: sum, mean, max/min, var."""
 
+import warnings
+
 from juanji.backend import xp_of
 from juanji.function import Function
 
@@ -42,11 +44,16 @@ class Mean(Function):
         self.count = 1
         for a in self.axes:
             self.count *= x.shape[a]
+        if self.count == 0:  # the mean of nothing is nan, as in PyTorch: no NumPy warnings
+            with warnings.catch_warnings(), xp_of(x).errstate(invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return x.mean(axis=self.axes, keepdims=keepdims)
         return x.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, gy):
         xp = xp_of(gy)
-        g = _expand(gy, self.axes, self.shape, self.keepdims) / gy.dtype.type(self.count)
+        # count 0: x is empty, so is the gradient whatever the divisor
+        g = _expand(gy, self.axes, self.shape, self.keepdims) / gy.dtype.type(max(self.count, 1))
         return xp.broadcast_to(g, self.shape)
 
 

@@ -158,6 +158,8 @@ class LinearResize(Function):
     w0h * (w0w * x[h0, w0] + w1w * x[h0, w1]) + w1h * (...), PyTorch's order of operations.
     """
 
+    input_kinds = "f"
+
     def forward(self, x, taps):
         xp = xp_of(x)
         self.shape = x.shape

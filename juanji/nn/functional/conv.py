@@ -4,9 +4,10 @@
 run the 2-D op with H = 1. Checks name the argument and the expected range.
 """
 
-from juanji.arithmetic import effective_kernel, same_padding
+from juanji.arithmetic import conv_output_size, effective_kernel, same_padding
 from juanji.nn.args import check_input, pair, single
 from juanji.ops import conv, deform
+from juanji.ops.memory import check_fits
 from juanji.tensor import as_tensor
 
 __all__ = ["conv1d", "conv2d", "conv_padding", "conv_transpose1d", "conv_transpose2d",
@@ -86,6 +87,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"groups={groups}")
     bias = _check_bias(bias, weight.shape[0], "conv2d")
     _check_fits(input.shape[2:], pads, kernel, dilation)
+    n, c, h, w = input.shape  # the padded input and the output fit, before either exists
+    what = f"padding={padding!r}"
+    check_fits((n, c, h + sum(pads[0]), w + sum(pads[1])), input.dtype, what)
+    check_fits((n, weight.shape[0]) + tuple(
+        conv_output_size(size, k, s, p, d)
+        for size, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)), input.dtype, what)
     out = conv.Conv2d.apply(input, weight, bias, stride=stride, padding=pads,
                             dilation=dilation, groups=groups)
     return out[0] if added else out
@@ -135,12 +142,16 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                 f"output_padding={output_padding}, stride={stride}, dilation={dilation}"
             )
     kernel = weight.shape[2:]
+    out_size = []
     for a, name in ((0, "height"), (1, "width")):
         size = ((input.shape[2 + a] - 1) * stride[a] - 2 * padding[a]
                 + effective_kernel(kernel[a], dilation[a]) + output_padding[a])
         if size < 1:
             raise ValueError(f"padding={padding} crops the whole output {name} (it would be "
                              f"{size})")
+        out_size.append(size)
+    check_fits((input.shape[0], weight.shape[1] * groups, *out_size), input.dtype,
+               f"stride={stride}, dilation={dilation}, output_padding={output_padding}")
     bias = _check_bias(bias, weight.shape[1] * groups, "conv_transpose2d")
     pads = tuple((p, p) for p in padding)
     out = conv.ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=pads,

@@ -8,7 +8,7 @@ __all__ = ["flatten", "linear"]
 def linear(input, weight, bias=None):
     """input @ weight.T + bias.  input (*, IN), weight (OUT, IN)."""
     input = as_tensor(input)
-    if input.shape[-1] != weight.shape[1]:
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear expects input with {weight.shape[1]} features in its last "
                          f"dim; got shape {tuple(input.shape)}")
     return linalg.Linear.apply(input, weight, bias)

@@ -56,6 +56,18 @@ def _same_shape(name, input, target):
                          f"{tuple(input.shape)} and target {tuple(target.shape)}")
 
 
+def _check_unit_targets(name, target):
+    """Refuse targets outside [0, 1] (or NaN), reporting the range found: the binary
+    cross-entropy of such a target has no minimum, so training on it diverges."""
+    y = target.data
+    if ((y < 0) | (y > 1) | (y != y)).any():
+        numbers = y[y == y]
+        found = f"values in [{numbers.min()}, {numbers.max()}]" if numbers.size else "nan"
+        if 0 < numbers.size < y.size:
+            found += " and nan"
+        raise ValueError(f"{name} expects every target in [0, 1]; got target {found}")
+
+
 def _warn_broadcast(name, input, target):
     if input.shape != target.shape:
         warnings.warn(f"{name}: target size {tuple(target.shape)} differs from input size "
@@ -142,6 +154,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"binary_cross_entropy expects every input in [0, 1] (probabilities; "
                          f"use binary_cross_entropy_with_logits for logits); got "
                          f"{x[outside].reshape(-1)[0]}")
+    _check_unit_targets("binary_cross_entropy", target)
     return loss.BinaryCrossEntropy.apply(input, target, weight=_array(weight, input),
                                          reduction=reduction)
 
@@ -149,10 +162,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """Sigmoid + binary cross-entropy, stable for any logits; pos_weight (C,) weighs positives
-    per class (last axis), weight broadcasts against the input."""
+    per class (last axis), weight broadcasts against the input. Targets must lie in [0, 1]
+    (PyTorch accepts others, for which the loss has no minimum: juanji refuses them)."""
     input, target = as_tensor(input), as_tensor(target)
     reduction = _reduction(reduction, size_average, reduce)
     _same_shape("binary_cross_entropy_with_logits", input, target)
+    # PyTorch accepts any target here; juanji refuses them as binary_cross_entropy does
+    _check_unit_targets("binary_cross_entropy_with_logits", target)
     return loss.BinaryCrossEntropyWithLogits.apply(input, target, weight=_array(weight, input),
                                                    reduction=reduction,
                                                    pos_weight=_array(pos_weight, input))

@@ -6,7 +6,7 @@ import numpy as np
 
 from juanji.nn.args import single
 from juanji.ops import norm
-from juanji.tensor import Tensor, as_tensor
+from juanji.tensor import as_tensor
 
 __all__ = ["batch_norm", "group_norm", "layer_norm", "local_response_norm"]
 
@@ -55,11 +55,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     out = fn.run(input, weight, bias,
                  mean=None if training else running_mean.data,
                  var=None if training else running_var.data, eps=eps, training=training)
-    if training and running_mean is not None:
+    # an empty batch (N = 0) normalises nothing and leaves the running statistics, as PyTorch
+    if training and running_mean is not None and count > 0:
         m = float(momentum)
         rm = running_mean.data
         rm[...] = (1 - m) * rm + m * fn.batch_mean.astype(rm.dtype, copy=False)
-    if training and running_var is not None:
+    if training and running_var is not None and count > 0:
         m = float(momentum)
         rv = running_var.data
         unbiased = fn.batch_var.astype(rv.dtype, copy=False) * rv.dtype.type(count / (count - 1))
@@ -119,7 +120,5 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     if input.ndim < 3:
         raise ValueError(f"local_response_norm expects an input with 3 or more dims "
                          f"(N, C, *); got shape {tuple(input.shape)}")
-    if input.numel() == 0:
-        return Tensor(input.data)
     return norm.LocalResponseNorm.apply(input, size=size, alpha=float(alpha), beta=float(beta),
                                         k=float(k))

@@ -10,6 +10,7 @@ import math
 from juanji.arithmetic import unpool_output_size
 from juanji.nn.args import check_input, pair, single
 from juanji.ops import pool
+from juanji.ops.memory import check_fits
 from juanji.tensor import Tensor, as_tensor
 
 __all__ = [
@@ -148,8 +149,7 @@ def _adaptive_size(output_size, shape):
         else tuple(output_size)
     if len(items) != 2:
         raise ValueError(f"output_size must be an int or a pair; got {output_size!r}")
-    size = tuple(shape[i] if v is None else single(v, "output_size") for i, v in enumerate(items))
-    return size
+    return tuple(shape[i] if v is None else single(v, "output_size") for i, v in enumerate(items))
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -157,6 +157,7 @@ def adaptive_avg_pool2d(input, output_size):
     average pooling. None in output_size keeps that input dimension."""
     input, added = _batched(input, "adaptive_avg_pool2d", 2)
     size = _adaptive_size(output_size, input.shape[2:])
+    check_fits(input.shape[:2] + size, input.dtype, f"output_size={output_size!r}")
     return _unbatch(pool.AdaptiveAvgPool2d.apply(input, output_size=size), added)
 
 
@@ -165,6 +166,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     pooling. With return_indices also the flat h * W + w positions."""
     input, added = _batched(input, "adaptive_max_pool2d", 2)
     size = _adaptive_size(output_size, input.shape[2:])
+    check_fits(input.shape[:2] + size, input.dtype, f"output_size={output_size!r}")
     fn = pool.AdaptiveMaxPool2d()
     out = fn.run(input, output_size=size)
     return _unbatch((out, Tensor(fn.indices())) if return_indices else out, added)
@@ -217,5 +219,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                 )
     if min(size) < 1:
         raise ValueError(f"max_unpool2d output size {tuple(size)} must be positive")
+    check_fits(input.shape[:2] + tuple(size), input.dtype,
+               f"output_size={output_size!r}" if output_size is not None else
+               f"kernel_size={kernel}, stride={stride}")
     out = pool.MaxUnpool2d.apply(input, indices, output_size=tuple(size))
     return _unbatch(out, added)

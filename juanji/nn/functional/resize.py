@@ -11,6 +11,7 @@ import numpy as np
 
 from juanji.nn.args import check_input, one_of, single
 from juanji.ops import resize
+from juanji.ops.memory import check_fits
 from juanji.tensor import as_tensor
 
 __all__ = ["interpolate", "pad", "pixel_shuffle", "pixel_unshuffle"]
@@ -60,6 +61,9 @@ def pad(input, pad, mode="constant", value=None):
                              f"pad {(before, after)} for an axis of size {size}")
         if mode in ("replicate", "circular") and size == 0:
             raise ValueError(f"mode={mode!r} cannot pad an empty axis")
+    out_shape = input.shape[:input.ndim - k] + tuple(
+        n + before + after for n, (before, after) in zip(sizes, pads))
+    check_fits(out_shape, input.dtype, f"pad={amounts}")
     return resize.Pad.apply(input, pads=pads, mode=mode,
                             value=0.0 if value is None else float(value))
 
@@ -114,6 +118,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                              f"{out_sizes} for input size {tuple(in_sizes)}")
         if recompute_scale_factor:
             scales = None
+    what = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
+    check_fits(input.shape[:2] + tuple(out_sizes), input.dtype, what)
     scales = scales or (None,) * dims
     if mode.startswith("nearest"):
         index = [resize.nearest_index(n, o, s, exact=mode == "nearest-exact")
@@ -130,6 +136,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 def _positive(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError(f"scale_factor must be a positive number; got {value!r}")
+    if value == math.inf:
+        raise ValueError(f"scale_factor must be finite; got {value!r}")
     return float(value)
 
 

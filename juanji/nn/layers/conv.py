@@ -7,6 +7,7 @@ from juanji.nn import functional as F
 from juanji.nn.args import one_of, pair, single
 from juanji.nn.init import default_layer_init_
 from juanji.nn.module import Module, Parameter
+from juanji.ops.memory import check_fits
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "DeformConv2d",
            "DepthwiseSeparableConv2d"]
@@ -20,6 +21,7 @@ class _ConvNd(Module):
     `dims` is 1 or 2; tuples are stored with `dims` entries (kernel_size=(3,) for Conv1d).
     """
 
+    floating_input = True
     transposed = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
@@ -65,6 +67,8 @@ class _ConvNd(Module):
             shape_w = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape_w = (out_channels, in_channels // groups) + self.kernel_size
+        check_fits(shape_w, dtype, f"in_channels={in_channels}, out_channels={out_channels}, "
+                                   f"kernel_size={kernel_size}", kind="weight")
         self.weight = Parameter(np.empty(shape_w, dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -221,6 +225,8 @@ class DepthwiseSeparableConv2d(Module):
     C*K*K + C*OC weights instead of C*OC*K*K. No activation or norm in between: add them
     around the children if the architecture wants them.
     """
+
+    floating_input = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=False,
                  dtype=np.float32):

@@ -6,6 +6,7 @@ from juanji.nn import functional as F
 from juanji.nn.args import single
 from juanji.nn.init import default_layer_init_
 from juanji.nn.module import Module, Parameter
+from juanji.ops.memory import check_fits
 
 __all__ = ["Flatten", "Identity", "Linear"]
 
@@ -13,10 +14,14 @@ __all__ = ["Flatten", "Identity", "Linear"]
 class Linear(Module):
     """y = x W^T + b.  x: (*, in_features) -> (*, out_features); weight (out, in)."""
 
+    floating_input = True
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
         self.in_features = single(in_features, "in_features")
         self.out_features = single(out_features, "out_features")
+        check_fits((out_features, in_features), dtype,
+                   f"in_features={in_features}, out_features={out_features}", kind="weight")
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
         self.reset_parameters()

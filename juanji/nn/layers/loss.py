@@ -17,6 +17,8 @@ __all__ = [
 
 
 class _Loss(Module):
+    floating_input = True
+
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         self.reduction = _reduction(reduction, size_average, reduce)

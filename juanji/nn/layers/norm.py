@@ -10,6 +10,7 @@ import numpy as np
 from juanji.nn import functional as F
 from juanji.nn.args import probability, single
 from juanji.nn.module import Module, Parameter
+from juanji.ops.memory import check_fits
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "LocalResponseNorm"]
 
@@ -29,6 +30,8 @@ class _BatchNorm(Module):
     with batch statistics when track_running_stats=False.
     """
 
+    floating_input = True
+
     _ranks = ()
     _layout = ""
 
@@ -40,6 +43,7 @@ class _BatchNorm(Module):
         self.momentum = None if momentum is None else probability(momentum, "momentum")
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         c = self.num_features
+        check_fits((c,), dtype, f"num_features={c}", kind="weight")
         self.weight = Parameter(np.ones(c, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(c, dtype=dtype)) if affine and bias else None
         if track_running_stats:
@@ -107,6 +111,8 @@ class LayerNorm(Module):
     (*, D1, ..., Dk) -> same shape; statistics per leading index, biased variance.
     """
 
+    floating_input = True
+
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float32):
         super().__init__()
@@ -117,6 +123,8 @@ class LayerNorm(Module):
             raise ValueError(f"normalized_shape must be a positive int or a non-empty sequence "
                              f"of them; got {normalized_shape!r}")
         self.normalized_shape = tuple(int(n) for n in shape)
+        check_fits(self.normalized_shape, dtype, f"normalized_shape={normalized_shape!r}",
+                   kind="weight")
         self.eps = _check_eps(eps)
         self.elementwise_affine = bool(elementwise_affine)
         affine = self.elementwise_affine
@@ -144,6 +152,8 @@ class GroupNorm(Module):
     num_groups=1 normalises each sample over all of C and space; num_groups=C is instance norm
     with a per-channel affine.
     """
+
+    floating_input = True
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32, *,
                  bias=True):
@@ -176,6 +186,8 @@ class GroupNorm(Module):
 
 class LocalResponseNorm(Module):
     """x / (k + alpha/size * sum of x^2 over `size` neighbouring channels) ** beta (AlexNet)."""
+
+    floating_input = True
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()

@@ -72,6 +72,8 @@ class MaxPool1d(Module):
 class AvgPool2d(Module):
     """Mean over windows. (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size."""
 
+    floating_input = True
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
@@ -94,6 +96,8 @@ class AvgPool2d(Module):
 class AvgPool1d(Module):
     """Mean over windows of (N, C, L) -> (N, C, OL); stride defaults to kernel_size."""
 
+    floating_input = True
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
         super().__init__()
@@ -115,6 +119,8 @@ class LPPool2d(Module):
     """Power-average pooling (sum of x ** p over the window) ** (1 / p), as PyTorch computes it
     (see F.lp_pool2d). (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size."""
 
+    floating_input = True
+
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()
         self.norm_type = _norm_type(norm_type)
@@ -132,6 +138,8 @@ class LPPool2d(Module):
 
 class LPPool1d(Module):
     """Power-average pooling over windows of (N, C, L) (see LPPool2d)."""
+
+    floating_input = True
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         super().__init__()
@@ -161,6 +169,8 @@ class AdaptiveAvgPool2d(Module):
     output_size: an int or an (OH, OW) pair; None keeps that input size. 1 = global average.
     """
 
+    floating_input = True
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = _adaptive_size(output_size, 2)
@@ -189,6 +199,8 @@ class AdaptiveMaxPool2d(Module):
 
 class AdaptiveAvgPool1d(Module):
     """Adaptive mean pooling of (N, C, L) to (N, C, output_size)."""
+
+    floating_input = True
 
     def __init__(self, output_size):
         super().__init__()

@@ -89,6 +89,8 @@ class SqueezeExcitation(Module):
     `scale_activation` are classes, called with no arguments.
     """
 
+    floating_input = True
+
     def __init__(self, input_channels, squeeze_channels, activation=ReLU,
                  scale_activation=Sigmoid):
         super().__init__()
