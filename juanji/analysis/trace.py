@@ -13,6 +13,7 @@ matches, which is the usual max-over-branches rule; one that matches none is 'un
 one with no spatial axes (flattened) is 'global'.
 """
 
+import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -195,10 +196,43 @@ class _Tracer:
                 call.trainable_params += param.numel()
 
 
+def forward_bytes(tr):
+    """Bytes of a trace's input and of every leaf layer's output: what a training forward keeps
+    for backward, an upper bound for an inference forward (which frees outputs as it goes)."""
+    return tr.input_bytes + sum(call.output_bytes for call in tr.calls if call.is_leaf)
+
+
+def _check_fits(model, input_size, batch_size, dtype):
+    """ValueError before a forward that would not fit in memory. batch_size > 1: the input and
+    activations of a batch-1 trace (cheap), which grow linearly with the batch; otherwise, or
+    when the batch-1 trace fails, the random input alone (drawn in float64, then cast)."""
+    from juanji.analysis.memory import check_fits, human_bytes
+
+    count = math.prod(input_size)
+    if batch_size > 1:
+        try:
+            per_sample = forward_bytes(trace(model, input_size, 1, dtype)) + 8 * count
+        except ValueError:
+            per_sample = None  # the real trace reports a failing forward with its own shape
+        if per_sample is not None:
+            check_fits(per_sample * batch_size,
+                       f"tracing {type(model).__name__} on a batch of {batch_size} x "
+                       f"{list(input_size)} ({human_bytes(per_sample)} of input and activations "
+                       "per sample)", "use a smaller batch size")
+            return
+    check_fits((8 + np.dtype(dtype).itemsize) * count * batch_size,
+               f"a random input of shape {[batch_size, *input_size]}",
+               "use a smaller batch or input size")
+
+
 def trace(model, input_size, batch_size=1, dtype=np.float32, seed=0):
     """Run `model` once on a (batch_size, *input_size) random input and record every call.
 
-    Raises TypeError for a non-Module, ValueError for a bad size or a forward that fails.
+    The memory the input and (batch_size > 1) the forward need is estimated first, the
+    forward's from a batch-1 trace.
+
+    Raises TypeError for a non-Module, ValueError for a bad size, a forward that fails, or a
+    batch whose input and activations would not fit in the available memory.
     """
     import juanji
     from juanji.nn import Module
@@ -210,6 +244,7 @@ def trace(model, input_size, batch_size=1, dtype=np.float32, seed=0):
             or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     shape = (int(batch_size),) + input_size
+    _check_fits(model, input_size, int(batch_size), dtype)
     x = juanji.Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
 
     tracer = _Tracer(model)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "juanji.cli.train",
     "juanji.cli.analysis",
     "juanji.cli.viz",
+    "juanji.cli.onnx",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent

@@ -113,7 +113,8 @@ def register(subcommands):
         description="Trace one forward pass of a zoo model and print a table of every layer: "
                     "input and output shapes, parameters, multiply-adds (MACs) and receptive "
                     "field, with totals and the counting conventions.")
-    summary.add_argument("model", metavar="MODEL", help="a name from `juanji models`")
+    summary.add_argument("model", metavar="MODEL",
+                         help="a name from `juanji models`, or an .onnx file")
     summary.add_argument("--input", default=None,
                          help="input size CxHxW without the batch (default: the model's own)")
     summary.add_argument("--batch-size", default="1", help="batch size of the traced forward")
@@ -150,7 +151,12 @@ def run_summary(args):
     depth = None if args.depth is None else parse_int(args.depth, "--depth", 0)
     classes = None if args.num_classes is None else parse_int(args.num_classes,
                                                               "--num-classes", 1)
-    model, size = build_model(args.model, args.input, classes)
+    if args.model.lower().endswith(".onnx"):  # an imported model (juanji.cli.onnx loads it)
+        from juanji.cli.onnx import summary_model
+
+        model, size = summary_model(args.model, args.input, classes)
+    else:
+        model, size = build_model(args.model, args.input, classes)
     result = summary(model, size, batch_size=batch, name=args.model)
     text = json.dumps(result.to_dict(), indent=2) if args.json else result.table(depth)
     print(text)

@@ -108,7 +108,7 @@ class OnnxModule(Module):
             if v.name not in constants and v.type.WhichOneof("value") != "tensor_type":
                 raise OnnxImportError(f"graph input {v.name!r} is a "
                                       f"{v.type.WhichOneof('value')}; juanji takes tensors")
-        self._inputs = [_input_spec(v) for v in graph.input if v.name not in constants]
+        self._inputs = [value_spec(v) for v in graph.input if v.name not in constants]
         self.input_names = [spec[0] for spec in self._inputs]
         self.output_names = [v.name for v in graph.output]
         self._steps = self._build(graph, constants, tensor_to_array)
@@ -150,7 +150,7 @@ class OnnxModule(Module):
                 problems.append(f"graph output {name!r} is produced by no node")
         if problems:
             raise OnnxImportError(f"the ONNX model has {len(problems)} node(s) juanji cannot "
-                                  "run:\n  " + "\n  ".join(problems))
+                                  "run:\n  " + "\n  ".join(problems), problems)
         return steps
 
     def forward(self, *inputs):
@@ -198,9 +198,9 @@ def _constant_value(node, convert):
                       f"value_float(s) and value_int(s)")
 
 
-def _input_spec(value_info):
-    """(name, NumPy dtype or None, dims or None if unknown): each dim a size, a symbolic
-    name (dynamic) or None."""
+def value_spec(value_info):
+    """A graph input's or output's (name, NumPy dtype or None, dims or None if unknown): each
+    dim a size, a symbolic name (dynamic) or None. float16 and bfloat16 show as float32."""
     onnx = import_onnx()
     kind = value_info.type.tensor_type
     dtype = None

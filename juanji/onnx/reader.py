@@ -17,7 +17,14 @@ MAX_TENSOR_BYTES = 1 << 32  # 4 GiB: more than any CNN weight; a guard against f
 
 
 class OnnxImportError(ValueError):
-    """A model file juanji cannot read or run; the message names the node, input or tensor."""
+    """A model file juanji cannot read or run; the message names the node, input or tensor.
+
+    `problems` holds one line per node at fault when loading found several (else empty).
+    """
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 def import_onnx():

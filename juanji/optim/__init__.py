@@ -12,7 +12,7 @@ from juanji.optim.adamax import Adamax
 from juanji.optim.adamw import AdamW
 from juanji.optim.factory import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 from juanji.optim.nadam import NAdam
-from juanji.optim.optimizer import Optimizer
+from juanji.optim.optimizer import NonFiniteStepError, Optimizer
 from juanji.optim.regularization import L1Proximal, soft_threshold_
 from juanji.optim.rmsprop import RMSprop
 from juanji.optim.sgd import SGD
@@ -27,6 +27,7 @@ __all__ = [
     "Adamax",
     "L1Proximal",
     "NAdam",
+    "NonFiniteStepError",
     "Optimizer",
     "RMSprop",
     "SGD",

@@ -22,6 +22,15 @@ def _momentum_key(optimizer):
     )
 
 
+def _momenta(name, value, optimizer):
+    """One momentum (or beta1) per group, each a finite number in [0, 1) as the optimizers
+    require, since the scheduler writes it into the groups past their validation."""
+    values = per_group(name, value, optimizer)
+    for v in values:
+        check_number(name, v, low=0.0, high=1.0, high_open=True)
+    return values
+
+
 def _set_momentum(group, value, use_beta1):
     if use_beta1:
         group["betas"] = (value, *group["betas"][1:])
@@ -63,6 +72,7 @@ class CyclicLR(LRScheduler):
             for value in values:
                 check_number(name, value, low=0.0)
         check_number("step_size_up", step_size_up, low=0.0, low_open=True)
+        check_number("gamma", gamma, low=0.0)
         if step_size_down is not None:
             check_number("step_size_down", step_size_down, low=0.0, low_open=True)
         if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
@@ -89,8 +99,8 @@ class CyclicLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             self.use_beta1 = _momentum_key(optimizer) == "betas"
-            self.base_momentums = per_group("base_momentum", base_momentum, optimizer)
-            self.max_momentums = per_group("max_momentum", max_momentum, optimizer)
+            self.base_momentums = _momenta("base_momentum", base_momentum, optimizer)
+            self.max_momentums = _momenta("max_momentum", max_momentum, optimizer)
             if last_epoch == -1:
                 for high, low, group in zip(self.max_momentums, self.base_momentums,
                                             optimizer.param_groups):
@@ -218,8 +228,8 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             self.use_beta1 = _momentum_key(optimizer) == "betas"
-            highs = per_group("max_momentum", max_momentum, optimizer)
-            lows = per_group("base_momentum", base_momentum, optimizer)
+            highs = _momenta("max_momentum", max_momentum, optimizer)
+            lows = _momenta("base_momentum", base_momentum, optimizer)
             if last_epoch == -1:
                 for high, low, group in zip(highs, lows, optimizer.param_groups):
                     _set_momentum(group, high, self.use_beta1)

@@ -3,27 +3,58 @@
 An optimizer holds `param_groups` (a list of dicts: `"params"` plus that group's settings, missing
 settings filled from `defaults`) and `state` (a dict from parameter to a dict of NumPy arrays).
 Subclasses implement `_update(param, grad, state, group)` for one parameter; the base class
-validates settings, finds the parameters that have a gradient, checks every gradient is finite
-before touching anything, and saves / loads state in PyTorch's `state_dict` layout.
+validates settings, finds the parameters that have a gradient, and saves / loads state in
+PyTorch's `state_dict` layout.
 
-Updates are in place on `p.data` (the array object never changes, so views and references
-held elsewhere stay valid) and follow the operation order of PyTorch's single-tensor (for-loop)
-implementations, so float32 results agree with `torch.optim` to rounding.
+A step is all or nothing. Every gradient is checked for NaN / Inf first; then each `_update`
+runs on copies of the parameter and its state, and the results are checked too (lr = inf, or a
+gradient whose square overflows float32, makes them non-finite). Only when every result is
+finite are they written back, so a failed step leaves parameters and state bit-identical. The
+price per step is a copy of every parameter and state array, a copy back of the parameter and
+one finiteness pass (a sum) per array; the state dicts take the new arrays.
+
+Results land in place in `p.data` (the array object never changes, so views and references
+held elsewhere stay valid); the arithmetic follows the operation order of PyTorch's
+single-tensor (for-loop) implementations, so float32 results agree with `torch.optim` to
+rounding.
 """
 
 import copy
+import math
 import numbers
 from collections import defaultdict
 
 import numpy as np
 
 
+class NonFiniteStepError(FloatingPointError):
+    """`step()` met NaN or Inf in a gradient, an updated parameter or its updated state.
+
+    Nothing was written. Attributes say where, for callers that report it their own way:
+    `group_index` and `param_index` (position in `param_groups`), `param_name` (from
+    `param_names`, or None when the optimizer was given bare parameters), `step` (the number of
+    the step that failed, see `Optimizer.step`) and `what` ("gradient", "parameter" or
+    "state 'exp_avg_sq'" and so on).
+    """
+
+    def __init__(self, message, group_index, param_index, param_name, step, what):
+        super().__init__(message)
+        self.group_index = group_index
+        self.param_index = param_index
+        self.param_name = param_name
+        self.step = step
+        self.what = what
+
+
 class Optimizer:
     """Base class: param groups with per-group settings, per-parameter state, `step()`.
 
     Args:
-        params: an iterable of Parameters, or of dicts ``{"params": [...], "lr": ..., ...}``
-            (param groups; settings missing from a dict come from `defaults`).
+        params: an iterable of Parameters, of ``(name, Parameter)`` pairs (as
+            `model.named_parameters()` gives; the names are kept in each group's
+            "param_names", as in PyTorch, and appear in error messages), or of dicts
+            ``{"params": [...], "lr": ..., ...}`` (param groups; settings missing from a dict
+            come from `defaults`).
         defaults: the algorithm's settings, used for every group that does not override them.
 
     Raises:
@@ -36,6 +67,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state = defaultdict(dict)  # Parameter -> {name: array}; Parameters hash by identity
         self.param_groups = []
+        self._steps_taken = 0  # successful step() calls; names the failing step in errors
         if _is_parameter(params):
             raise TypeError(
                 "params must be an iterable of Parameters or of dicts; "
@@ -84,6 +116,20 @@ class Optimizer:
         params = [params] if _is_parameter(params) else list(params)
         if not params:
             raise ValueError(f"param_groups[{index}]['params'] is empty; expected >= 1 Parameter")
+        params, names = _split_names(params, index)
+        if names is not None:
+            group["param_names"] = names
+        if "param_names" in group and len(group["param_names"]) != len(params):
+            raise ValueError(
+                f"param_groups[{index}] has {len(group['param_names'])} param_names for "
+                f"{len(params)} params; expected one name per parameter"
+            )
+        for g, other in enumerate(self.param_groups):
+            if ("param_names" in other) != ("param_names" in group):
+                raise ValueError(
+                    f"param_groups[{index}] is {_named(group)} but param_groups[{g}] is "
+                    f"{_named(other)}; give names for every group or for none"
+                )
         for j, p in enumerate(params):
             if not _is_parameter(p):
                 raise TypeError(
@@ -120,43 +166,82 @@ class Optimizer:
     def step(self, closure=None):
         """Update every parameter that has a gradient; return `closure()` if one is given.
 
-        Non-finite gradients: if any gradient reaching `step()` holds NaN or Inf, raise
-        FloatingPointError naming the group and parameter, and change nothing (all gradients are
-        checked before the first update, so parameters and state stay as they were). Skipping
-        such a step silently would hide a diverging run; clip or rescale before calling `step()`.
+        All or nothing: if a gradient, an updated parameter or its updated state holds NaN or
+        Inf, raise NonFiniteStepError (a FloatingPointError) naming the group, the parameter
+        (and its name, when given as `(name, Parameter)` pairs) and the step, and change
+        nothing. Skipping such a step silently would hide a diverging run; clip or rescale
+        gradients, or lower the lr, before calling `step()`.
+
+        Steps are counted from 1 per optimizer; `load_state_dict` continues the count from the
+        saved per-parameter "step" counters of the algorithms that keep them (all but SGD).
         """
         loss = closure() if closure is not None else None
-        pending = self._gradients()
-        for group, p, grad in pending:
-            self._update(p.data, grad, self.state[p], group)
+        step = self._steps_taken + 1
+        updates = []
+        # overflow is caught by the check below, with the parameter's name; no warnings too
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for i, j, group, p, grad in self._gradients(step):
+                param = p.data.copy()
+                state = {key: _copy_value(value) for key, value in self.state.get(p, {}).items()}
+                self._update(param, grad, state, group)
+                self._check_finite(i, j, group, p, param, state, step)
+                updates.append((p, param, state))
+        # every result is finite: only now write anything
+        for p, param, state in updates:
+            p.data[...] = param
+            self.state[p] = state
+        self._steps_taken = step
         return loss
 
-    def _gradients(self):
-        """[(group, param, grad)] for every parameter with a gradient, after checking them all."""
+    def _gradients(self, step):
+        """[(i, j, group, param, grad)] for every parameter with a gradient, all checked."""
         pending = []
         for i, group in enumerate(self.param_groups):
             for j, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
                 grad = p.grad
-                where = f"param_groups[{i}]['params'][{j}]"
                 if grad.shape != p.data.shape:
                     raise ValueError(
-                        f"gradient of {where} has shape {grad.shape}; "
+                        f"gradient of {_where(i, j)} has shape {grad.shape}; "
                         f"expected the parameter's shape {p.data.shape}"
                     )
-                if not np.isfinite(grad).all():
-                    raise FloatingPointError(
-                        f"gradient of {where} (shape {p.data.shape}) contains NaN or Inf; "
-                        "step() changed no parameter or state"
-                    )
-                pending.append((group, p, grad))
+                if not all_finite(grad):
+                    raise self._non_finite(
+                        i, j, group, step, "gradient",
+                        f"gradient of {_describe(i, j, group, p)} contains NaN or Inf at step "
+                        f"{step}")
+                pending.append((i, j, group, p, grad))
         return pending
+
+    def _check_finite(self, i, j, group, p, param, state, step):
+        """Raise NonFiniteStepError if the updated `param` or an array in `state` is not finite."""
+        if not all_finite(param):
+            before = "" if all_finite(p.data) else \
+                " (it already held NaN or Inf before this step)"
+            raise self._non_finite(
+                i, j, group, step, "parameter",
+                f"step {step} would make {_describe(i, j, group, p)} NaN or Inf with "
+                f"lr={group['lr']!r}{before}")
+        for key, value in state.items():
+            if getattr(value, "dtype", None) is not None and value.dtype.kind == "f" \
+                    and not all_finite(value):
+                raise self._non_finite(
+                    i, j, group, step, f"state {key!r}",
+                    f"step {step} would make the optimizer state {key!r} of "
+                    f"{_describe(i, j, group, p)} NaN or Inf")
+
+    @staticmethod
+    def _non_finite(i, j, group, step, what, message):
+        name = group["param_names"][j] if "param_names" in group else None
+        return NonFiniteStepError(f"{message}; step() changed no parameter or state",
+                                  i, j, name, step, what)
 
     def _update(self, param, grad, state, group):
         """Update `param` (an array, in place) from `grad`; `state` persists between steps.
 
-        `grad` belongs to the caller and must not be modified.
+        `param` and `state` are copies that `step()` writes back once every result is finite;
+        add state entries to `state` as needed. `grad` belongs to the caller: do not modify it.
         """
         raise NotImplementedError
 
@@ -223,6 +308,8 @@ class Optimizer:
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             new = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
             new["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new:
+                new["param_names"] = group["param_names"]  # as PyTorch: saved names win
             try:
                 self._validate(new)
             except ValueError as error:
@@ -230,14 +317,16 @@ class Optimizer:
             groups.append(new)
         self.state = state
         self.param_groups = groups
+        counters = [float(np.max(entry["step"])) for entry in state.values() if "step" in entry]
+        self._steps_taken = int(max(counters, default=0))
 
 
 # ---- checks shared by the algorithms ----------------------------------------------------------
 def check_min(settings, name, low):
-    """Require settings[name] >= low (NaN fails)."""
+    """Require a finite settings[name] >= low (NaN and Inf fail)."""
     value = settings[name]
-    if not (isinstance(value, numbers.Real) and value >= low):
-        raise ValueError(f"{name} must be a number >= {low}; got {name}={value!r}")
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= low):
+        raise ValueError(f"{name} must be a finite number >= {low}; got {name}={value!r}")
 
 
 def check_interval(settings, name, low, high, include_high=False):
@@ -275,6 +364,15 @@ def lerp_(start, end, weight):
         start[...] = end - (end - start) * (1 - weight)
 
 
+def all_finite(array):
+    """True when no element is NaN or Inf. A sum is finite only if every element is, and it
+    reads the array once without allocating; only a finite array whose sum overflows needs
+    the elementwise test."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = array.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+
+
 def step_counter():
     """A fresh step count, a float32 0-d array like PyTorch's `state["step"]` tensor."""
     return np.zeros((), dtype=np.float32)
@@ -283,6 +381,35 @@ def step_counter():
 # ---- helpers ----------------------------------------------------------------------------------
 def _is_parameter(obj):
     return hasattr(obj, "data") and hasattr(obj, "grad") and not isinstance(obj, dict)
+
+
+def _split_names(params, index):
+    """(parameters, names or None) from a list of Parameters or of (name, Parameter) pairs."""
+    named = [isinstance(p, tuple) for p in params]
+    if not any(named):
+        return params, None
+    if not all(named) or any(len(p) != 2 or not isinstance(p[0], str) for p in params):
+        raise TypeError(
+            f"param_groups[{index}]['params'] must hold only Parameters or only "
+            "(name, Parameter) pairs such as model.named_parameters() gives"
+        )
+    return [p for _, p in params], [name for name, _ in params]
+
+
+def _named(group):
+    return "named" if "param_names" in group else "not named"
+
+
+def _where(i, j):
+    return f"param_groups[{i}]['params'][{j}]"
+
+
+def _describe(i, j, group, p):
+    """"parameter 'fc.weight' (param_groups[0]['params'][4], shape (10, 84))", or without a
+    name "param_groups[0]['params'][4] (shape (10, 84))"."""
+    if "param_names" in group:
+        return f"parameter {group['param_names'][j]!r} ({_where(i, j)}, shape {p.data.shape})"
+    return f"{_where(i, j)} (shape {p.data.shape})"
 
 
 def _check_no_duplicates(params, groups, index):

@@ -16,6 +16,7 @@ it stays below lr * l1. Adam moves every weight by about lr per step whatever it
 so with Adam exact zeros are not guaranteed even for l1 = 1; prefer SGD for sparsity.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -88,5 +89,5 @@ class L1Proximal:
 
 
 def _check_nonnegative(name, value):
-    if not (isinstance(value, numbers.Real) and value >= 0):
-        raise ValueError(f"{name} must be a number >= 0; got {name}={value!r}")
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {name}={value!r}")

@@ -9,6 +9,7 @@ base lrs, handy for plotting and for checking by hand.
 """
 
 import copy
+import math
 import numbers
 
 from juanji.optim.optimizer import Optimizer
@@ -76,6 +77,13 @@ class LRScheduler:
         self._set_lrs(lrs)
 
     def _set_lrs(self, lrs):
+        for i, lr in enumerate(lrs):
+            # e.g. ExponentialLR(gamma=10) overflows after a few hundred steps
+            if not math.isfinite(lr):
+                raise ValueError(
+                    f"{type(self).__name__} computed lr={lr!r} for param_groups[{i}] at step "
+                    f"{self.last_epoch}; a learning rate must be a finite number"
+                )
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -117,8 +125,8 @@ def check_int(name, value, low):
 
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
-    """Require a real number within the given bounds (open or closed at each end)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+    """Require a finite real number within the given bounds (open or closed at each end)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -47,14 +47,36 @@ def parse_weights(text):
     return np.array(values, dtype=np.float32)
 
 
+def filter_bytes(image_shape, kernel_shape, mode="sum", stride=1, padding=0):
+    """Bytes that filtering an (H, W, C) image and drawing the response needs at most: the
+    float32 NCHW copy of the image, the padded copy conv2d makes (C, H+2P, W+2P), and the
+    response (OC, OH, OW) in float32 plus the two float64 copies `to_uint8` makes of it.
+    Pure arithmetic on shapes, so a huge padding is refused before anything is allocated."""
+    h, w, c = image_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_shape, _pair(stride), _pair(padding)
+    hp, wp = h + 2 * ph, w + 2 * pw
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    oc = 1 if mode == "sum" else c
+    return 4 * (c * h * w + c * hp * wp) + (4 + 2 * 8) * oc * max(oh, 0) * max(ow, 0)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 def apply_kernel(image, kernel, mode="sum", stride=1, padding=0):
     """Filter an image with one hand-set kernel using juanji.nn.functional.conv2d.
 
     image: (H, W) or (H, W, C) array; kernel: (KH, KW) array or a name from KERNELS.
     mode 'sum' (the seeds' way) returns (OH, OW): one filter over all channels, summed;
     mode 'depthwise' returns (OH, OW, C): each channel filtered on its own.
+    stride (>= 1) and padding (>= 0) are ints or (H, W) pairs.
+
+    Raises ValueError for bad arguments, and before allocating anything when `filter_bytes`
+    is more than the available memory (e.g. padding=100000).
     """
     import juanji
+    from juanji.analysis.memory import check_fits, human_bytes
     from juanji.nn import functional as F
 
     if isinstance(kernel, str):
@@ -71,11 +93,21 @@ def apply_kernel(image, kernel, mode="sum", stride=1, padding=0):
         img = img[..., None]
     if img.ndim != 3:
         raise ValueError(f"image must be (H, W) or (H, W, C); got shape {np.shape(image)}")
+    for name, value, low in (("stride", stride, 1), ("padding", padding, 0)):
+        pair = _pair(value)
+        if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                     and v >= low for v in pair):
+            raise ValueError(f"{name} must be an int >= {low} or a pair of them; "
+                             f"got {name}={value!r}")
     h, w, c = img.shape
     kh, kw = kernel.shape
-    if kh > h + 2 * padding or kw > w + 2 * padding:
+    ph, pw = _pair(padding)
+    if kh > h + 2 * ph or kw > w + 2 * pw:
         raise ValueError(f"kernel {kh}x{kw} does not fit the image {h}x{w} "
                          f"(padding {padding}); use a smaller kernel or a larger image")
+    check_fits(filter_bytes(img.shape, kernel.shape, mode, stride, padding),
+               f"filtering a {h}x{w}x{c} image ({human_bytes(img.nbytes)}) with padding "
+               f"{padding}", "use less padding or a smaller image")
     x = juanji.tensor(np.ascontiguousarray(img.transpose(2, 0, 1))[None])  # (1, C, H, W)
     if mode == "sum":
         weight = np.repeat(kernel[None, None], c, axis=1)  # (1, C, KH, KW), as the seeds do

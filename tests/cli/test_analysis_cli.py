@@ -90,3 +90,35 @@ def test_explain_pool_ceil_and_transpose_json(capsys):
                        "1", "--json")
     assert code == 0
     assert json.loads(out)["result"]["output_shape"] == [8, 14, 14]
+
+
+# ---- memory: refuse before allocating ----------------------------------------------------------
+@pytest.fixture
+def eight_gib(monkeypatch):
+    from juanji.analysis import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+
+
+def test_summary_huge_batch_is_one_line_before_allocating(capsys, eight_gib):
+    # 100000 x (input + activations) of resnet18 is terabytes; it used to end in a MemoryError
+    code, out, err = run(capsys, "summary", "resnet18", "--batch-size", "100000")
+    assert_one_line_error(code, err, "tracing ResNet on a batch of 100000 x [3, 224, 224]",
+                          "of input and activations per sample) would need",
+                          "TiB, have 8.00 GiB available; use a smaller batch size")
+    assert out == ""
+
+
+def test_summary_huge_input_is_one_line(capsys, eight_gib):
+    # 3e10 values, drawn in float64 and cast to float32: 12 bytes each
+    code, _, err = run(capsys, "summary", "resnet18", "--input", "3x100000x100000")
+    assert_one_line_error(code, err, "a random input of shape [1, 3, 100000, 100000] would "
+                                     "need 335.28 GiB, have 8.00 GiB available")
+
+
+def test_summary_with_a_batch_that_fits_still_works(capsys, eight_gib):
+    code, out, _ = run(capsys, "summary", "simple_convnet", "--input", "1x28x28",
+                       "--batch-size", "64")
+    assert code == 0
+    assert out.splitlines()[0] == "simple_convnet on input [64, 1, 28, 28]"
+    assert "MACs: 55,360,000" in out  # 64 x 865,000

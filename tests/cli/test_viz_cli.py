@@ -151,3 +151,32 @@ def test_features_needs_a_real_layer(capsys, trained_run, tmp_path):
     code, _, err = run(capsys, "viz", "features", "--checkpoint", trained_run, "--image", image,
                        "--layers", "conv7")
     assert_one_line_error(code, err, "no layer named 'conv7'", "conv1")
+
+
+# ---- memory: refuse before allocating ----------------------------------------------------------
+@pytest.fixture
+def eight_gib(monkeypatch):
+    from juanji.analysis import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+
+
+def test_filter_huge_padding_is_one_line_before_allocating(capsys, tmp_path, eight_gib):
+    # padded 3 x 200048 x 200064 floats and a 200048 x 200062 response: about 1.16 TiB
+    image = write_image(tmp_path / "photo.png", synthetic_photo(48, 64))
+    out_file = tmp_path / "o.png"
+    code, out, err = run(capsys, "filter", image, "--kernel", "edge", "--padding", "100000",
+                         "--out", out_file)
+    assert_one_line_error(code, err, "filtering a 48x64x3 image (36.00 KiB) with padding 100000 "
+                                     "would need 1.16 TiB, have 8.00 GiB available; use less "
+                                     "padding or a smaller image")
+    assert out == "" and not out_file.exists()
+
+
+def test_filter_with_padding_still_works(capsys, tmp_path, eight_gib):
+    image = write_image(tmp_path / "half.png", half_white(50, 50, 30))
+    out_file = tmp_path / "edges.png"
+    code, out, _ = run(capsys, "filter", image, "--kernel", "edge", "--padding", "2", "--out",
+                       out_file)
+    assert code == 0 and "54x52 response" in out
+    assert read_image(out_file).shape == (54, 52)

@@ -64,7 +64,8 @@ def test_add_param_group_later_and_its_validation():
     optimizer.add_param_group({"params": [b], "lr": 0.01})
     assert optimizer.param_groups[1]["lr"] == 0.01
     assert optimizer.param_groups[1]["momentum"] == 0
-    with pytest.raises(ValueError, match=re.escape("param_groups[2]: lr must be a number >= 0")):
+    with pytest.raises(ValueError,
+                       match=re.escape("param_groups[2]: lr must be a finite number >= 0")):
         optimizer.add_param_group({"params": [c], "lr": -1.0})
     assert len(optimizer.param_groups) == 2
 
@@ -89,13 +90,13 @@ def test_repr_lists_groups_and_settings():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: SGD(p, lr=-0.1), "lr must be a number >= 0.0; got lr=-0.1"),
-        (lambda p: SGD(p, lr=float("nan")), "lr must be a number >= 0.0; got lr=nan"),
+        (lambda p: SGD(p, lr=-0.1), "lr must be a finite number >= 0.0; got lr=-0.1"),
+        (lambda p: SGD(p, lr=float("nan")), "lr must be a finite number >= 0.0; got lr=nan"),
         (lambda p: SGD(p, momentum=-0.5), "momentum must be in [0.0, 1.0); got momentum=-0.5"),
         (lambda p: SGD(p, momentum=1.0), "momentum must be in [0.0, 1.0); got momentum=1.0"),
         (lambda p: SGD(p, dampening=1.5), "dampening must be in [0.0, 1.0]; got dampening=1.5"),
         (lambda p: SGD(p, weight_decay=-1e-4),
-         "weight_decay must be a number >= 0.0; got weight_decay=-0.0001"),
+         "weight_decay must be a finite number >= 0.0; got weight_decay=-0.0001"),
         (lambda p: SGD(p, nesterov=True),
          "nesterov=True requires momentum > 0 and dampening = 0; got momentum=0, dampening=0"),
         (lambda p: SGD(p, momentum=0.9, dampening=0.1, nesterov=True),
@@ -106,24 +107,25 @@ def test_repr_lists_groups_and_settings():
         (lambda p: Adam(p, betas=(0.9, -0.1)),
          "betas[1] must be in [0, 1); got betas=(0.9, -0.1)"),
         (lambda p: Adam(p, betas=(0.9,)), "betas must be a pair (beta1, beta2); got betas=(0.9,)"),
-        (lambda p: Adam(p, eps=-1e-8), "eps must be a number >= 0.0; got eps=-1e-08"),
+        (lambda p: Adam(p, eps=-1e-8), "eps must be a finite number >= 0.0; got eps=-1e-08"),
         (lambda p: AdamW(p, weight_decay=-0.01),
-         "weight_decay must be a number >= 0.0; got weight_decay=-0.01"),
+         "weight_decay must be a finite number >= 0.0; got weight_decay=-0.01"),
         (lambda p: Adamax(p, betas=(0.9, 1.0)),
          "betas[1] must be in [0, 1); got betas=(0.9, 1.0)"),
         (lambda p: NAdam(p, momentum_decay=-1.0),
-         "momentum_decay must be a number >= 0.0; got momentum_decay=-1.0"),
-        (lambda p: NAdam(p, eps=-1.0), "eps must be a number >= 0.0; got eps=-1.0"),
+         "momentum_decay must be a finite number >= 0.0; got momentum_decay=-1.0"),
+        (lambda p: NAdam(p, eps=-1.0), "eps must be a finite number >= 0.0; got eps=-1.0"),
         (lambda p: Adagrad(p, lr_decay=-0.1),
-         "lr_decay must be a number >= 0.0; got lr_decay=-0.1"),
+         "lr_decay must be a finite number >= 0.0; got lr_decay=-0.1"),
         (lambda p: Adagrad(p, initial_accumulator_value=-1),
-         "initial_accumulator_value must be a number >= 0.0; got initial_accumulator_value=-1"),
+         "initial_accumulator_value must be a finite number >= 0.0; "
+         "got initial_accumulator_value=-1"),
         (lambda p: RMSprop(p, momentum=1.2), "momentum must be in [0.0, 1.0); got momentum=1.2"),
         (lambda p: RMSprop(p, alpha=1.5), "alpha must be in [0.0, 1.0]; got alpha=1.5"),
-        (lambda p: RMSprop(p, eps=-1.0), "eps must be a number >= 0.0; got eps=-1.0"),
+        (lambda p: RMSprop(p, eps=-1.0), "eps must be a finite number >= 0.0; got eps=-1.0"),
         (lambda p: Adadelta(p, rho=1.1), "rho must be in [0.0, 1.0]; got rho=1.1"),
         (lambda p: Adadelta(p, weight_decay=-2),
-         "weight_decay must be a number >= 0.0; got weight_decay=-2"),
+         "weight_decay must be a finite number >= 0.0; got weight_decay=-2"),
     ],
 )
 def test_invalid_settings_name_the_argument_and_value(make, message):
@@ -310,7 +312,7 @@ def test_load_state_dict_restores_group_settings():
          "state_dict['state'][0]['momentum_buffer'] has shape (5,); expected the parameter's "
          "shape (2, 3)"),
         (lambda s: s["param_groups"][0].update({"lr": -3.0}),
-         "state_dict param_groups[0]: lr must be a number >= 0.0; got lr=-3.0"),
+         "state_dict param_groups[0]: lr must be a finite number >= 0.0; got lr=-3.0"),
     ],
 )
 def test_load_state_dict_rejects_mismatches(edit, message):

@@ -83,9 +83,11 @@ def test_threshold_follows_the_group_lr():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: L1Proximal([p], l1=-0.1, lr=0.1), "l1 must be a number >= 0; got l1=-0.1"),
+        (lambda p: L1Proximal([p], l1=-0.1, lr=0.1),
+         "l1 must be a finite number >= 0; got l1=-0.1"),
         (lambda p: L1Proximal([p], l1=0.1), "lr is required when parameters are given"),
-        (lambda p: L1Proximal([p], l1=0.1, lr=-1.0), "lr must be a number >= 0; got lr=-1.0"),
+        (lambda p: L1Proximal([p], l1=0.1, lr=-1.0),
+         "lr must be a finite number >= 0; got lr=-1.0"),
         (lambda p: L1Proximal(SGD([p], lr=0.1), l1=0.1, lr=0.1),
          "lr must be None when an optimizer is given"),
         (lambda p: L1Proximal([], l1=0.1, lr=0.1), "params is empty"),

@@ -1,0 +1,293 @@
+"""`juanji onnx inspect|run|check` and `juanji summary FILE.onnx` on small hand-built and
+PyTorch-exported models, including every kind of bad input (one line, non-zero exit)."""
+
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+import juanji
+import juanji.onnx
+from juanji.cli import main
+from juanji.onnx import handlers
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _save(graph, path, opset=13, producer="juanji-tests"):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name=producer, producer_version="1.0",
+                              ir_version=8)  # onnxruntime 1.23 reads IR versions up to 11
+    onnx.save(model, str(path))
+    return path
+
+
+def _classifier(path, batch="N", extra_nodes=()):
+    """x [N, 3, 8, 8] -> Conv(3->4, 3x3) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->5)
+    -> Softmax -> y [N, 5]: 108 + 4 + 20 + 5 = 137 parameters."""
+    rng = np.random.default_rng(0)
+    init = [numpy_helper.from_array(a.astype(np.float32), name) for name, a in (
+        ("w", rng.standard_normal((4, 3, 3, 3)) * 0.5), ("b", rng.standard_normal(4)),
+        ("fc.w", rng.standard_normal((5, 4))), ("fc.b", rng.standard_normal(5)))]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], "relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], "pool"),
+             helper.make_node("Flatten", ["p"], ["f"], "flatten"),
+             helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["l"], "fc", transB=1),
+             helper.make_node("Softmax", ["l"], ["y"], "softmax", axis=1), *extra_nodes]
+    graph = helper.make_graph(
+        nodes, "classifier", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                            [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])], init)
+    return _save(graph, path)
+
+
+def _nhwc_two_outputs(path):
+    """x [N, H, W, 1] (NHWC, dynamic H and W) -> Transpose -> Conv(1->2, 3x3, auto_pad
+    SAME_UPPER) -> PRelu (slope (2, 1, 1)) -> Transpose back: y [N, H, W, 2] and its Sigmoid."""
+    rng = np.random.default_rng(1)
+    init = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+            for n, s in (("w", (2, 1, 3, 3)), ("slope", (2, 1, 1)))]
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], "to_nchw", perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["c"], "conv", auto_pad="SAME_UPPER"),
+             helper.make_node("PRelu", ["c", "slope"], ["p"], "prelu"),
+             helper.make_node("Transpose", ["p"], ["y"], "to_nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Sigmoid", ["y"], ["s"], "sigmoid")]
+    graph = helper.make_graph(
+        nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                      ["N", "H", "W", 1])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", "H", "W", 2])
+         for n in ("y", "s")], init)
+    return _save(graph, path, producer="keras2onnx")
+
+
+def _unsupported(path):
+    extra = [helper.make_node("Det", ["l"], ["d1"], "bad_det"),
+             helper.make_node("MaxPool", ["x"], ["d2"], "bad_pool", kernel_shape=[2, 2, 2])]
+    return _classifier(path, extra_nodes=extra)
+
+
+# ---- inspect -------------------------------------------------------------------------------
+
+
+def test_inspect_lists_inputs_outputs_opset_ops_and_parameters(capsys, tmp_path):
+    code, out, _ = run(capsys, "onnx", "inspect", _classifier(tmp_path / "c.onnx"))
+    assert code == 0
+    assert "producer: juanji-tests 1.0" in out
+    assert "opset:    ai.onnx 13" in out
+    assert "input:    x float32 [N, 3, 8, 8]" in out
+    assert "output:   y float32 [N, 5]" in out
+    assert "6 nodes: Conv 1, Flatten 1, Gemm 1, GlobalAveragePool 1, Relu 1, Softmax 1" in out
+    assert "137 float values in 4 tensors (4 initializers, 0 Constant nodes)" in out
+    assert "juanji:   137 parameters in 4 tensors, 2 layers; every op is supported" in out
+
+
+def test_inspect_lists_every_unsupported_node(capsys, tmp_path):
+    code, out, _ = run(capsys, "onnx", "inspect", _unsupported(tmp_path / "u.onnx"))
+    assert code == 0
+    assert "unsupported: 2 node(s) juanji cannot run:" in out
+    assert "node 'bad_det' (Det, opset 13): unsupported op" in out
+    assert "node 'bad_pool' (MaxPool, opset 13)" in out and "3-D kernel" in out
+    assert "every op is supported" not in out
+
+
+# ---- run -----------------------------------------------------------------------------------
+
+
+def test_run_image_prints_shapes_and_top_k(capsys, tmp_path):
+    path = _classifier(tmp_path / "c.onnx")
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "im.png")
+    code, out, _ = run(capsys, "onnx", "run", path, "--input", tmp_path / "im.png",
+                       "--mean", "0.5", "--std", "0.25,0.5,1", "--top-k", "3")
+    assert code == 0
+    x = ((pixels / np.float32(255) - 0.5) / np.array([0.25, 0.5, 1.0], np.float32))
+    x = x.transpose(2, 0, 1)[None].astype(np.float32)
+    probs = juanji.onnx.load(str(path))(x).data[0]
+    best = np.argsort(-probs)[:3]
+    expected = ", ".join(f"{i} ({probs[i]:.4f})" for i in best)
+    assert out.splitlines() == ["input: [1, 3, 8, 8]", "y: shape [1, 5]",
+                                f"  sample 0: top-3: {expected}"]
+
+
+def test_run_image_resizes_and_guesses_nhwc(capsys, tmp_path):
+    path = _nhwc_two_outputs(tmp_path / "k.onnx")
+    Image.new("L", (40, 30), 128).save(tmp_path / "grey.png")
+    code, out, _ = run(capsys, "onnx", "run", path, "--input", tmp_path / "grey.png")
+    assert code == 0
+    assert out.splitlines() == ["input: [1, 30, 40, 1]", "y: shape [1, 30, 40, 2]",
+                                "s: shape [1, 30, 40, 2]"]
+    code, out, _ = run(capsys, "onnx", "run", path, "--input", tmp_path / "grey.png",
+                       "--size", "12x20")
+    assert code == 0 and "y: shape [1, 12, 20, 2]" in out
+
+
+def test_run_npy_adds_the_batch_axis(capsys, tmp_path):
+    path = _classifier(tmp_path / "c.onnx")
+    np.save(tmp_path / "one.npy", np.ones((3, 8, 8), np.float32))
+    np.save(tmp_path / "two.npy", np.ones((2, 3, 8, 8), np.float64))
+    code, out, _ = run(capsys, "onnx", "run", path, "--input", tmp_path / "one.npy")
+    assert code == 0 and out.startswith("input: [1, 3, 8, 8]\ny: shape [1, 5]\n")
+    code, out, _ = run(capsys, "onnx", "run", path, "--input", tmp_path / "two.npy")
+    assert code == 0 and "sample 1: top-5:" in out
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--size", "8x8"], ["--size and --layout apply to images"]),
+    (["--top-k", "0"], ["--top-k must be an integer >= 1"]),
+])
+def test_run_bad_options_are_one_line(capsys, tmp_path, extra, fragments):
+    path = _classifier(tmp_path / "c.onnx")
+    np.save(tmp_path / "one.npy", np.ones((3, 8, 8), np.float32))
+    code, _, err = run(capsys, "onnx", "run", path, "--input", tmp_path / "one.npy", *extra)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_run_bad_inputs_are_one_line(capsys, tmp_path):
+    path = _classifier(tmp_path / "c.onnx")
+    (tmp_path / "not.png").write_text("hello")
+    np.save(tmp_path / "wrong.npy", np.ones((1, 4, 8, 8), np.float32))
+    Image.new("RGB", (8, 8)).save(tmp_path / "im.png")
+    cases = [
+        (["--input", tmp_path / "missing.png"], ["--input: no file at", "missing.png"]),
+        (["--input", tmp_path / "not.png"], ["not.png: cannot read the image"]),
+        (["--input", tmp_path / "wrong.npy"], ["input 'x' must have size 3 in dim 1",
+                                               "(1, 4, 8, 8)"]),
+        (["--input", tmp_path / "im.png", "--mean", "1,2"], ["--mean must be 3 numbers"]),
+        (["--input", tmp_path / "im.png", "--std", "0"], ["--std must not contain 0"]),
+    ]
+    for extra, fragments in cases:
+        code, _, err = run(capsys, "onnx", "run", path, *extra)
+        assert_one_line_error(code, err, *fragments)
+
+
+# ---- errors shared by every action ---------------------------------------------------------
+
+
+def test_files_juanji_cannot_read_or_run_are_one_line(capsys, tmp_path):
+    (tmp_path / "text.onnx").write_text("not a model")
+    good = _classifier(tmp_path / "c.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(good[: len(good) // 2])
+    bad = _unsupported(tmp_path / "u.onnx")
+    np.save(tmp_path / "x.npy", np.ones((3, 8, 8), np.float32))
+    for action in (["inspect"], ["run", "--input", tmp_path / "x.npy"], ["check"]):
+        for path, fragments in ((tmp_path / "missing.onnx", ["no ONNX file at"]),
+                                (tmp_path / "text.onnx", ["is not an ONNX model"]),
+                                (tmp_path / "cut.onnx", ["cut.onnx", "ONNX model"])):
+            code, _, err = run(capsys, "onnx", action[0], path, *action[1:])
+            assert_one_line_error(code, err, *fragments)
+        if action != ["inspect"]:
+            code, _, err = run(capsys, "onnx", action[0], bad, *action[1:])
+            assert_one_line_error(code, err, "2 node(s) juanji cannot run",
+                                  "'bad_det' (Det, opset 13): unsupported op", "'bad_pool'")
+
+
+def test_onnx_without_an_action_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "onnx")
+    assert code == 2
+    assert_one_line_error(code, err, "choose an action: inspect, run or check")
+
+
+# ---- check ---------------------------------------------------------------------------------
+
+
+def _torch_export(path):
+    """A small PyTorch CNN with batch norm, a strided grouped conv and a max pool."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 6, 3, stride=2, groups=3), torch.nn.MaxPool2d(2, ceil_mode=True),
+        torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    net(torch.randn(1, 3, 12, 12))
+    net.eval()
+    torch.onnx.export(net, torch.randn(1, 3, 12, 12), str(path), dynamo=False,
+                      opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    return path
+
+
+def test_check_matches_onnxruntime(capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    code, out, _ = run(capsys, "onnx", "check", _torch_export(tmp_path / "t.onnx"),
+                       "--batch-size", "3")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "input: x [3, 3, 12, 12]"
+    assert lines[1].startswith("y: shape [3, 4], largest difference ")
+    assert lines[-1].startswith("juanji matches onnxruntime: largest difference ")
+
+
+def test_check_fills_dynamic_sizes_and_compares_every_output(capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = _nhwc_two_outputs(tmp_path / "k.onnx")
+    code, out, _ = run(capsys, "onnx", "check", path, "--size", "9x13", "--batch-size", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "input: x [2, 9, 13, 1]"
+    assert lines[1].startswith("y: shape [2, 9, 13, 2], largest difference ")
+    assert lines[2].startswith("s: shape [2, 9, 13, 2], largest difference ")
+    code, out, _ = run(capsys, "onnx", "check", path)
+    assert code == 0 and out.startswith("input: x [1, 224, 224, 1]\n")
+    code, _, err = run(capsys, "onnx", "check", path, "--size", "9")
+    assert_one_line_error(code, err, "input 'x' [N, H, W, 1] has more dynamic dimensions "
+                                     "than --size gives")
+
+
+def test_check_reports_a_difference_and_exits_1(capsys, tmp_path, monkeypatch):
+    """A wrong handler (Relu as the identity) must show as a difference, not pass."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setitem(handlers.HANDLERS, "Relu", lambda node, ctx: (lambda x: x))
+    code, out, _ = run(capsys, "onnx", "check", _torch_export(tmp_path / "t.onnx"))
+    assert code == 1
+    assert "TOO LARGE" in out
+    assert out.splitlines()[-1].startswith("juanji DIFFERS from onnxruntime")
+
+
+def test_check_without_onnxruntime_says_how_to_install_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
+    code, _, err = run(capsys, "onnx", "check", _classifier(tmp_path / "c.onnx"))
+    assert_one_line_error(code, err, "onnxruntime, which is not installed",
+                          "pip install onnxruntime")
+
+
+# ---- juanji summary FILE.onnx ----------------------------------------------------------------
+
+
+def test_summary_of_an_onnx_file(capsys, tmp_path):
+    path = _classifier(tmp_path / "c.onnx", batch=1)
+    code, out, _ = run(capsys, "summary", path)
+    assert code == 0
+    assert out.splitlines()[0] == f"{path} on input [1, 3, 8, 8]"
+    assert "conv (Conv2d)" in out and "fc (Linear)" in out
+    # conv 4*8*8*3*3*3 = 6,912 MACs and fc 20: exact, worked out by hand
+    assert "Params: 137 total" in out and "MACs: 6,932" in out
+
+
+def test_summary_of_an_onnx_file_with_dynamic_sizes(capsys, tmp_path):
+    path = _nhwc_two_outputs(tmp_path / "k.onnx")
+    code, _, err = run(capsys, "summary", path)
+    assert_one_line_error(code, err, "input 'x' has shape [N, H, W, 1] with dynamic sizes",
+                          "--input 224x224x1")
+    code, out, _ = run(capsys, "summary", path, "--input", "10x12x1")
+    assert code == 0 and "MACs: 2,160" in out  # 2 * 10 * 12 * 1 * 3 * 3
+    code, _, err = run(capsys, "summary", path, "--input", "3x10x12")
+    assert_one_line_error(code, err, "input 'x' must have size 1 in dim 3")
+    code, _, err = run(capsys, "summary", path, "--input", "10x12x1", "--num-classes", "3")
+    assert_one_line_error(code, err, "--num-classes does not apply to an ONNX model")
