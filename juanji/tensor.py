@@ -75,6 +75,9 @@ def _to_array(data, dtype=None):
     if isinstance(data, np.generic):  # NumPy scalars (e.g. a reduction's result) keep dtype
         return np.asarray(data)
     array = np.asarray(data)
+    if array.dtype.kind not in "biufc":  # strings, objects, dates: torch.tensor refuses them
+        raise TypeError(f"a tensor holds numbers; got {type(data).__name__} data of dtype "
+                        f"{array.dtype}")
     if array.dtype == np.float64:
         array = array.astype(np.float32)
     return array

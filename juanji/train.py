@@ -163,6 +163,9 @@ class Trainer:
                           "images_per_s": rate}
                 if self.test_loader is not None:
                     record["test_loss"], record["test_acc"] = self.evaluate()
+                    if not math.isfinite(record["test_loss"]):  # the last steps blew it up
+                        raise TrainingDiverged(f"the test loss became {record['test_loss']} "
+                                               f"after epoch {self.epoch + 1}")
                 record["seconds"] = time.perf_counter() - start
                 self._step_epoch_scheduler(record)
                 self.epoch, self.step, self.partial = self.epoch + 1, 0, [0.0, 0, 0]

@@ -50,3 +50,16 @@ def test_feature_maps_default_is_described_as_it_is():
     modules = dict(model.named_modules())
     assert maps and all(isinstance(modules[name], Conv2d) for name in maps)  # convs only
     assert "after every conv layer (or the layers named)" in README
+
+
+def test_catalogue_counts():
+    from collections import Counter
+
+    from reliability.catalogue import CASES
+
+    per_area = Counter(case.area for case in CASES)
+    names = {"api": "API", "cli": "command line", "data": "data files", "images": "images",
+             "checkpoints": "checkpoints"}
+    assert f"{len(CASES)} cases (" in README
+    for area, count in per_area.items():
+        assert f"{names[area]} {count}" in README, area

@@ -206,7 +206,7 @@ def _check_fits(model, input_size, batch_size, dtype):
     """ValueError before a forward that would not fit in memory. batch_size > 1: the input and
     activations of a batch-1 trace (cheap), which grow linearly with the batch; otherwise, or
     when the batch-1 trace fails, the random input alone (drawn in float64, then cast)."""
-    from juanji.analysis.memory import check_fits, human_bytes
+    from juanji.memory import check_bytes, human_bytes
 
     count = math.prod(input_size)
     if batch_size > 1:
@@ -215,12 +215,12 @@ def _check_fits(model, input_size, batch_size, dtype):
         except ValueError:
             per_sample = None  # the real trace reports a failing forward with its own shape
         if per_sample is not None:
-            check_fits(per_sample * batch_size,
+            check_bytes(per_sample * batch_size,
                        f"tracing {type(model).__name__} on a batch of {batch_size} x "
                        f"{list(input_size)} ({human_bytes(per_sample)} of input and activations "
                        "per sample)", "use a smaller batch size")
             return
-    check_fits((8 + np.dtype(dtype).itemsize) * count * batch_size,
+    check_bytes((8 + np.dtype(dtype).itemsize) * count * batch_size,
                f"a random input of shape {[batch_size, *input_size]}",
                "use a smaller batch or input size")
 

@@ -13,8 +13,8 @@ it, exit status 70. `--debug` (or JUANJI_DEBUG=1) shows the traceback of every e
 """
 
 import argparse
+import dis
 import importlib
-import linecache
 import os
 import sys
 import traceback
@@ -28,6 +28,7 @@ COMMAND_MODULES = [
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_RAISE = dis.opmap["RAISE_VARARGS"]
 
 
 class CLIError(Exception):
@@ -79,10 +80,10 @@ def _raised_by_juanji_check(exc):
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    if not Path(filename).resolve().is_relative_to(_PACKAGE_DIR):
+    code = tb.tb_frame.f_code
+    if not Path(code.co_filename).resolve().is_relative_to(_PACKAGE_DIR):
         return False
-    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise ")
+    return code.co_code[tb.tb_lasti] == _RAISE  # the instruction that raised it
 
 
 def user_message(exc):

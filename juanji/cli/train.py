@@ -247,6 +247,7 @@ def run_train(args):
     train_set = load_data(config["data"], args.data_root, True, config["limit"], args.download)
     test_set = load_data(config["data"], args.data_root, False, _test_limit(config),
                          args.download)
+    _check_training_fits(model, train_set.images.shape[1:], config["batch_size"])
     train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"])
     test_loader = DataLoader(test_set, 1000)
     optimizer = optim.build_optimizer(config["optimizer"], model.parameters(), lr=config["lr"],
@@ -280,6 +281,24 @@ def run_train(args):
     print(f"done: test accuracy {accuracy:.4f}; run folder {run_dir} "
           f"(run.json, checkpoints/, history.csv, curves.png, filters.png)")
     return 0
+
+
+def _check_training_fits(model, sample_shape, batch_size):
+    """Refuse a batch size whose training step would not fit in memory, before training.
+
+    A step keeps every layer's output for backward and makes a gradient of each; parameters
+    come with their gradients and up to two optimizer moments. The activations are measured
+    by tracing one sample (juanji.analysis.trace), the rest counted.
+    """
+    from juanji.analysis.trace import forward_bytes, trace
+    from juanji.memory import check_bytes
+
+    channels_first = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
+    per_sample = forward_bytes(trace(model, channels_first, 1))
+    weights = sum(p.data.nbytes for p in model.parameters())
+    check_bytes(2 * per_sample * batch_size + 4 * weights,
+                f"training {type(model).__name__} at batch size {batch_size}",
+                "use a smaller --batch-size")
 
 
 def _restore_trainer(trainer, state, run_dir, changes):

@@ -4,8 +4,9 @@ Needs the optional `onnx` package (`pip install 'juanji[onnx]'`), imported on fi
 See loader.py for what the imported module does and reader.py for how the file is read.
 """
 
+from juanji.onnx.exporter import export
 from juanji.onnx.handlers import SUPPORTED_OPS
 from juanji.onnx.loader import OnnxModule, load
 from juanji.onnx.reader import OnnxImportError
 
-__all__ = ["OnnxImportError", "OnnxModule", "SUPPORTED_OPS", "load"]
+__all__ = ["OnnxImportError", "OnnxModule", "SUPPORTED_OPS", "export", "load"]

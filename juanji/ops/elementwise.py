@@ -5,6 +5,18 @@ from juanji.function import Function, unbroadcast
 from juanji.ops.kernels import elementwise_blocks
 
 
+def _broadcasting(op, symbol, a, b):
+    """a `symbol` b with NumPy broadcasting; shapes that do not broadcast are a ValueError
+    naming both (NumPy's own message names neither operand's role)."""
+    try:
+        return op(a, b)
+    except ValueError:
+        shape_a, shape_b = getattr(a, "shape", ()), getattr(b, "shape", ())
+        raise ValueError(f"cannot compute a {symbol} b: shapes {tuple(shape_a)} and "
+                         f"{tuple(shape_b)} do not broadcast (each dim must match or be 1)"
+                         ) from None
+
+
 class Add(Function):
     """a + b. Same-shape arrays (a residual sum) are added in blocks over the threads."""
 
@@ -12,7 +24,7 @@ class Add(Function):
         self.shapes = a.shape, b.shape
         xp = xp_of(a)
         if not (hasattr(b, "shape") and a.shape == b.shape and a.ndim):
-            return a + b
+            return _broadcasting(xp.add, "+", a, b)
         out = xp.empty_like(a, dtype=xp.result_type(a, b))
         elementwise_blocks(lambda a, b, out: xp.add(a, b, out=out), a, b, out)
         return out
@@ -27,7 +39,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return a - b
+        return _broadcasting(xp_of(a).subtract, "-", a, b)
 
     def backward(self, gy):
         sa, sb = self.shapes
@@ -39,7 +51,7 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a * b
+        return _broadcasting(xp_of(a).multiply, "*", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy * self.b, self.a.shape) if self.needs_grad[0] else None
@@ -52,7 +64,7 @@ class Div(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a / b
+        return _broadcasting(xp_of(a).true_divide, "/", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy / self.b, self.a.shape) if self.needs_grad[0] else None

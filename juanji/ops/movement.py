@@ -12,7 +12,11 @@ class Reshape(Function):
 
     def forward(self, x, shape):
         self.shape = x.shape
-        return x.reshape(shape)
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape a tensor of shape {tuple(x.shape)} ({x.size} "
+                             f"elements) into {tuple(shape)}") from None
 
     def backward(self, gy):
         return gy.reshape(self.shape)

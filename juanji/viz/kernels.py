@@ -76,7 +76,7 @@ def apply_kernel(image, kernel, mode="sum", stride=1, padding=0):
     is more than the available memory (e.g. padding=100000).
     """
     import juanji
-    from juanji.analysis.memory import check_fits, human_bytes
+    from juanji.memory import check_bytes, human_bytes
     from juanji.nn import functional as F
 
     if isinstance(kernel, str):
@@ -105,7 +105,7 @@ def apply_kernel(image, kernel, mode="sum", stride=1, padding=0):
     if kh > h + 2 * ph or kw > w + 2 * pw:
         raise ValueError(f"kernel {kh}x{kw} does not fit the image {h}x{w} "
                          f"(padding {padding}); use a smaller kernel or a larger image")
-    check_fits(filter_bytes(img.shape, kernel.shape, mode, stride, padding),
+    check_bytes(filter_bytes(img.shape, kernel.shape, mode, stride, padding),
                f"filtering a {h}x{w}x{c} image ({human_bytes(img.nbytes)}) with padding "
                f"{padding}", "use less padding or a smaller image")
     x = juanji.tensor(np.ascontiguousarray(img.transpose(2, 0, 1))[None])  # (1, C, H, W)

@@ -8,6 +8,7 @@ momentum 0.9 so that momentum cycling works).
 
 import copy
 import io
+from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -41,6 +42,9 @@ def plot_lr_schedule(scheduler, steps, path, metrics=None, lr=0.1, title=None):
     The file is written to a temporary name in the same folder and renamed into place, so a
     reader never sees a half-written image. Arguments are those of `lr_sequence`.
     """
+    if Path(path).suffix.lower() != ".png":
+        raise ValueError(f"the schedule is drawn as a PNG; end the file name in .png; got "
+                         f"{str(path)!r}")
     table = np.array(_lr_table(scheduler, steps, metrics, lr))  # (steps, number of groups)
     figure = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(figure)

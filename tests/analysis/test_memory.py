@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from juanji.analysis import memory, summary
+from juanji import memory
+from juanji.analysis import summary
 from juanji.analysis.trace import forward_bytes, trace
 from juanji.models import MODELS
 
@@ -58,19 +59,19 @@ def test_human_bytes():
 
 def test_check_fits(available):
     available(8 * GIB)
-    memory.check_fits(8 * GIB, "exactly enough")
+    memory.check_bytes(8 * GIB, "exactly enough")
     with pytest.raises(ValueError, match=re.escape(
             "a thing would need 8.00 GiB, have 8.00 GiB available; try less")):
-        memory.check_fits(8 * GIB + 1, "a thing", "try less")
+        memory.check_bytes(8 * GIB + 1, "a thing", "try less")
     available(None)  # unknown: never refuse
-    memory.check_fits(2**60, "anything")
+    memory.check_bytes(2**60, "anything")
 
 
 def test_small_requests_are_never_refused(available):
     available(0)  # MemAvailable can read 0 for a moment on a busy machine
-    memory.check_fits(memory.ALWAYS_ALLOWED, "a small thing")
+    memory.check_bytes(memory.ALWAYS_ALLOWED, "a small thing")
     with pytest.raises(ValueError, match="would need 16.00 MiB, have 0 B available"):
-        memory.check_fits(memory.ALWAYS_ALLOWED + 1, "a larger thing")
+        memory.check_bytes(memory.ALWAYS_ALLOWED + 1, "a larger thing")
 
 
 def test_forward_bytes_is_input_plus_leaf_outputs():

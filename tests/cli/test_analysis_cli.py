@@ -95,7 +95,7 @@ def test_explain_pool_ceil_and_transpose_json(capsys):
 # ---- memory: refuse before allocating ----------------------------------------------------------
 @pytest.fixture
 def eight_gib(monkeypatch):
-    from juanji.analysis import memory
+    from juanji import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
 

@@ -156,7 +156,7 @@ def test_features_needs_a_real_layer(capsys, trained_run, tmp_path):
 # ---- memory: refuse before allocating ----------------------------------------------------------
 @pytest.fixture
 def eight_gib(monkeypatch):
-    from juanji.analysis import memory
+    from juanji import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
 

@@ -1,10 +1,11 @@
 """torchvision's state_dict key lists, derived by hand from its architectures.
 
-torchvision itself cannot be installed next to the pinned torch, so each function below spells
-out the keys its model's `state_dict()` has, layer by layer, from the architecture tables
-(written independently of juanji's model code: templates over names and indices, no modules).
-Together with the exact parameter counts of `torchvision_models.json` this pins both the
-naming and the sizes a strict `load_state_dict` needs.
+Each function below spells out the keys its model's `state_dict()` has, layer by layer, from
+the architecture tables (written independently of juanji's model code: templates over names
+and indices, no modules). Together with the exact parameter counts of `torchvision_models.json`
+this pins both the naming and the sizes a strict `load_state_dict` needs, for every depth and
+width of each family, without building torchvision's models; test_torchvision_parity.py loads
+torchvision's own state_dicts (strict) for one configuration per family and compares outputs.
 """
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

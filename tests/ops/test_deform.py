@@ -1,6 +1,10 @@
-"""deform_conv2d / DeformConv2d: torchvision semantics, checked against two references written
-here (torchvision is not installed): a scalar NumPy loop that transcribes torchvision's
-bilinear sampling, and a vectorised torch version whose autograd gives every gradient."""
+"""deform_conv2d / DeformConv2d: torchvision semantics, checked against onnx.reference's
+DeformConv (ONNX opset 19 specifies torchvision's operator; the ONNX project implements it over
+its GridSample) and two references written here: a scalar NumPy loop that transcribes
+torchvision's bilinear sampling, and a vectorised torch version whose autograd gives every
+gradient. torchvision's own deform_conv2d cannot run here: it has no Python path, only the
+C++ kernel `torch.ops.torchvision.deform_conv2d`, and torchvision's C++ library does not load
+beside the CPU build of torch (see tests/torchvision_models.py)."""
 
 import numpy as np
 import pytest
@@ -115,6 +119,31 @@ GRID = [
     (2, 3, 5, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1), (4, 5), True),
     (1, 4, 8, 4, 4, (3, 3), (3, 3), (2, 2), (1, 1), (5, 5), False),
 ]
+
+
+@pytest.mark.parametrize("case", GRID)
+def test_deform_conv2d_matches_onnx_reference(case):
+    """Forward in float64 against onnx.reference, written outside this project."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    n, c, oc, groups, og, kernel, stride, padding, dilation, size, use_mask = case
+    x, offset, weight, bias, mask = _case(np.random.default_rng(6), n, c, oc, groups, og,
+                                          kernel, stride, padding, dilation, size, use_mask,
+                                          spread=3.0, dtype=np.float64)
+    # onnx.reference rounds each sampling coordinate to float32; offsets on a 2^-16 grid keep
+    # every coordinate (|value| < 32) exact in float32, so the comparison can be float64-tight
+    offset = np.round(offset * 2**16) / 2**16
+    feeds = {"X": x, "W": weight, "offset": offset, "B": bias}
+    if use_mask:
+        feeds["mask"] = mask
+    node = helper.make_node("DeformConv", list(feeds), ["Y"], dilations=list(dilation),
+                            group=groups, kernel_shape=list(kernel), offset_group=og,
+                            pads=[*padding, *padding], strides=list(stride))
+    (expected,) = ReferenceEvaluator(node).run(None, feeds)
+    got = F.deform_conv2d(x, offset, weight, bias, stride, padding, dilation, mask)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got.data, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("case", GRID)

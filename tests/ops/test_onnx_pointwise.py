@@ -21,7 +21,6 @@ import pytest
 import juanji
 import juanji.nn.functional as F
 from juanji.ops import activation
-from juanji.ops import dropout as dropout_ops
 
 OPS = ("BatchNormalization", "LRN", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Softmax",
        "LogSoftmax", "Gemm", "Dropout", "Flatten", "HardSigmoid", "HardSwish", "Gelu", "PRelu")
@@ -134,24 +133,59 @@ def _gemm(attrs, inputs, opset):
     return [y]
 
 
-def _dropout(attrs, inputs, opset):
-    """Inference (and ratio 0) is the identity and the mask all true. Training with a ratio:
-    juanji's Dropout op runs with the mask ONNX's reference draws (np.random.seed(seed), keep
-    where uniform >= ratio), so the kept-value scaling 1/(1 - ratio) is what is compared."""
-    x = _t(inputs[0])
+def _dropout_setting(attrs, inputs, opset):
+    """(ratio, training) of a Dropout case: opset < 12 has only inference, ratio an attribute;
+    later opsets take ratio and training_mode as optional inputs (defaults 0.5, false)."""
     if opset < 12:
-        ratio, training = attrs.get("ratio", 0.5), False
-    else:
-        ratio = float(inputs[1]) if len(inputs) > 1 else 0.5
-        training = bool(inputs[2]) if len(inputs) > 2 else False
-    if not training or ratio == 0:
-        y = F.dropout(x, ratio, training=training)
-        return [y, np.ones(x.shape, dtype=bool)]
-    np.random.seed(attrs.get("seed", 0))
-    keep = np.random.uniform(0, 1.0, x.shape) >= ratio
-    fn = dropout_ops.Dropout()
-    y = fn.run(x, p=ratio, keep=keep)
-    return [y, fn.keep]
+        return attrs.get("ratio", 0.5), False
+    ratio = float(inputs[1]) if len(inputs) > 1 else 0.5
+    return ratio, bool(inputs[2]) if len(inputs) > 2 else False
+
+
+def _kept(x, y):
+    """juanji's keep-mask, read off its output: an element is dropped where y is 0 but x is
+    not (a zero in x reads as kept either way)."""
+    return (y != 0) | (x == 0)
+
+
+def _dropout(attrs, inputs, opset):
+    """Inference, and training with ratio 0: F.dropout's output must be x and its keep-mask
+    all true (the mask output is juanji's, read off y). Training with a ratio > 0 draws a
+    random mask and is checked by `_check_random_dropout` instead."""
+    ratio, training = _dropout_setting(attrs, inputs, opset)
+    y = F.dropout(_t(inputs[0]), ratio, training=training)
+    return [y, _kept(inputs[0], y.data)]
+
+
+def _check_random_dropout(case):
+    """Training with a ratio > 0. ONNX's reference draws its mask with NumPy's legacy
+    generator and juanji with its own, so the draws cannot match element for element. What
+    must match is the rule: each element of F.dropout's output is either 0 (dropped) or x times
+    the scale ONNX's expected output shows for its kept elements (1 / (1 - ratio)), some of each
+    are present, and the mask output (juanji's, read off y) has ONNX's shape and dtype.
+    Whether the fraction kept is 1 - ratio is `test_training_dropout_keeps_1_minus_ratio`."""
+    x, expected = case["inputs"][0], case["outputs"][0]
+    ratio, _ = _dropout_setting(case["attrs"], case["inputs"], case["opset"])
+    assert np.all(x != 0), "the input must have no zeros to read the mask off the output"
+    y = F.dropout(_t(x), ratio, training=True).data
+    if y.shape != expected.shape or y.dtype != expected.dtype:
+        return f"output 0: {y.shape} {y.dtype} != {expected.shape} {expected.dtype}"
+    onnx_kept = expected != 0
+    onnx_scale = expected[onnx_kept] / x[onnx_kept]
+    if not np.allclose(onnx_scale, onnx_scale[0], rtol=1e-6):
+        return f"ONNX's kept values have no single scale: {onnx_scale}"
+    kept = _kept(x, y)
+    if kept.all() or not kept.any():
+        return f"{kept.sum()} of {kept.size} kept at ratio {ratio}"
+    try:
+        np.testing.assert_allclose(y[kept], x[kept] * onnx_scale[0], rtol=1e-6, atol=0)
+    except AssertionError as error:
+        return f"kept values are not x * {onnx_scale[0]} (ONNX's scale): {error}"
+    if len(case["outputs"]) > 1:
+        mask = case["outputs"][1]
+        if kept.shape != mask.shape or kept.dtype != mask.dtype:
+            return f"mask: {kept.shape} {kept.dtype} != {mask.shape} {mask.dtype}"
+    return None
 
 
 def _flatten(attrs, inputs, opset):
@@ -166,12 +200,10 @@ def _flatten(attrs, inputs, opset):
 
 
 def _hardsigmoid(attrs, inputs, opset):
-    """PyTorch's hardsigmoid is ONNX's with alpha = 1/6; other slopes go through hardtanh."""
+    """ONNX's max(0, min(1, alpha x + beta)) is PyTorch's hardsigmoid, relu6(z + 3) / 6, at
+    z = 6 (alpha x + beta) - 3; so every case, whatever alpha and beta, runs F.hardsigmoid."""
     alpha, beta = attrs.get("alpha", 0.2), attrs.get("beta", 0.5)
-    x = _t(inputs[0])
-    if np.isclose(alpha, 1 / 6) and np.isclose(beta, 0.5):
-        return [F.hardsigmoid(x)]
-    return [F.hardtanh(x * alpha + beta, 0.0, 1.0)]
+    return [F.hardsigmoid(_t(inputs[0]) * (6 * alpha) + (6 * beta - 3))]
 
 
 def _gelu(attrs, inputs, opset):
@@ -209,6 +241,10 @@ RUNNERS = {
 
 def _run(case):
     """Compare every output of the case; returns None on success, a message otherwise."""
+    if case["op"] == "Dropout":
+        ratio, training = _dropout_setting(case["attrs"], case["inputs"], case["opset"])
+        if training and ratio > 0:
+            return _check_random_dropout(case)
     got = RUNNERS[case["op"]](case["attrs"], case["inputs"], case["opset"])
     for i, expected in enumerate(case["outputs"]):
         out = got[i].data if isinstance(got[i], juanji.Tensor) else np.asarray(got[i])
@@ -245,3 +281,44 @@ def test_onnx_node_cases_pass(cases):
     print(f"\nONNX conformance: {len(passed)} of {len(cases)} passed ({node} node cases, "
           f"{expanded} function-expanded), {len(not_applicable)} not applicable")
     assert (node, expanded) == (EXPECTED_NODE_CASES, EXPECTED_EXPANDED_CASES)
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.75])
+def test_training_dropout_keeps_1_minus_ratio(ratio):
+    """F.dropout and ONNX's reference Dropout (training mode) on the same large input: each
+    keeps a fraction 1 - ratio (within 5 standard deviations of the binomial), scales what it
+    keeps by the same 1 / (1 - ratio), and so keeps the mean of x."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.random.default_rng(0).uniform(0.5, 1.5, 200_000).astype(np.float32)
+    node = helper.make_node("Dropout", ["x", "r", "t"], ["y", "mask"], seed=0)
+    onnx_y, onnx_mask = ReferenceEvaluator(node).run(
+        None, {"x": x, "r": np.float32(ratio), "t": np.bool_(True)})
+    y = F.dropout(_t(x), ratio, training=True).data
+    kept = _kept(x, y)
+    sigma = np.sqrt(ratio * (1 - ratio) / x.size)
+    for name, keep, out in (("juanji", kept, y), ("onnx", onnx_mask, onnx_y)):
+        assert abs(keep.mean() - (1 - ratio)) < 5 * sigma, (name, keep.mean())
+        assert not out[~keep].any(), name
+        np.testing.assert_allclose(out[keep], x[keep] / np.float32(1 - ratio), rtol=1e-6)
+    # E[y] = x elementwise; the mean of y has variance mean(x^2) * ratio / (1 - ratio) / size
+    mean_sigma = np.sqrt(np.mean(x.astype(np.float64) ** 2) * ratio / (1 - ratio) / x.size)
+    assert abs(y.mean(dtype=np.float64) - x.mean(dtype=np.float64)) < 5 * mean_sigma
+
+
+def test_hardsigmoid_at_pytorchs_slope_matches_onnx_reference_and_torch():
+    """ONNX HardSigmoid with alpha = 1/6, beta = 1/2 (onnx.reference), torch's hardsigmoid and
+    F.hardsigmoid agree on a grid through both corners (-3 and 3) and the tails."""
+    import torch
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.concatenate([np.linspace(-4, 4, 801), [-3, 3, -1e4, 1e4]]).astype(np.float32)
+    node = helper.make_node("HardSigmoid", ["x"], ["y"], alpha=1 / 6, beta=0.5)
+    (onnx_y,) = ReferenceEvaluator(node).run(None, {"x": x})
+    ours = F.hardsigmoid(_t(x)).data
+    np.testing.assert_allclose(ours, torch.nn.functional.hardsigmoid(torch.from_numpy(x)),
+                               rtol=0, atol=0)
+    np.testing.assert_allclose(ours, onnx_y, rtol=1e-6, atol=1e-7)
+    assert ours[-4:].tolist() == [0.0, 1.0, 0.0, 1.0]

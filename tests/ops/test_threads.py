@@ -1,5 +1,9 @@
 """juanji's kernel threads: the ops give the same numbers on one thread or several (bit for bit
-at a given block size) and, with tiny blocks that split every array, the same as one block."""
+at a given block size) and, with tiny blocks that split every array, the same as one block, in
+float64 and float32. The threaded runs record the pool's tasks, so a run that never reached the
+pool, or whose tasks all ran on one thread, fails instead of passing."""
+
+import threading
 
 import numpy as np
 import pytest
@@ -35,32 +39,72 @@ CASES = {
     "max_pool tiling": lambda x, w: F.max_pool2d(F.conv2d(x, w, None, 1, 1), 2),
 }
 WEIGHTS = {"conv depthwise": W_DEPTHWISE, "conv pointwise": W_POINTWISE}
+# cases whose kernels never reach juanji's pool, and why
+UNTHREADED = {"conv pointwise": "a 1x1 stride-1 conv is one GEMM on the input, threaded by BLAS"}
 
 
-def _run(name, threads, block_bytes, monkeypatch):
+class PoolRecorder:
+    """Stands in for backend._as_worker, through which the pool runs every task: records the
+    worker thread of each task. The first two tasks wait for each other (up to 30 s), so they
+    must run at the same time on two threads; a pool of one thread breaks the barrier."""
+
+    def __init__(self, as_worker):
+        self.as_worker = as_worker
+        self.threads = []
+        self.lock = threading.Lock()
+        self.first_two = threading.Barrier(2, timeout=30)
+
+    def __call__(self, fn, item):
+        with self.lock:
+            self.threads.append(threading.current_thread())
+            task = len(self.threads)
+        if task <= 2:
+            self.first_two.wait()
+        return self.as_worker(fn, item)
+
+
+def _run(name, dtype, threads, block_bytes, monkeypatch):
+    """The output and the input and weight gradients of case `name`, and the pool's record."""
     monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)  # rebuild columns in blocks too
+    recorder = PoolRecorder(backend._as_worker)
+    monkeypatch.setattr(backend, "_as_worker", recorder)
     juanji.set_num_threads(threads)
     try:
-        x = juanji.tensor(X, requires_grad=True)
-        w = juanji.tensor(WEIGHTS.get(name, W3), requires_grad=True)
+        x = juanji.tensor(X.astype(dtype), requires_grad=True)
+        w = juanji.tensor(WEIGHTS.get(name, W3).astype(dtype), requires_grad=True)
         y = CASES[name](x, w)
-        upstream = np.random.default_rng(1).standard_normal(y.shape)
+        assert y.dtype == dtype
+        upstream = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
         (y * juanji.tensor(upstream)).sum().backward()
-        return y.data.copy(), x.grad.copy(), w.grad.copy()
+        return (y.data.copy(), x.grad.copy(), w.grad.copy()), recorder.threads
     finally:
         backend._num_threads = None
+        monkeypatch.undo()
 
 
+# one block against many: the same sums in another order, so equal up to rounding
+BLOCK_RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", CASES)
-def test_threads_and_blocks_do_not_change_results(name, monkeypatch):
-    one_block = _run(name, 1, 1 << 30, monkeypatch)
-    tiny_serial = _run(name, 1, 64, monkeypatch)
-    tiny_threaded = _run(name, 3, 64, monkeypatch)
+def test_threads_and_blocks_do_not_change_results(name, dtype, monkeypatch):
+    one_block, _ = _run(name, dtype, 1, 1 << 30, monkeypatch)
+    tiny_serial, serial_tasks = _run(name, dtype, 1, 64, monkeypatch)
+    tiny_threaded, tasks = _run(name, dtype, 3, 64, monkeypatch)
+    assert serial_tasks == []  # one thread: every block runs inline
+    workers = {thread.ident for thread in tasks}
+    if name in UNTHREADED:
+        assert tasks == [], f"{name} now uses the pool: remove it from UNTHREADED"
+    else:
+        assert len(workers) >= 2, f"{len(tasks)} tasks on {len(workers)} threads"
+    assert all(thread.name.startswith("juanji") for thread in tasks)
     for a, b in zip(tiny_serial, tiny_threaded):
         np.testing.assert_array_equal(a, b)  # deterministic: block sums in block order
     for a, b in zip(one_block, tiny_serial):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        tol = BLOCK_RTOL[dtype] * float(np.abs(a).max())
+        np.testing.assert_allclose(a, b, rtol=BLOCK_RTOL[dtype], atol=tol)
 
 
 def test_parallel_map_keeps_order_runs_nested_calls_inline_and_raises():

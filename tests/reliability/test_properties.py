@@ -247,12 +247,14 @@ def test_conv_transpose2d_output_size(h, w, k, s, p, d, output_padding):
         assert tuple(conv_transpose_output_size(n, k, s, p, output_padding, d)
                      for n in (h, w)) == expected
     assume(expected is None or min(expected) > 0)  # see the test below
+    # an output of exactly 0: PyTorch returns an empty tensor for some kernels and refuses for
+    # others ("Output size is too small"); juanji always returns the empty tensor
+    zero = 0 in [(n - 1) * s - 2 * p + d * (k - 1) + 1 + output_padding for n in (h, w)]
+    assume(not (zero and output_padding < max(s, d)))
     assert juanji_shape(JF.conv_transpose2d, juanji.tensor(x), juanji.tensor(weight), stride=s,
                         padding=p, output_padding=output_padding, dilation=d) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="juanji refuses a conv_transpose2d whose padding "
-                   "crops the output to zero size; PyTorch returns an empty tensor")
 def test_conv_transpose2d_empty_output_like_pytorch():
     x, weight = np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 1, 4, 4), np.float32)
     expected = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(weight),
@@ -262,8 +264,6 @@ def test_conv_transpose2d_empty_output_like_pytorch():
         expected
 
 
-@pytest.mark.xfail(strict=True, reason="juanji's conv2d and conv_transpose2d do not check for "
-                   "a weight with a zero-size kernel; PyTorch refuses it")
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
 def test_zero_size_kernel_is_refused_with_a_clear_error(op):
     x, weight = juanji.tensor(np.zeros((1, 1, 2, 2))), juanji.tensor(np.zeros((1, 1, 0, 0)))

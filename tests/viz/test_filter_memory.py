@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from juanji.analysis import memory
+from juanji import memory
 from juanji.viz.kernels import apply_kernel, filter_bytes
 
 

@@ -41,6 +41,9 @@ def _check_weight(weight, name, what):
     weight = as_tensor(weight)
     if weight.ndim != 4:
         raise ValueError(f"{name} expects a 4-D weight {what}; got shape {tuple(weight.shape)}")
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"{name} expects a kernel of at least 1x1; got a weight of shape "
+                         f"{tuple(weight.shape)}")
     return weight
 
 
@@ -146,9 +149,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     for a, name in ((0, "height"), (1, "width")):
         size = ((input.shape[2 + a] - 1) * stride[a] - 2 * padding[a]
                 + effective_kernel(kernel[a], dilation[a]) + output_padding[a])
-        if size < 1:
-            raise ValueError(f"padding={padding} crops the whole output {name} (it would be "
-                             f"{size})")
+        if size < 0:  # 0 is an empty output, as in PyTorch
+            raise ValueError(f"padding={padding} crops the whole output {name} and more (it "
+                             f"would be {size})")
         out_size.append(size)
     check_fits((input.shape[0], weight.shape[1] * groups, *out_size), input.dtype,
                f"stride={stride}, dilation={dilation}, output_padding={output_padding}")

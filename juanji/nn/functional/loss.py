@@ -5,6 +5,8 @@ to a reduction exactly as PyTorch maps them."""
 import numbers
 import warnings
 
+import numpy as np
+
 from juanji.nn.args import one_of, probability
 from juanji.ops import loss
 from juanji.tensor import as_tensor
@@ -70,6 +72,11 @@ def _check_unit_targets(name, target):
 
 def _warn_broadcast(name, input, target):
     if input.shape != target.shape:
+        try:
+            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise ValueError(f"{name}: target size {tuple(target.shape)} does not match input "
+                             f"size {tuple(input.shape)} and does not broadcast to it") from None
         warnings.warn(f"{name}: target size {tuple(target.shape)} differs from input size "
                       f"{tuple(input.shape)}; they are broadcast, which is rarely intended",
                       UserWarning, stacklevel=3)

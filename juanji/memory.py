@@ -1,6 +1,6 @@
-"""Refuse work that cannot fit in memory before allocating it.
+"""Host memory: what is available, and refusing work that cannot fit before allocating it.
 
-    check_fits(nbytes, "summary of resnet18 at batch size 100000")
+    check_bytes(nbytes, "summary of resnet18 at batch size 100000")
     -> ValueError: summary of resnet18 at batch size 100000 would need 3.71 TiB, have 61.2 GiB
        available
 
@@ -26,7 +26,9 @@ def parse_meminfo(text):
 
 
 def cgroup_headroom(folder="/sys/fs/cgroup"):
-    """Bytes left under the cgroup v2 memory limit (memory.max - memory.current), or None."""
+    """Bytes left under the cgroup v2 memory limit, or None without one: memory.max less
+    memory.current, plus the inactive page cache (memory.stat's inactive_file), which the
+    kernel reclaims before it refuses memory."""
     try:
         limit = Path(folder, "memory.max").read_text().strip()
         used = Path(folder, "memory.current").read_text().strip()
@@ -35,9 +37,17 @@ def cgroup_headroom(folder="/sys/fs/cgroup"):
     if limit == "max":
         return None
     try:
-        return max(int(limit) - int(used), 0)
+        headroom = int(limit) - int(used)
     except ValueError:
         return None
+    try:
+        for line in Path(folder, "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "inactive_file":
+                headroom += int(value)
+    except (OSError, ValueError):
+        pass
+    return max(headroom, 0)
 
 
 def available_bytes():
@@ -72,7 +82,7 @@ def human_bytes(nbytes):
 ALWAYS_ALLOWED = 16 * 2**20
 
 
-def check_fits(nbytes, what, advice=None):
+def check_bytes(nbytes, what, advice=None):
     """Raise ValueError '{what} would need X GiB, have Y GiB available[; advice]' if nbytes is
     more than the available memory (and more than ALWAYS_ALLOWED). Does nothing when the
     available memory cannot be found out."""
