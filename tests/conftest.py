@@ -28,3 +28,24 @@ def _seed():
     np.random.seed(0)
     if torch is not None:
         torch.manual_seed(0)
+
+
+_FASHION_MNIST = {}
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `data` train on the real Fashion-MNIST: where it is not on disk, they fail
+    with one line saying how to get it (nothing is ever downloaded by a test)."""
+    if item.get_closest_marker("data") is None:
+        return
+    if "problem" not in _FASHION_MNIST:
+        from juanji.data import DatasetNotFoundError, FashionMNIST
+
+        try:
+            FashionMNIST(train=False, download=False)
+            _FASHION_MNIST["problem"] = None
+        except DatasetNotFoundError as exc:
+            _FASHION_MNIST["problem"] = str(exc)
+    if _FASHION_MNIST["problem"]:
+        pytest.fail(f"this test needs Fashion-MNIST on disk (run tools/get-fashion-mnist): "
+                    f"{_FASHION_MNIST['problem']}", pytrace=False)

@@ -20,6 +20,7 @@ import pytest
 from juanji.cli import main
 from juanji.io.checkpoint import CheckpointError, load_run, open_checkpoint, read_run_info
 
+pytestmark = pytest.mark.data
 ROOT = Path(__file__).resolve().parents[2]
 # 2400 images in batches of 40: 60 steps per epoch, checkpoints every 7 steps inside an epoch
 ARGS = ["--model", "simple_convnet", "--limit", "2400", "--batch-size", "40",

@@ -9,6 +9,8 @@ from PIL import Image
 from juanji.cli import main
 from juanji.io.checkpoint import load_run
 
+pytestmark = pytest.mark.data
+
 
 def run_cli(capsys, *argv):
     code = main(list(argv))

@@ -17,7 +17,7 @@ from juanji.nn import ContrastiveLoss, TripletMarginLoss
 from juanji.nn import functional as F
 from juanji.optim import Adam
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 # Dress vs Coat: nearest class mean on raw pixels gets 0.885 of the held-out pairs right and an
 # untrained embedding 0.685, so reaching 0.89 in embedding space needs learning.
