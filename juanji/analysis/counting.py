@@ -94,7 +94,7 @@ ZERO_MAC_FAMILIES = {
     "pooling": ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
                 "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d",
                 "LPPool2d", "MaxUnpool2d", "FractionalMaxPool2d"),
-    "normalization": ("BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
+    "normalization": ("BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "LayerNorm", "GroupNorm",
                       "InstanceNorm1d", "InstanceNorm2d", "LocalResponseNorm"),
     "activation": ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU",
                    "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish",

@@ -7,12 +7,14 @@ import numbers
 
 import numpy as np
 
+from juanji.distributed import sync_bn, world
 from juanji.nn import functional as F
 from juanji.nn.args import probability, single
 from juanji.nn.module import Module, Parameter
 from juanji.ops.memory import check_fits
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "LocalResponseNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "LocalResponseNorm",
+           "SyncBatchNorm"]
 
 
 def _check_eps(eps):
@@ -199,3 +201,54 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class SyncBatchNorm(_BatchNorm):
+    """BatchNorm whose training statistics span the global batch of all MPI ranks.
+
+    Same arguments as BatchNorm2d; inputs (N, C, *) of 2 to 5 dims, N this rank's slice. In
+    training, per-channel sums are allreduced (see `juanji.distributed.sync_bn`), so forward,
+    running statistics and gradients equal one process's BatchNorm over the global batch;
+    every rank must call it in step. In eval mode, or in a world of one, it is exactly
+    BatchNorm2d. `convert_sync_batchnorm(model)` swaps a model's batch norms for it.
+    """
+
+    _ranks = (2, 3, 4, 5)
+    _layout = "(N, C, *)"
+
+    def forward(self, x):
+        if not self.training or world.world_size() == 1:
+            return super().forward(x)
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            raise ValueError(f"SyncBatchNorm({self.num_features}) expects an "
+                             f"(N, {self.num_features}, *) input; got shape {tuple(x.shape)}")
+        fn = sync_bn.SyncBatchNorm()
+        out = fn.run(x, self.weight, self.bias, eps=self.eps)
+        if self.track_running_stats:
+            self.num_batches_tracked.data[...] += 1
+            m = (1.0 / float(self.num_batches_tracked.data) if self.momentum is None
+                 else self.momentum)
+            rm, rv = self.running_mean.data, self.running_var.data
+            unbiased = fn.batch_var.astype(rv.dtype) * rv.dtype.type(fn.count / (fn.count - 1))
+            rm[...] = (1 - m) * rm + m * fn.batch_mean.astype(rm.dtype)
+            rv[...] = (1 - m) * rv + m * unbiased
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """Replace every BatchNorm1d/2d in `module` (or `module` itself) by a SyncBatchNorm that
+        shares its parameters and running statistics; returns the converted module. Only the
+        world communicator exists, so process_group must be None."""
+        if process_group is not None:
+            raise ValueError("process_group must be None: juanji synchronises over all ranks")
+        if isinstance(module, _BatchNorm) and not isinstance(module, cls):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats)
+            sync.weight, sync.bias = module.weight, module.bias
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(sync, name, getattr(module, name))
+            sync.training = module.training
+            return sync
+        for name, child in list(module.named_children()):
+            setattr(module, name, cls.convert_sync_batchnorm(child))
+        return module
