@@ -4,6 +4,8 @@
     juanji onnx run FILE --input IMAGE|ARRAY.npy [--size HxW] [--layout nchw|nhwc]
                     [--mean 0.485,0.456,0.406] [--std 0.229,0.224,0.225] [--top-k 5]
     juanji onnx check FILE [--batch-size 1] [--size HxW] [--seed 0]
+    juanji onnx export RUN_FOLDER|MODEL_NAME --out FILE [--input CxHxW] [--opset 17]
+                       [--batch N]
 
 `juanji summary FILE.onnx [--input 3x224x224]` tabulates an imported model (summary_model).
 Every failure is one line: a file juanji cannot read or run names the file and the nodes.
@@ -24,10 +26,11 @@ TOLERANCE = 1e-4  # check: |juanji - onnxruntime| <= TOLERANCE * (1 + |onnxrunti
 
 def register(subcommands):
     onnx = subcommands.add_parser(
-        "onnx", help="inspect, run and check ONNX models",
+        "onnx", help="inspect, run, check and export ONNX models",
         description="Read an ONNX model (from PyTorch, Paddle, Keras/TensorFlow, ...) with "
                     "juanji.onnx.load: list what it holds, run it on an image or array, or "
-                    "compare juanji's outputs with onnxruntime's.")
+                    "compare juanji's outputs with onnxruntime's; or export a juanji run or "
+                    "zoo model as ONNX.")
     onnx.set_defaults(run=_no_action)
     actions = onnx.add_subparsers(dest="action", metavar="ACTION")
 
@@ -68,9 +71,25 @@ def register(subcommands):
     check.add_argument("--seed", default="0", help="seed of the random input")
     check.set_defaults(run=run_check)
 
+    export = actions.add_parser(
+        "export", help="write a trained run or a zoo model as an ONNX file",
+        description="Trace one forward of a run folder's model (its newest checkpoint) or of "
+                    "a freshly initialised zoo model on a random input with "
+                    "juanji.onnx.export, write the file, check it with onnx.checker "
+                    "(full_check) and print its inputs, outputs and parameter count.")
+    export.add_argument("source", metavar="RUN_FOLDER|MODEL_NAME")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument("--input", default=None,
+                        help="input size CxHxW without the batch (default: the run's or the "
+                             "model's own)")
+    export.add_argument("--opset", default="17", help="ONNX opset (default 17)")
+    export.add_argument("--batch", default=None,
+                        help="a fixed batch size N in the file (default: a dynamic batch)")
+    export.set_defaults(run=run_export)
+
 
 def _no_action(args):
-    raise CLIError("choose an action: inspect, run or check (see juanji onnx --help)",
+    raise CLIError("choose an action: inspect, run, check or export (see juanji onnx --help)",
                    usage=True)
 
 
@@ -366,3 +385,64 @@ def summary_model(path, input_text=None, num_classes=None):
         raise CLIError(f"{path}: input {name!r} has shape {_shown(dims)} with dynamic sizes; "
                        f"give them with --input, e.g. --input {example}")
     return model, tuple(dims[1:])
+
+
+# ---- export --------------------------------------------------------------------------------
+
+
+def _export_source(source, input_text):
+    """(model in eval mode, (C, H, W)) of a run folder or a zoo model name."""
+    from juanji.cli.analysis import build_model
+    from juanji.models import MODELS
+
+    if os.path.exists(source):
+        from juanji.viz.run import load_run_model
+
+        model, _, size = load_run_model(source)
+        if input_text is not None:  # the model keeps the run's arguments
+            size = parse_dims(input_text, "--input", 3, "x".join(map(str, size)))
+    elif source in MODELS:
+        model, size = build_model(source, input_text)
+    else:
+        raise CLIError(f"{source!r} is neither a run folder nor a model name; models: "
+                       f"{', '.join(sorted(MODELS))}")
+    return model.eval(), tuple(size)
+
+
+def run_export(args):
+    import juanji.onnx
+    from juanji.onnx.exporter import MIN_OPSET
+    from juanji.onnx.reader import import_onnx
+
+    opset = parse_int(args.opset, "--opset", MIN_OPSET)
+    batch = None if args.batch is None else parse_int(args.batch, "--batch", 1)
+    try:
+        onnx = import_onnx()
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    model, size = _export_source(args.source, args.input)
+    # a dynamic batch is traced with 2 samples: a batch of 1 hides the batch axis
+    x = np.random.default_rng(0).standard_normal((batch or 2, *size)).astype(np.float32)
+    try:
+        juanji.onnx.export(model, x, args.out, opset=opset, dynamic_batch=batch is None)
+    except ValueError as error:  # an op with no ONNX form, a bad opset or input size
+        raise CLIError(" ".join(str(error).split())) from None
+    try:
+        onnx.checker.check_model(args.out, full_check=True)
+    except onnx.checker.ValidationError as error:
+        first = (str(error).strip().splitlines() or ["?"])[0]
+        raise CLIError(f"{args.out}: the exported file fails onnx.checker: {first}") from None
+    proto = onnx.load(args.out, load_external_data=False)
+    from juanji.onnx.loader import value_spec
+
+    print(f"wrote {args.out} (opset {opset}, checked with onnx.checker full_check)")
+    weights = {t.name for t in proto.graph.initializer}
+    for kind, values in (("input", [v for v in proto.graph.input if v.name not in weights]),
+                         ("output", list(proto.graph.output))):
+        for value in values:
+            name, dtype, dims = value_spec(value)
+            print(f"  {kind + ':':7s} {name} {dtype or '?'} {_shown(dims)}")
+    params = list(model.parameters())
+    print(f"  parameters: {sum(p.numel() for p in params):,} in {len(params)} tensors "
+          f"({len(weights)} initializers in the file)")
+    return 0

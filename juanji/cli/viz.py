@@ -2,6 +2,7 @@
 
     juanji viz filters --checkpoint RUN [--compare RUN2] [--out PATH]
     juanji viz features --checkpoint RUN --image IMG [--layers conv1,conv2] [--out PATH]
+    juanji viz features --model FILE.onnx --image IMG [--input CxHxW] [--layers ...]
     juanji viz conv --kernel 3 --stride 2 --padding 1 [--dilation 2] [--transposed]
                     [--input 5x5] [--out conv.gif]
     juanji viz receptive-field MODEL --layer NAME [--image IMG] [--input CxHxW] [--out PATH]
@@ -34,12 +35,19 @@ def register(subcommands):
     filters.set_defaults(run=run_filters)
 
     features = kinds.add_parser("features", help="feature maps of a trained run on an image")
-    features.add_argument("--checkpoint", required=True, help="a run folder")
+    features.add_argument("--checkpoint", default=None, help="a run folder")
+    features.add_argument("--model", default=None,
+                          help="an .onnx file instead of a run (NCHW input; the image is fed "
+                               "in [0, 1])")
+    features.add_argument("--input", default=None,
+                          help="with --model: the input size CxHxW where the file leaves it "
+                               "dynamic")
     features.add_argument("--image", required=True, help="an image file")
     features.add_argument("--layers", default=None, help="comma-separated layer names "
                                                          "(default: every Conv2d)")
     features.add_argument("--max-channels", default="16")
-    features.add_argument("--out", default=None, help="PNG path (default: in the run folder)")
+    features.add_argument("--out", default=None,
+                          help="PNG path (default: in the run folder, or beside the .onnx)")
     features.set_defaults(run=run_features)
 
     conv = kinds.add_parser("conv", help="animate a conv (or transposed conv) sliding")
@@ -131,7 +139,19 @@ def run_features(args):
     from juanji.viz.run import load_run_model, run_folder
 
     max_channels = parse_int(args.max_channels, "--max-channels", 1)
-    model, info, size = load_run_model(args.checkpoint)
+    if (args.checkpoint is None) == (args.model is None):
+        raise CLIError("give one of --checkpoint RUN and --model FILE.onnx", usage=True)
+    if args.model is not None:
+        from juanji.cli.onnx import summary_model
+
+        model, size = summary_model(args.model, args.input)
+        info, folder = {}, Path(args.model).parent
+    else:
+        if args.input is not None:
+            raise CLIError("--input applies to --model FILE.onnx; a run has its input size",
+                           usage=True)
+        model, info, size = load_run_model(args.checkpoint)
+        folder = run_folder(args.checkpoint)
     image = prepare_input(args.image, size)  # (C, H, W) in [0, 1]
     x = image
     norm = _normalisation(info)
@@ -141,8 +161,7 @@ def run_features(args):
         x = (image - mean) / std
     layers = None if args.layers is None else [n for n in args.layers.split(",") if n]
     maps = feature_maps(model, x, layers)
-    out = Path(args.out) if args.out else \
-        run_folder(args.checkpoint) / f"features_{Path(args.image).stem}.png"
+    out = Path(args.out) if args.out else folder / f"features_{Path(args.image).stem}.png"
     write_image(out, feature_grid(maps, max_channels, image=image))
     _wrote(out, "maps of " + ", ".join(f"{k} {'x'.join(map(str, v.shape))}"
                                        for k, v in maps.items()))

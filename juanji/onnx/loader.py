@@ -11,7 +11,9 @@ differentiable) or NumPy arrays (constants and integer shape arithmetic, recompu
 call, so dynamic batch and image sizes work). Each value is dropped after its last use.
 """
 
+import copy
 import re
+import types
 
 import numpy as np
 
@@ -78,7 +80,8 @@ class _Build:
         return self._params[key]
 
     def add_layer(self, node, layer):
-        """Register `layer` as a sub-module named after `node`; returns the layer."""
+        """Register `layer` as a sub-module named after `node`; returns a `LayerRef` to it,
+        which the node's step uses in place of the layer."""
         base = _sanitise(node.name or f"{node.op_type}_{len(self.module._layers)}")
         name, k = base, 1
         while hasattr(self.module, name):
@@ -86,7 +89,31 @@ class _Build:
             name = f"{base}_{k}"
         setattr(self.module, name, layer)
         self.module._layers.append(name)
-        return layer
+        self.module._layer_of_node[node.name] = name
+        return LayerRef(self.module, name)
+
+
+class LayerRef:
+    """A layer of an OnnxModule, looked up by its attribute name at each use: calling it
+    calls the sub-module, its attributes are the sub-module's. Steps hold these rather than
+    the layers, so replacing a sub-module (`setattr(model, name, new)`, as fold_batch_norms
+    does) replaces it in the graph, and a deep copy's steps use the copy's layers."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args, **kwargs):
+        return getattr(self.module, self.name)(*args, **kwargs)
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") or attr in LayerRef.__slots__:  # probed before __init__
+            raise AttributeError(attr)
+        return getattr(getattr(self.module, self.name), attr)
+
+    def __deepcopy__(self, memo):
+        return LayerRef(copy.deepcopy(self.module, memo), self.name)
 
 
 class OnnxModule(Module):
@@ -99,6 +126,7 @@ class OnnxModule(Module):
     def __init__(self, model, tensor_to_array):
         super().__init__()
         self._layers = []
+        self._layer_of_node = {}  # node name -> name of the sub-module it runs
         graph = model.graph
         self.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
                          or [1])
@@ -181,8 +209,47 @@ class OnnxModule(Module):
         results = tuple(_as_output(values[name]) for name in self.output_names)
         return results[0] if len(results) == 1 else results
 
+    def readers(self, layer):
+        """What reads the outputs of the node that runs sub-module `layer`: for each reading
+        node its sub-module's name (or its node name when it has none), and 'output NAME'
+        for each graph output it is, in graph order."""
+        node = next((n for n, _ in self._steps if self._layer_of_node.get(n.name) == layer),
+                    None)
+        if node is None:
+            raise ValueError(f"layer must name a sub-module a node runs, one of "
+                             f"{sorted(self._layer_of_node.values())}; got {layer!r}")
+        made = set(filter(None, node.outputs))
+        found = [self._layer_of_node.get(n.name, n.name) for n, _ in self._steps
+                 if made.intersection(n.inputs)]
+        return found + [f"output {name}" for name in self.output_names if name in made]
+
+    def __deepcopy__(self, memo):
+        # The steps are closures; copy.deepcopy would share them (and through them the
+        # original's layers), so their captured values are copied with the same memo.
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        state = {key: value for key, value in self.__dict__.items() if key != "_steps"}
+        copied.__dict__.update(copy.deepcopy(state, memo))
+        copied._steps = [(copy.deepcopy(node, memo), _copy_step(step, memo))
+                         for node, step in self._steps]
+        return copied
+
     def extra_repr(self):
         return f"inputs={self.input_names}, outputs={self.output_names}, opset={self.opset}"
+
+
+def _copy_step(step, memo):
+    """A deep copy of a step: a closure is rebuilt over deep copies of its captured values."""
+    if not isinstance(step, types.FunctionType) or not step.__closure__:
+        return copy.deepcopy(step, memo)
+    if id(step) not in memo:
+        cells = tuple(types.CellType(_copy_step(cell.cell_contents, memo))
+                      for cell in step.__closure__)
+        copied = types.FunctionType(step.__code__, step.__globals__, step.__name__,
+                                    step.__defaults__, cells)
+        copied.__kwdefaults__ = step.__kwdefaults__
+        memo[id(step)] = copied
+    return memo[id(step)]
 
 
 def _constant_value(node, convert):

@@ -203,7 +203,7 @@ def test_files_juanji_cannot_read_or_run_are_one_line(capsys, tmp_path):
 def test_onnx_without_an_action_is_a_usage_error(capsys):
     code, _, err = run(capsys, "onnx")
     assert code == 2
-    assert_one_line_error(code, err, "choose an action: inspect, run or check")
+    assert_one_line_error(code, err, "choose an action: inspect, run, check or export")
 
 
 # ---- check ---------------------------------------------------------------------------------
@@ -291,3 +291,110 @@ def test_summary_of_an_onnx_file_with_dynamic_sizes(capsys, tmp_path):
     assert_one_line_error(code, err, "input 'x' must have size 1 in dim 3")
     code, _, err = run(capsys, "summary", path, "--input", "10x12x1", "--num-classes", "3")
     assert_one_line_error(code, err, "--num-classes does not apply to an ONNX model")
+
+
+# ---- export --------------------------------------------------------------------------------
+
+
+def test_export_a_zoo_model(capsys, tmp_path):
+    path = tmp_path / "lenet5.onnx"
+    code, out, _ = run(capsys, "onnx", "export", "lenet5", "--out", path)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"wrote {path} (opset 17, checked with onnx.checker full_check)"
+    assert lines[1].split() == ["input:", "input", "float32", "[N,", "1,", "28,", "28]"]
+    assert lines[2].split() == ["output:", "output", "float32", "[N,", "10]"]
+    # 2 convs and 3 linears, weight and bias each; the 11th initializer is a Reshape's shape
+    assert lines[3] == "  parameters: 61,706 in 10 tensors (11 initializers in the file)"
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 17
+    keys = set(juanji.models.create_model("lenet5").state_dict())
+    assert sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.name in keys) == 61706
+    loaded = juanji.onnx.load(path)
+    with juanji.no_grad():  # a dynamic batch: any batch size runs
+        assert loaded(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+
+
+def test_export_with_input_size_opset_and_a_fixed_batch(capsys, tmp_path):
+    path = tmp_path / "cnn.onnx"
+    code, out, _ = run(capsys, "onnx", "export", "simple_convnet", "--out", path,
+                       "--input", "3x32x32", "--opset", "13", "--batch", "4")
+    assert code == 0
+    assert "input:  input float32 [4, 3, 32, 32]" in out
+    assert "output: output float32 [4, 1000]" in out
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version == 13
+
+
+def test_export_a_run_folder_keeps_its_weights(capsys, tmp_path):
+    from juanji.io.checkpoint import save_run
+    from juanji.models import create_model
+
+    juanji.manual_seed(3)
+    model = create_model("lenet5", num_classes=7)
+    save_run(tmp_path / "run", model, {"model": "lenet5", "model_args": {"num_classes": 7}})
+    path = tmp_path / "run.onnx"
+    code, out, _ = run(capsys, "onnx", "export", tmp_path / "run", "--out", path)
+    assert code == 0
+    assert "output: output float32 [N, 7]" in out
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    assert set(state) <= set(weights)
+    for key, value in state.items():
+        np.testing.assert_array_equal(weights[key], value.data)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    with juanji.no_grad():
+        np.testing.assert_allclose(juanji.onnx.load(path)(x).data, model.eval()(x).data,
+                                   rtol=1e-5, atol=1e-6)
+
+
+class _DeformNet(juanji.nn.Module):
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        self.offsets = juanji.nn.Conv2d(in_channels, 18, 3, padding=1)
+        self.deform = juanji.nn.DeformConv2d(in_channels, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return self.deform(x, self.offsets(x))
+
+
+def test_export_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    from juanji.models import MODELS
+
+    out = tmp_path / "x.onnx"
+    code, _, err = run(capsys, "onnx", "export", "no_such_model", "--out", out)
+    assert_one_line_error(code, err, "'no_such_model' is neither a run folder nor a model "
+                                     "name; models: alexnet,")
+    code, _, err = run(capsys, "onnx", "export", "lenet5", "--out", out, "--opset", "12")
+    assert_one_line_error(code, err, "--opset must be an integer >= 13; got '12'")
+    code, _, err = run(capsys, "onnx", "export", "lenet5", "--out", out, "--opset", "99")
+    assert_one_line_error(code, err, "opset must be an int in [13, ")
+    code, _, err = run(capsys, "onnx", "export", "lenet5", "--out", out, "--batch", "0")
+    assert_one_line_error(code, err, "--batch must be an integer >= 1; got '0'")
+    code, _, err = run(capsys, "onnx", "export", tmp_path, "--out", out)
+    assert_one_line_error(code, err, "is not a run folder: no run.json in it")
+    monkeypatch.setitem(MODELS, "deform_net", _DeformNet)
+    code, _, err = run(capsys, "onnx", "export", "deform_net", "--out", out, "--input", "3x8x8")
+    assert_one_line_error(code, err, "cannot export to ONNX:", "DeformConv2d in layer 'deform'")
+    assert not out.exists()
+
+
+# ---- juanji viz features --model FILE.onnx ---------------------------------------------------
+
+
+def test_viz_features_of_an_onnx_file(capsys, tmp_path):
+    path = _classifier(tmp_path / "c.onnx")
+    pixels = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "im.png")
+    code, out, _ = run(capsys, "viz", "features", "--model", path, "--image", tmp_path / "im.png")
+    assert code == 0
+    assert "features_im.png" in out and "conv 4x8x8" in out
+    drawn = np.asarray(Image.open(tmp_path / "features_im.png"))
+    assert drawn.ndim == 3 and drawn.std() > 0
+    dynamic = _nhwc_two_outputs(tmp_path / "k.onnx")
+    code, _, err = run(capsys, "viz", "features", "--model", dynamic, "--image",
+                       tmp_path / "im.png")
+    assert_one_line_error(code, err, "with dynamic sizes; give them with --input")
+    code, _, err = run(capsys, "viz", "features", "--image", tmp_path / "im.png")
+    assert code == 2 and "give one of --checkpoint RUN and --model FILE.onnx" in err

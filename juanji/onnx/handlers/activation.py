@@ -27,7 +27,7 @@ def prelu(node, ctx):
         return lambda x, s: activation_ops.PRelu.apply(as_float(x), as_float(s, as_float(x)))
     layer = PReLU(int(slope.size), dtype=slope.dtype)
     layer.weight = ctx.param(node.inputs[1])  # the ONNX shape, broadcast against x
-    ctx.add_layer(node, layer)
+    layer = ctx.add_layer(node, layer)
     return lambda x, _: activation_ops.PRelu.apply(as_float(x), layer.weight)
 
 

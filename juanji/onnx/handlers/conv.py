@@ -72,7 +72,7 @@ def conv(node, ctx):
     layer.weight = ctx.param(node.inputs[1])
     if bias:
         layer.bias = ctx.param(bias)
-    ctx.add_layer(node, layer)
+    layer = ctx.add_layer(node, layer)
 
     def step(x, *_):
         x = as_float(x)
@@ -150,7 +150,7 @@ def conv_transpose(node, ctx):
     layer.weight = ctx.param(node.inputs[1])
     if bias:
         layer.bias = ctx.param(bias)
-    ctx.add_layer(node, layer)
+    layer = ctx.add_layer(node, layer)
     return lambda x, *_: _conv_transpose(node, as_float(x), layer.weight, layer.bias, groups,
                                          layer)
 

@@ -37,7 +37,7 @@ def batch_normalization(node, ctx):
     layer.weight, layer.bias = ctx.param(node.inputs[1]), ctx.param(node.inputs[2])
     layer.running_mean = Tensor(np.array(mean, dtype=scale.dtype))
     layer.running_var = Tensor(np.array(weights[3], dtype=scale.dtype))
-    ctx.add_layer(node, layer)
+    layer = ctx.add_layer(node, layer)
 
     def step(x, *_):
         x = as_float(x)
@@ -61,7 +61,7 @@ def instance_normalization(node, ctx):
         return runtime
     layer = GroupNorm(scale.shape[0], scale.shape[0], eps=eps, dtype=scale.dtype)
     layer.weight, layer.bias = ctx.param(node.inputs[1]), ctx.param(node.inputs[2])
-    ctx.add_layer(node, layer)
+    layer = ctx.add_layer(node, layer)
 
     def step(x, *_):
         x = as_float(x)
@@ -85,7 +85,7 @@ def layer_normalization(node, ctx):
         layer.weight = ctx.param(node.inputs[1])
         if bias is not None:
             layer.bias = ctx.param(bias_name)
-        ctx.add_layer(node, layer)
+        layer = ctx.add_layer(node, layer)
 
     def step(x, scale, bias=None):
         x = as_float(x)
