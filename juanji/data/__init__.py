@@ -1,7 +1,7 @@
 """Data: datasets, the DataLoader, transforms and file readers; pure NumPy.
 
-Batches come out as NumPy arrays, images float32 (N, C, H, W) and labels int64 (N,); the
-trainer wraps them in Tensors.
+Batches come out as NumPy arrays, images float32 (N, C, H, W) and labels int64 (N,) (masks
+(N, H, W) for segmentation); the trainer wraps them in Tensors.
 """
 
 from juanji.data import transforms
@@ -15,6 +15,7 @@ from juanji.data.datasets import (
     read_cifar10_batch,
     search_locations,
 )
+from juanji.data.folders import ImageFolder, SegmentationFolder
 from juanji.data.idx import IDXError, read_idx, write_idx
 from juanji.data.loader import DataLoader
 
@@ -27,6 +28,8 @@ __all__ = [
     "DatasetNotFoundError",
     "FashionMNIST",
     "IDXError",
+    "ImageFolder",
+    "SegmentationFolder",
     "read_cifar10_batch",
     "read_idx",
     "search_locations",

@@ -11,7 +11,8 @@ class DataLoader:
     """Iterate over ``dataset`` in batches of ``batch_size`` samples.
 
     Each iteration (epoch) yields ``(images, labels)`` NumPy batches: images float32
-    (B, C, H, W), labels int64 (B,), where B is ``batch_size`` except possibly for a last,
+    (B, C, H, W), labels int64 (B,) (or (B, H, W) for a segmentation dataset, whose
+    ``.labels`` are its masks), where B is ``batch_size`` except possibly for a last,
     smaller batch (dropped when ``drop_last``). A batch that is not already float32 NCHW after
     the dataset's transform goes through ``ToFloat().batch`` (uint8 -> [0, 1], channel axis
     added or moved by ToFloat's layout rule).
@@ -89,12 +90,20 @@ class DataLoader:
         self._resume_at, self._position = batch, 0
 
     def _fetch_arrays(self, index):
-        """Batch ``index`` (B,) sliced from the dataset's arrays, transformed in one call."""
+        """Batch ``index`` (B,) sliced from the dataset's arrays, transformed in one call.
+
+        Labels with more than one axis (segmentation masks (B, H, W)) go through the transform
+        together with the images, ``transform.batch(images, labels)``, so that geometric
+        augmentations move a mask with its image.
+        """
         images = self.dataset.images[index]  # (B, ...)
+        labels = self.dataset.labels[index]  # (B,) or (B, H, W)
         transform = getattr(self.dataset, "transform", None)
-        if transform is not None:
+        if transform is not None and labels.ndim > 1:
+            images, labels = transform.batch(images, labels)
+        elif transform is not None:
             images = transform.batch(images)
-        return images, self.dataset.labels[index].astype(np.int64, copy=False)
+        return images, labels.astype(np.int64, copy=False)
 
     def _fetch_samples(self, index):
         """Batch ``index`` (B,) built from ``dataset[i]`` pairs, stacked."""
