@@ -1,7 +1,5 @@
 """`python -m juanji` runs the command line."""
 
-import sys
+from juanji.cli import main_exit
 
-from juanji.cli import main
-
-sys.exit(main())
+main_exit()

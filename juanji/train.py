@@ -7,6 +7,11 @@ weights, the optimizer and scheduler, the metrics history, and the trainer's own
 step, the partial sums of the unfinished epoch, the loader's and juanji's random generators).
 Resuming from it continues bit for bit as if the run had never stopped.
 
+Over MPI (`mpiexec -n N`, with the model wrapped in juanji.distributed.DistributedDataParallel)
+every rank iterates the same global batches and trains on its slice of each; gradients are
+averaged over the global batch, and the loss and accuracy sums are reduced every step, so the
+history and checkpoints are those of one process. Only rank 0 shows progress and writes files.
+
 SIGINT (Ctrl-C) and SIGTERM stop training after the current batch and commit a checkpoint of
 that point (TrainingInterrupted, a KeyboardInterrupt); a second signal stops at once. A loss or
 an optimizer update that is not finite stops training before anything is written
@@ -20,9 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 import juanji
+from juanji import distributed
 from juanji.io.checkpoint import save_run
 from juanji.io.files import atomic_write_text
 from juanji.nn import Conv2d
@@ -62,6 +69,9 @@ class Trainer:
                  scheduler=None, run_dir=None, config=None, clip_grad=None, regularizer=None,
                  callbacks=(), progress=True, save_every=None):
         self.model, self.optimizer = model, optimizer
+        self.ddp = model if isinstance(model, distributed.DistributedDataParallel) else None
+        self.net = model.module if self.ddp is not None else model  # what checkpoints hold
+        self.world, self.main = distributed.world_size(), distributed.is_main()
         self.train_loader, self.test_loader = train_loader, test_loader
         self.loss_fn = loss_fn or F.cross_entropy
         self.scheduler, self.clip_grad, self.regularizer = scheduler, clip_grad, regularizer
@@ -77,7 +87,8 @@ class Trainer:
         """Counters, partial sums and random generators: what makes a resume exact."""
         return {"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
                 "partial": list(self.partial), "loader": self.train_loader.state_dict(),
-                "generator": default_generator().bit_generator.state}
+                "generator": default_generator().bit_generator.state,
+                "world_size": self.world}
 
     def load_state_dict(self, state):
         self.epoch, self.step = state["epoch"], state["step"]
@@ -91,8 +102,10 @@ class Trainer:
         start, seen_now = time.perf_counter(), 0
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch",
                    initial=self.step, total=len(self.train_loader),
-                   disable=not self.progress, leave=True, dynamic_ncols=True)
+                   disable=not (self.progress and self.main), leave=True, dynamic_ncols=True)
         for images, labels in bar:
+            if self.world > 1:  # every rank has the global batch; each trains on its slice
+                images, labels = distributed.local_batch((images, labels))
             logits = self.model(juanji.Tensor(images))
             loss = self.loss_fn(logits, labels)
             loss_value = loss.item()
@@ -101,6 +114,8 @@ class Trainer:
                                        f"step {self.step + 1}")
             self.optimizer.zero_grad()
             loss.backward()
+            if self.ddp is not None:
+                self.ddp.sync_gradients(len(labels), step=self.global_step + 1)
             if self.clip_grad:
                 clip_grad_norm_(self.model.parameters(), self.clip_grad)
             try:
@@ -112,9 +127,17 @@ class Trainer:
                 self.regularizer.step()
             if self.scheduler is not None and getattr(self.scheduler, "per_batch", False):
                 self.scheduler.step()
-            n = len(labels)
-            self.partial[0] += loss_value * n
-            self.partial[1] += int((logits.data.argmax(axis=1) == labels).sum())
+            n, correct = len(labels), int((logits.data.argmax(axis=1) == labels).sum())
+            stop = self._signal is not None
+            if self.world > 1:  # global sums; a signal on any rank stops every rank here
+                totals = np.array([loss_value * n, correct, n, stop], np.float64)
+                distributed.allreduce_sum(totals, "the step's loss and accuracy sums")
+                loss_sum, correct, n, stop = totals[0], int(totals[1]), int(totals[2]), \
+                    totals[3] > 0
+            else:
+                loss_sum = loss_value * n
+            self.partial[0] += loss_sum
+            self.partial[1] += correct
             self.partial[2] += n
             self.step += 1
             self.global_step += 1
@@ -122,8 +145,9 @@ class Trainer:
             total_loss, correct, seen = self.partial
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
                             img_s=f"{seen_now / (time.perf_counter() - start):.0f}")
-            if self._signal is not None and self.step < len(self.train_loader):
+            if stop and self.step < len(self.train_loader):
                 bar.close()
+                self._signal = self._signal or signal.SIGTERM
                 self._stop()
             if self.save_every and self.global_step % self.save_every == 0 \
                     and self.step < len(self.train_loader):
@@ -140,10 +164,15 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         with juanji.no_grad():
             for images, labels in loader:
+                if self.world > 1:
+                    images, labels = distributed.local_batch((images, labels))
                 logits = self.model(juanji.Tensor(images))
-                total_loss += self.loss_fn(logits, labels).item() * len(labels)
+                if len(labels):
+                    total_loss += self.loss_fn(logits, labels).item() * len(labels)
                 correct += int((logits.data.argmax(axis=1) == labels).sum())
                 seen += len(labels)
+        if self.world > 1:
+            total_loss, correct, seen = distributed.reduce_metrics(total_loss, correct, seen)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def fit(self, epochs):
@@ -173,9 +202,20 @@ class Trainer:
                 self.save()
                 for callback in self.callbacks:
                     callback(self, record)
-                if self._signal is not None and self.epoch < epochs:
+                if self._stop_requested() and self.epoch < epochs:
                     self._stop(save=False)  # the epoch's checkpoint was just committed
         return self.history
+
+    def _stop_requested(self):
+        """Whether a signal asked to stop, on this rank or (over MPI) on any rank."""
+        stop = self._signal is not None
+        if self.world > 1:
+            flag = np.array([stop], np.float64)
+            distributed.allreduce_sum(flag, "the stop-request allreduce")
+            stop = flag[0] > 0
+            if stop and self._signal is None:
+                self._signal = signal.SIGTERM
+        return stop
 
     def _stop(self, save=True):
         """Commit a checkpoint of this point (unless just done) and raise TrainingInterrupted."""
@@ -211,22 +251,27 @@ class Trainer:
             self.scheduler.step()
 
     def save(self):
-        """Commit a checkpoint, then redraw the history CSV, curves and filters."""
+        """Commit a checkpoint, then redraw the history CSV, curves and filters (rank 0 writes;
+        the other ranks wait for it)."""
         if self.run_dir is None:
             return
-        save_run(self.run_dir, self.model, self.config, self.optimizer, self.scheduler,
-                 self.epoch, self.history, step=self.step, trainer_state=self.state_dict())
-        if self.step == 0:  # the views change once per epoch
-            write_history_csv(self.run_dir / "history.csv", self.history)
-            plot_curves(self.history, self.run_dir / "curves.png")
-            self._save_filters("filters.png", f"after epoch {self.epoch}")
+        if self.main:
+            save_run(self.run_dir, self.net, self.config, self.optimizer, self.scheduler,
+                     self.epoch, self.history, step=self.step, trainer_state=self.state_dict())
+            if self.step == 0:  # the views change once per epoch
+                write_history_csv(self.run_dir / "history.csv", self.history)
+                plot_curves(self.history, self.run_dir / "curves.png")
+                self._save_filters("filters.png", f"after epoch {self.epoch}")
+        if self.world > 1:
+            distributed.barrier("the checkpoint write of rank 0")
 
     def _save_filters(self, name, title):
         """The first conv layer's filters as a picture (skipped for models without one)."""
-        if self.run_dir is None or not any(isinstance(m, Conv2d) for m in self.model.modules()):
+        if self.run_dir is None or not self.main or \
+                not any(isinstance(m, Conv2d) for m in self.net.modules()):
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_filters(self.model, self.run_dir / name, title=title)
+        save_filters(self.net, self.run_dir / name, title=title)
 
 
 def write_history_csv(path, history):

@@ -99,6 +99,7 @@ def user_message(exc):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for a command that relaunches
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
@@ -123,5 +124,17 @@ def main(argv=None):
 
 
 def main_exit():
-    """Console-script entry point: exit with main()'s status."""
-    sys.exit(main())
+    """Console-script entry point: exit with main()'s status. Over MPI a failing rank ends the
+    whole job (the other ranks would otherwise wait for it forever)."""
+    status = main()
+    if status and _under_mpi():
+        from juanji import distributed
+
+        distributed.abort(status, "the command failed on this rank (see above)")
+    sys.exit(status)
+
+
+def _under_mpi():
+    from juanji import distributed
+
+    return distributed.launched() and distributed.world_size() > 1

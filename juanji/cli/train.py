@@ -1,8 +1,10 @@
 """`juanji train`, `juanji eval` and `juanji models`."""
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -87,6 +89,13 @@ def register(subcommands):
     train.add_argument("--resume", default=None, metavar="RUN_FOLDER",
                        help="continue the run in this folder")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--workers", type=POSITIVE_INT, default=None,
+                       help="run as N data-parallel MPI ranks (relaunches under mpiexec; "
+                            "needs pip install 'juanji[distributed]')")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="over MPI: batch-norm statistics over the global batch")
+    train.add_argument("--dist-timeout", type=POSITIVE, default=300.0,
+                       help="over MPI: seconds a collective may wait for a stalled rank")
     train.set_defaults(run=run_train)
 
     evaluate = subcommands.add_parser("eval", help="re-evaluate a saved run on the test set")
@@ -218,9 +227,46 @@ def _build_schedule(config, optimizer, state, steps_per_epoch, changes):
     return scheduler
 
 
+def _relaunch_under_mpiexec(workers, argv):
+    """`juanji train --workers N ...` runs `mpiexec -n N python -m juanji train ...`."""
+    import subprocess
+
+    from juanji import distributed
+
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    try:
+        command = distributed.mpiexec_command(workers, ["-m", "juanji", *kept])
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"running {workers} ranks: {' '.join(command)}", flush=True)
+    return subprocess.run(command).returncode
+
+
 def run_train(args):
+    from juanji import distributed
+
+    if args.workers is not None and args.workers > 1 and not distributed.launched():
+        return _relaunch_under_mpiexec(args.workers, args.argv)
+    world = distributed.init()
+    if world > 1:
+        distributed.set_local_threads()
+        distributed.set_timeout(args.dist_timeout)
+    if not distributed.is_main():  # rank 0 prints; the others say only what goes wrong
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _train(args, world)
+    return _train(args, world)
+
+
+def _train(args, world):
     import juanji
-    from juanji import optim
+    from juanji import distributed, optim
     from juanji.data import DataLoader
     from juanji.io.checkpoint import load_run
     from juanji.models import create_model
@@ -237,7 +283,7 @@ def run_train(args):
         model = create_model(config["model"], **config["model_args"])
         name = args.name or f"{config['model']}-{config['data']}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(args.out) / name
-        if (run_dir / "run.json").exists():
+        if (run_dir / "run.json").exists() and distributed.is_main():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                            "or choose another --name")
     if state is not None and state["epoch"] >= config["epochs"] and state.get("step", 0) == 0:
@@ -250,6 +296,13 @@ def run_train(args):
     _check_training_fits(model, train_set.images.shape[1:], config["batch_size"])
     train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"])
     test_loader = DataLoader(test_set, 1000)
+    config["world_size"] = world
+    if args.sync_bn:
+        from juanji.nn import SyncBatchNorm
+
+        model = SyncBatchNorm.convert_sync_batchnorm(model)
+    if world > 1:
+        model = distributed.DistributedDataParallel(model)  # rank 0's weights on every rank
     optimizer = optim.build_optimizer(config["optimizer"], model.parameters(), lr=config["lr"],
                                       momentum=config["momentum"],
                                       weight_decay=config["weight_decay"])
