@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from juanji.backend import parallel_map
-from juanji.data.datasets import Dataset
+from juanji.data.datasets import ArrayDataset, Dataset
 from juanji.io.files import atomic_write_text
 from juanji.viz.images import MAX_IMAGE_PIXELS, read_image, resize
 
@@ -115,7 +115,7 @@ def decode(path, mode, size, max_pixels=MAX_IMAGE_PIXELS):
     return image[..., None] if image.ndim == 2 else image  # (H, W, C)
 
 
-class ImageFolder(Dataset):
+class ImageFolder(ArrayDataset):
     """Images in class folders: ``root/<class>/<...>/<image>``, torchvision's convention.
 
     ``classes`` are the sub-folder names sorted, ``class_to_idx`` maps each to its index,
@@ -245,18 +245,6 @@ class ImageFolder(Dataset):
         atomic_write_text(self.cache_dir / "manifest.json", json.dumps(manifest))
         return np.memmap(self.cache_dir / "images.u8", dtype=np.uint8, mode="r", shape=shape)
 
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        index = operator.index(index)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for a dataset of {len(self)} "
-                             f"samples")
-        image = self.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.targets[index]
 
     def __repr__(self):
         return (f"ImageFolder(root={str(self.root)!r}, n={len(self)}, classes={len(self.classes)}"

@@ -4,24 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from cli_checks import assert_one_line_error, run
 from PIL import Image
 
-from juanji.cli import main
 from juanji.viz.images import half_white, read_image, synthetic_photo, write_image
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -7,28 +7,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from cli_checks import assert_one_line_error, run
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 import juanji
 import juanji.onnx
-from juanji.cli import main
 from juanji.onnx import handlers
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _save(graph, path, opset=13, producer="juanji-tests"):
