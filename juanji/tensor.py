@@ -270,6 +270,9 @@ class Tensor:
     def log(self):
         return elementwise.Log.apply(self)
 
+    def erf(self):
+        return elementwise.Erf.apply(self)
+
     def sqrt(self):
         return elementwise.Sqrt.apply(self)
 

@@ -41,6 +41,7 @@ def test_binary_gradients_with_broadcasting(name, shapes):
 UNARY = {
     "neg": lambda x: -x,
     "exp": lambda x: x.exp(),
+    "erf": lambda x: x.erf(),
     "log": lambda x: (x * x + 0.5).log(),
     "sqrt": lambda x: (x * x + 0.5).sqrt(),
     "abs": lambda x: x.abs(),
@@ -99,7 +100,8 @@ def test_unary_matches_torch(name):
         "expand": lambda t: t[:, :1].expand(2, 5, 4), "slice": lambda t: t[:, 1:, ::2],
         "fancy_index": lambda t: t[torch.tensor([0, 1, 0]), 2],
         "bool_mask": lambda t: t[t > 0], "pow": lambda t: t**3, "neg": lambda t: -t,
-        "exp": lambda t: t.exp(), "abs": lambda t: t.abs(), "relu": lambda t: t.relu(),
+        "exp": lambda t: t.exp(), "erf": lambda t: t.erf(), "abs": lambda t: t.abs(),
+        "relu": lambda t: t.relu(),
         "sigmoid": lambda t: t.sigmoid(), "tanh": lambda t: t.tanh(),
     }
     jx, tx = juanji.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)

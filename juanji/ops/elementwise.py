@@ -1,5 +1,9 @@
 """Elementwise arithmetic with NumPy broadcasting; gradients reduced by `unbroadcast`."""
 
+import math
+
+import numpy as np
+
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 from juanji.ops.kernels import elementwise_blocks
@@ -104,6 +108,22 @@ class Exp(Function):
 
     def backward(self, gy):
         return gy * self.y
+
+
+class Erf(Function):
+    """The error function 2/sqrt(pi) * integral_0^a exp(-t^2) dt, elementwise (exact GELU's
+    core). NumPy has no erf: each value goes through Python's math.erf (correctly rounded
+    double precision, about 0.1 us a value), then back to a's dtype."""
+
+    def forward(self, a):
+        self.a = a
+        return np.asarray(_ERF(a), dtype=a.dtype)
+
+    def backward(self, gy):
+        return gy * (2 / math.sqrt(math.pi)) * xp_of(self.a).exp(-self.a * self.a)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 class Log(Function):

@@ -115,6 +115,7 @@ HANDLERS = {
     "Sqrt": _unary(np.sqrt, lambda x: x.sqrt()),
     "Exp": _unary(np.exp, lambda x: x.exp()),
     "Log": _unary(np.log, lambda x: x.log()),
+    "Erf": _unary(lambda x: elementwise.Erf().forward(x), lambda x: x.erf()),
     "Neg": _unary(np.negative, lambda x: -x),
     "Abs": _unary(np.abs, lambda x: x.abs()),
     "Reciprocal": _unary(lambda x: np.reciprocal(x.astype(np.float64)).astype(x.dtype),
