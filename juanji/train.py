@@ -32,6 +32,7 @@ import juanji
 from juanji import distributed
 from juanji.io.checkpoint import save_run
 from juanji.io.files import atomic_write_text
+from juanji.metrics import confusion_matrix, per_class_accuracy
 from juanji.nn import Conv2d
 from juanji.nn import functional as F
 from juanji.nn.utils import clip_grad_norm_
@@ -80,6 +81,7 @@ class Trainer:
         self.callbacks, self.progress, self.save_every = list(callbacks), progress, save_every
         self.history, self.epoch, self.step, self.global_step = [], 0, 0, 0
         self.partial = [0.0, 0, 0]  # loss sum, correct, seen of the unfinished epoch
+        self.confusion = None  # of the last evaluation
         self._signal = None
 
     # ---- the state a checkpoint carries besides weights, optimizer and scheduler ----------------
@@ -158,21 +160,32 @@ class Trainer:
             time.perf_counter() - start)
 
     def evaluate(self, loader=None):
-        """Mean loss and accuracy over `loader` (default the test loader), in eval mode."""
+        """Mean loss and accuracy over `loader` (default the test loader), in eval mode.
+
+        The confusion matrix of the pass (int64 (K, K), rows true classes) is kept in
+        `confusion`."""
         loader = loader or self.test_loader
         self.model.eval()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, cm = 0.0, 0, 0, None
         with juanji.no_grad():
             for images, labels in loader:
                 if self.world > 1:
                     images, labels = distributed.local_batch((images, labels))
                 logits = self.model(juanji.Tensor(images))
+                predicted = logits.data.argmax(axis=1)
+                classes = logits.shape[1]
+                if cm is None:
+                    cm = np.zeros((classes, classes), np.float64)
                 if len(labels):
                     total_loss += self.loss_fn(logits, labels).item() * len(labels)
-                correct += int((logits.data.argmax(axis=1) == labels).sum())
+                    cm += confusion_matrix(labels, predicted, classes)
+                correct += int((predicted == labels).sum())
                 seen += len(labels)
         if self.world > 1:
             total_loss, correct, seen = distributed.reduce_metrics(total_loss, correct, seen)
+            if cm is not None:
+                distributed.allreduce_sum(cm, "the confusion matrix allreduce")
+        self.confusion = None if cm is None else cm.astype(np.int64)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def fit(self, epochs):
@@ -261,6 +274,8 @@ class Trainer:
             if self.step == 0:  # the views change once per epoch
                 write_history_csv(self.run_dir / "history.csv", self.history)
                 plot_curves(self.history, self.run_dir / "curves.png")
+                if self.confusion is not None:
+                    write_evaluation(self.run_dir, self.confusion, self.config.get("classes"))
                 self._save_filters("filters.png", f"after epoch {self.epoch}")
         if self.world > 1:
             distributed.barrier("the checkpoint write of rank 0")
@@ -283,6 +298,26 @@ def write_history_csv(path, history):
     for record in history:
         lines.append(",".join(_cell(record.get(k, "")) for k in columns))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def write_evaluation(run_dir, cm, classes=None):
+    """confusion.png and per_class.csv (class, accuracy) in `run_dir` from the confusion
+    matrix `cm` (K, K); `classes` names the K classes (default their indices)."""
+    import csv
+    import io
+
+    from juanji.viz.confusion import plot_confusion_matrix
+
+    names = [str(i) for i in range(len(cm))] if classes is None else list(classes)
+    if len(names) != len(cm):  # the model's outputs are not the data's classes
+        names = [str(i) for i in range(len(cm))]
+    plot_confusion_matrix(cm, Path(run_dir) / "confusion.png", class_names=names)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["class", "accuracy"])
+    for name, value in zip(names, per_class_accuracy(cm)):
+        writer.writerow([name, f"{value:.6g}"])
+    atomic_write_text(Path(run_dir) / "per_class.csv", buffer.getvalue())
 
 
 def _cell(value):

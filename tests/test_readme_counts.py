@@ -63,3 +63,9 @@ def test_catalogue_counts():
     assert f"{len(CASES)} cases (" in README
     for area, count in per_area.items():
         assert f"{names[area]} {count}" in README, area
+
+
+def test_onnx_op_count():
+    import juanji.onnx
+
+    assert f"{len(juanji.onnx.SUPPORTED_OPS)} ops over opsets 7-21" in README

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "juanji.cli.analysis",
     "juanji.cli.viz",
     "juanji.cli.onnx",
+    "juanji.cli.predict",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from juanji.cli import CLIError
+from juanji.cli.data import parse_fraction, parse_image_size
 
 DATASETS = {
     # name -> (dataset class name in juanji.data, per-channel mean, std, classes)
@@ -23,10 +24,12 @@ DATASETS = {
 # What a new run uses for each flag not given. Resuming, a flag not given keeps the saved value.
 TRAIN_DEFAULTS = {"model": "lenet5", "data": "fashion-mnist", "epochs": 3, "batch_size": 64,
                   "optimizer": "adam", "lr": 2e-3, "momentum": 0.0, "weight_decay": 0.0,
-                  "l1": 0.0, "scheduler": "cosine", "clip_grad": None, "seed": 0, "limit": None}
+                  "l1": 0.0, "scheduler": "cosine", "clip_grad": None, "seed": 0, "limit": None,
+                  "augment": "none", "image_size": None, "val_split": 0.1}
+# A new run takes each flag not given from its model's recipe (juanji.models.RECIPES) first.
 # Resuming: these would make it another run, so a different value is refused ...
 FIXED_ON_RESUME = ("model", "data", "batch_size", "optimizer", "momentum", "weight_decay", "l1",
-                   "seed", "limit")
+                   "seed", "limit", "augment", "image_size", "val_split")
 # ... and these are applied (and announced); a schedule change rebuilds the schedule.
 CHANGEABLE_ON_RESUME = ("epochs", "lr", "scheduler", "clip_grad")
 
@@ -60,8 +63,23 @@ def register(subcommands):
                     "run; --epochs, --lr, --scheduler and --clip-grad may change, and a changed "
                     "schedule is rebuilt over the new total from the current step.")
     d = TRAIN_DEFAULTS
-    train.add_argument("--model", help=f"a name from `juanji models` (default {d['model']})")
-    train.add_argument("--data", choices=sorted(DATASETS), help=f"default {d['data']}")
+    train.add_argument("--model", help=f"a name from `juanji models` (default {d['model']}); "
+                                       "flags not given come from its recipe (`juanji models "
+                                       "--recipes`), then from the defaults")
+    train.add_argument("--data", metavar="NAME|FOLDER",
+                       help=f"{', '.join(sorted(DATASETS))}, or a folder with one sub-folder of "
+                            "images per class (or train/ and test/ or val/ holding such "
+                            f"sub-folders) (default {d['data']})")
+    train.add_argument("--image-size", type=parse_image_size, metavar="HxW",
+                       help="with a folder: resize every image to H x W (needed when sizes "
+                            "differ)")
+    train.add_argument("--val-split", type=parse_fraction,
+                       help="with a folder without train/ and test/: the fraction held out for "
+                            f"testing, drawn with --seed (default {d['val_split']})")
+    train.add_argument("--augment", metavar="crop,flip,...|none",
+                       help="training-set augmentations, comma-separated, from: "
+                            "crop, flip, vflip, rotate, resized-crop, jitter, erase "
+                            "(default: the model's recipe, else none)")
     train.add_argument("--data-root", default=None,
                        help="folder holding the dataset files (the only place searched)")
     train.add_argument("--download", action="store_true",
@@ -117,26 +135,52 @@ def register(subcommands):
 
     listing = subcommands.add_parser("models", help="list the model zoo")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--recipes", action="store_true",
+                         help="list the models' training recipes (what `juanji train --model "
+                              "NAME` uses for flags not given)")
     listing.set_defaults(run=run_models)
 
 
-def load_data(name, root=None, train=True, limit=None, download=False):
-    """The dataset with its standard normalisation; `limit` keeps the first N samples.
+def load_data(name, root=None, train=True, limit=None, download=False, augment=None):
+    """The dataset with its standard normalisation; `limit` keeps the first N samples;
+    `augment` (a build_augmentation spec) is applied between ToFloat and Normalize.
 
     Nothing is downloaded unless `download` (the --download flag) is set."""
     from juanji import data
-    from juanji.data.transforms import Compose, Normalize, ToFloat
+    from juanji.cli.data import build_transform
 
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
     class_name, mean, std = DATASETS[name]
     kwargs = {"download": download} if class_name != "CIFAR10" else {}
-    dataset = getattr(data, class_name)(root=root, train=train, **kwargs,
-                                        transform=Compose([ToFloat(), Normalize(mean, std)]))
+    dataset = getattr(data, class_name)(root=root, train=train, **kwargs)
+    classes = dataset.classes
     if limit is not None:
-        dataset = data.ArrayDataset(dataset.images[:limit], dataset.labels[:limit],
-                                    transform=dataset.transform)
+        dataset = data.ArrayDataset(dataset.images[:limit], dataset.labels[:limit])
+        dataset.classes = classes
+    dataset.transform = build_transform(dataset.images.shape[-2:], mean, std, augment)
     return dataset
+
+
+def load_datasets(config, args):
+    """(train set, test set) of a run: a named dataset or a folder (juanji.cli.data).
+
+    The training set is augmented as config["augment"] says, the test set never. A new run's
+    config (one without "model_args") gets what the data decide: "model_args" (classes,
+    channels, input size) and "classes" (for a folder also "mode", "image_size", "mean", "std").
+    """
+    from juanji.cli.data import folder_datasets, set_model_args
+
+    if config["data"] not in DATASETS:
+        return folder_datasets(config)
+    download = getattr(args, "download", False)
+    train_set = load_data(config["data"], args.data_root, True, config["limit"], download,
+                          config.get("augment"))
+    test_set = load_data(config["data"], args.data_root, False, _test_limit(config), download)
+    if "model_args" not in config:
+        config["classes"] = list(train_set.classes)
+        set_model_args(config, train_set.images)
+    return train_set, test_set
 
 
 def _check_positive(args, *names):
@@ -151,13 +195,24 @@ def _flag(name):
 
 
 def _new_run_config(args):
-    config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
+    """A new run's settings: each flag as given, else the model's recipe, else TRAIN_DEFAULTS.
+    The data fill in the rest (load_datasets)."""
+    from juanji.models import recipe
+
+    model = args.model or TRAIN_DEFAULTS["model"]
+    preset = recipe(model)
+    config = {k: (getattr(args, k) if getattr(args, k) is not None else preset.get(k, v))
               for k, v in TRAIN_DEFAULTS.items()}
-    train_set = load_data(config["data"], args.data_root, True, config["limit"], args.download)
-    sample = train_set.images[:1]
-    channels = 1 if sample.ndim == 3 else sample.shape[1]
-    config["model_args"] = {"num_classes": 10, "in_channels": channels}
+    config["model"] = model
     return config
+
+
+def _normalise_data_flag(args):
+    """A folder given to --data becomes its absolute path (as the run records it)."""
+    from juanji.cli.data import resolve_folder
+
+    if getattr(args, "data", None) is not None and args.data not in DATASETS:
+        args.data = resolve_folder(args.data)
 
 
 def _resumed_config(args, saved):
@@ -165,9 +220,10 @@ def _resumed_config(args, saved):
 
     Returns (config, {name: (old, new)} of the changes).
     """
+    # a run saved before a flag existed had that flag's default
     refused = [f"{_flag(k)} {getattr(args, k)!r} (the run has {saved.get(k)!r})"
-               for k in FIXED_ON_RESUME
-               if getattr(args, k) is not None and getattr(args, k) != saved.get(k)]
+               for k in FIXED_ON_RESUME if getattr(args, k) is not None
+               and getattr(args, k) != saved.get(k, TRAIN_DEFAULTS[k])]
     if refused:
         raise CLIError("cannot change on --resume: " + "; ".join(refused)
                        + ". Start a new run to change them", usage=True)
@@ -269,10 +325,11 @@ def _train(args, world):
     from juanji import distributed, optim
     from juanji.data import DataLoader
     from juanji.io.checkpoint import load_run
-    from juanji.models import create_model
+    from juanji.models import RECIPES, create_model
     from juanji.train import Trainer, TrainingDiverged, TrainingInterrupted
 
     juanji.manual_seed(args.seed if args.seed is not None else TRAIN_DEFAULTS["seed"])
+    _normalise_data_flag(args)
     state, changes = None, {}
     if args.resume:
         model, state = load_run(args.resume)
@@ -280,8 +337,14 @@ def _train(args, world):
         run_dir = Path(args.resume)
     else:
         config = _new_run_config(args)
-        model = create_model(config["model"], **config["model_args"])
-        name = args.name or f"{config['model']}-{config['data']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if config["data"] in DATASETS:
+            given = [_flag(k) for k in ("image_size", "val_split") if getattr(args, k) is not None]
+            if given:
+                raise CLIError(f"{' and '.join(given)} apply to a folder given to --data; "
+                               f"{config['data']} has fixed images and a fixed test set",
+                               usage=True)
+        name = args.name or f"{config['model']}-{Path(config['data']).name}-" \
+                            f"{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(args.out) / name
         if (run_dir / "run.json").exists() and distributed.is_main():
             raise CLIError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
@@ -290,9 +353,10 @@ def _train(args, world):
         print(f"{run_dir} has finished {state['epoch']} of {config['epochs']} epochs; nothing "
               f"to train (give --epochs N with N > {state['epoch']} to continue)")
         return 0
-    train_set = load_data(config["data"], args.data_root, True, config["limit"], args.download)
-    test_set = load_data(config["data"], args.data_root, False, _test_limit(config),
-                         args.download)
+    # a new run's data are read (and checked) before anything is written
+    train_set, test_set = load_datasets(config, args)
+    if state is None:
+        model = create_model(config["model"], **config["model_args"])
     _check_training_fits(model, train_set.images.shape[1:], config["batch_size"])
     train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"])
     test_loader = DataLoader(test_set, 1000)
@@ -314,6 +378,9 @@ def _train(args, world):
                       callbacks=[_print_epoch], save_every=args.save_every)
     if state is not None:
         _restore_trainer(trainer, state, run_dir, changes)
+    if state is None and any(getattr(args, k) is None for k in RECIPES.get(config["model"], {})):
+        print(f"{config['model']}'s recipe, with the flags given: " + ", ".join(
+            f"{k.replace('_', '-')} {config[k]}" for k in RECIPES[config["model"]]))
     print(f"training {config['model']} on {config['data']} "
           f"({len(train_set)} train / {len(test_set)} test images) -> {run_dir}")
     try:
@@ -405,23 +472,34 @@ def run_eval(args):
     import juanji
     from juanji.data import DataLoader
     from juanji.io.checkpoint import check_finite_weights, load_run
+    from juanji.metrics import accuracy, confusion_matrix, per_class_accuracy
     from juanji.nn import functional as F
+    from juanji.train import write_evaluation
 
     model, info = load_run(args.checkpoint)
     check_finite_weights(model, Path(info["checkpoint_dir"]) / "model.safetensors")
-    config = info["config"]
-    test_set = load_data(config["data"], args.data_root, False, _test_limit(config),
-                         args.download)
+    config = dict(info["config"])
+    config.setdefault("limit", None)
+    config["augment"] = None  # evaluation never augments
+    _, test_set = load_datasets(config, args)
     model.eval()
-    total_loss, correct = 0.0, 0
+    total_loss, cm = 0.0, 0
     with juanji.no_grad():
         for images, labels in DataLoader(test_set, args.batch_size):
             logits = model(juanji.Tensor(images))
             total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += int((logits.data.argmax(axis=1) == labels).sum())
+            cm = cm + confusion_matrix(labels, logits.data.argmax(axis=1), logits.shape[1])
     n = len(test_set)
     print(f"{config['model']} on {config['data']} test set ({n} images): "
-          f"accuracy {correct / n:.4f}, loss {total_loss / n:.4f}")
+          f"accuracy {accuracy(cm):.4f}, loss {total_loss / n:.4f}")
+    classes = config.get("classes")
+    if classes and len(classes) == len(cm):
+        width = max(len(name) for name in classes)
+        for name, value, count in zip(classes, per_class_accuracy(cm), cm.sum(axis=1)):
+            print(f"  {name:{width}s}  accuracy {value:.4f}  ({count} images)")
+    write_evaluation(args.checkpoint, cm, classes)
+    print(f"wrote {Path(args.checkpoint) / 'confusion.png'} and "
+          f"{Path(args.checkpoint) / 'per_class.csv'}")
     return 0
 
 
@@ -457,9 +535,18 @@ def run_models(args):
 
     import numpy as np
 
-    from juanji.models import DEFAULT_INPUTS, MODELS
+    from juanji.models import DEFAULT_INPUTS, MODELS, RECIPES
     from juanji.nn import init
 
+    if args.recipes:
+        if args.json:
+            print(json.dumps(RECIPES, indent=2))
+            return 0
+        print("training recipes: `juanji train --model NAME` uses these for flags not given")
+        for name in sorted(RECIPES):
+            print(f"{name:16s} " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                             for k, v in RECIPES[name].items()))
+        return 0
     rows = []
     for name in sorted(MODELS):
         # counting needs shapes only (each factory's own defaults); a factory that probes its
