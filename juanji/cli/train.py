@@ -324,7 +324,6 @@ def _train(args, world):
     import juanji
     from juanji import distributed, optim
     from juanji.data import DataLoader
-    from juanji.io.checkpoint import load_run
     from juanji.models import RECIPES, create_model
     from juanji.train import Trainer, TrainingDiverged, TrainingInterrupted
 
@@ -332,7 +331,7 @@ def _train(args, world):
     _normalise_data_flag(args)
     state, changes = None, {}
     if args.resume:
-        model, state = load_run(args.resume)
+        model, state = _load_run_on_rank_0(args.resume)
         config, changes = _resumed_config(args, state["config"])
         run_dir = Path(args.resume)
     else:
@@ -419,6 +418,31 @@ def _check_training_fits(model, sample_shape, batch_size):
     check_bytes(2 * per_sample * batch_size + 4 * weights,
                 f"training {type(model).__name__} at batch size {batch_size}",
                 "use a smaller --batch-size")
+
+
+def _load_run_on_rank_0(run_dir):
+    """(model, checkpoint state) of a run folder. Over MPI only rank 0 reads the files and
+    broadcasts the state and the optimizer file; the other ranks build the model from the
+    config and DistributedDataParallel then copies rank 0's weights to them."""
+    from juanji import distributed
+    from juanji.io.checkpoint import OPTIMIZER_FILE, load_run
+    from juanji.models import create_model
+
+    if distributed.world_size() == 1:
+        return load_run(run_dir)
+    if distributed.is_main():
+        model, state = load_run(run_dir)
+        optimizer_file = Path(state["checkpoint_dir"]) / OPTIMIZER_FILE
+        payload = json.dumps(state).encode("utf-8")
+        optimizer_bytes = optimizer_file.read_bytes() if "optimizer" in state else b""
+    else:
+        model = payload = optimizer_bytes = None
+    state = json.loads(distributed.broadcast_bytes(payload, what="the checkpoint's state"))
+    state["optimizer_file"] = distributed.broadcast_bytes(optimizer_bytes,
+                                                          what="the optimizer's state")
+    if model is None:
+        model = create_model(state["config"]["model"], **state["config"].get("model_args", {}))
+    return model, state
 
 
 def _restore_trainer(trainer, state, run_dir, changes):

@@ -15,6 +15,7 @@ from juanji.distributed.world import (
     allreduce_sum,
     barrier,
     broadcast_,
+    broadcast_bytes,
     get_timeout,
     init,
     is_main,
@@ -28,6 +29,7 @@ from juanji.distributed.world import (
 
 __all__ = [
     "DistributedDataParallel", "abort", "allgather", "allreduce_sum", "barrier", "broadcast_",
+    "broadcast_bytes",
     "check_same_structure", "find_mpiexec", "get_timeout", "init", "is_main", "launched",
     "local_batch", "local_size", "mpiexec_command", "rank", "reduce_metrics",
     "set_local_threads", "set_timeout", "shard", "shard_bounds", "world_size",

@@ -166,6 +166,20 @@ def broadcast_(array, root=0, what="a broadcast", timeout=None):
     return array
 
 
+def broadcast_bytes(data, root=0, what="a broadcast", timeout=None):
+    """Rank `root`'s bytes `data` on every rank (the others pass anything, e.g. None): its
+    length, then the bytes, through the buffer API (never pickle)."""
+    world = _world()
+    if world.comm is None:
+        return data
+    length = np.array(len(data) if world.rank == root else 0, dtype=np.int64)
+    broadcast_(length, root, what, timeout)
+    buffer = np.frombuffer(data, dtype=np.uint8).copy() if world.rank == root else \
+        np.empty(int(length), dtype=np.uint8)
+    broadcast_(buffer, root, what, timeout)
+    return buffer.tobytes()
+
+
 def allgather(array, what="an allgather", timeout=None):
     """Every rank's `array` (same shape and dtype on all ranks) stacked: (world_size, *shape)."""
     world = _world()

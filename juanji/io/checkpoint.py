@@ -322,15 +322,20 @@ def load_run(run_dir, warn=None):
 
 
 def load_optimizer_state(checkpoint_dir, optimizer, state):
-    """Restore an optimizer saved by save_run (no-op if the run saved none)."""
+    """Restore an optimizer saved by save_run (no-op if the run saved none). The arrays come
+    from `state["optimizer_file"]` (the file's bytes, when another process read it) or the
+    checkpoint folder."""
     if "optimizer" not in state:
         return
-    arrays = load_state(Path(checkpoint_dir) / OPTIMIZER_FILE)
+    path = Path(checkpoint_dir) / OPTIMIZER_FILE
+    if "optimizer_file" in state:
+        arrays = load(state["optimizer_file"])
+    else:
+        arrays = load_state(path)
     try:
         optimizer.load_state_dict(_join_optimizer_state(arrays, state["optimizer"]))
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{Path(checkpoint_dir) / OPTIMIZER_FILE} does not fit the "
-                              f"optimizer: {exc}") from None
+        raise CheckpointError(f"{path} does not fit the optimizer: {exc}") from None
 
 
 def check_finite_weights(model, where):
