@@ -378,7 +378,7 @@ def _train(args, world):
     if state is not None:
         _restore_trainer(trainer, state, run_dir, changes)
     if state is None and any(getattr(args, k) is None for k in RECIPES.get(config["model"], {})):
-        print(f"{config['model']}'s recipe, with the flags given: " + ", ".join(
+        print(f"using {config['model']}'s recipe (flags given win): " + ", ".join(
             f"{k.replace('_', '-')} {config[k]}" for k in RECIPES[config["model"]]))
     print(f"training {config['model']} on {config['data']} "
           f"({len(train_set)} train / {len(test_set)} test images) -> {run_dir}")

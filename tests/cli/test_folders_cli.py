@@ -114,7 +114,7 @@ def test_a_recipe_fills_the_flags_not_given(folder, tmp_path, capsys):
     assert recipe["epochs"] != 1 and recipe["lr"] != 0.01
     assert config["image_size"] == [32, 32]
     assert config["model_args"] == {"num_classes": 3, "in_channels": 1, "input_size": 32}
-    assert "fashion_cnn's recipe, with the flags given: epochs 1" in capsys.readouterr().out
+    assert "using fashion_cnn's recipe (flags given win): epochs 1" in capsys.readouterr().out
 
 
 def test_lenet5_recipe_is_the_readme_default():
