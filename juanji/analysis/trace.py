@@ -13,6 +13,7 @@ matches, which is the usual max-over-branches rule; one that matches none is 'un
 one with no spatial axes (flattened) is 'global'.
 """
 
+import contextlib
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -225,6 +226,29 @@ def _check_fits(model, input_size, batch_size, dtype):
                "use a smaller batch or input size")
 
 
+@contextlib.contextmanager
+def hooked_eval_forward(model, pre_hook_for, post_hook):
+    """Within it: `model` in eval mode under no_grad, every module (named `name`) with the
+    forward pre-hook `pre_hook_for(name)` and the forward hook `post_hook`. On leaving, the
+    hooks are removed and every module's train/eval flag is what it was."""
+    import juanji
+
+    modes = [(module, module.training) for module in model.modules()]
+    handles = []
+    try:
+        model.eval()
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_pre_hook(pre_hook_for(name)))
+            handles.append(module.register_forward_hook(post_hook))
+        with juanji.no_grad():
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes:
+            module.training = mode
+
+
 def trace(model, input_size, batch_size=1, dtype=np.float32, seed=0):
     """Run `model` once on a (batch_size, *input_size) random input and record every call.
 
@@ -250,24 +274,12 @@ def trace(model, input_size, batch_size=1, dtype=np.float32, seed=0):
     tracer = _Tracer(model)
     tracer.tag(x, ReceptiveField.input())
     tracer.log.clear()
-    modes = [(module, module.training) for module in model.modules()]
-    handles = []
-    try:
-        model.eval()
-        for name, module in model.named_modules():
-            handles.append(module.register_forward_pre_hook(tracer.pre_hook(name)))
-            handles.append(module.register_forward_hook(tracer.post_hook))
-        with juanji.no_grad():
-            try:
-                out = model(x)
-            except Exception as exc:  # any failure of the user's forward: say on what input
-                raise ValueError(f"{type(model).__name__} cannot run on an input of shape "
-                                 f"{list(shape)}: {exc}") from exc
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes:
-            module.training = mode
+    with hooked_eval_forward(model, tracer.pre_hook, tracer.post_hook):
+        try:
+            out = model(x)
+        except Exception as exc:  # any failure of the user's forward: say on what input
+            raise ValueError(f"{type(model).__name__} cannot run on an input of shape "
+                             f"{list(shape)}: {exc}") from exc
 
     params = list(model.parameters())
     buffers = list(model.buffers())

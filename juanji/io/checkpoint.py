@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load, save
 
-from juanji.io.files import atomic_write_text, fsync_dir, write_file_synced
+from juanji.io.files import atomic_write_bytes, atomic_write_text, fsync_dir, write_file_synced
 
 MODEL_FILE, OPTIMIZER_FILE, RUN_FILE = "model.safetensors", "optimizer.safetensors", "run.json"
 STATE_FILE, CHECKPOINTS_DIR = "state.json", "checkpoints"
@@ -60,8 +60,6 @@ def state_bytes(arrays, metadata=None):
 
 def save_state(path, arrays, metadata=None):
     """Write {name: array} to a safetensors file atomically."""
-    from juanji.io.files import atomic_write_bytes
-
     atomic_write_bytes(path, state_bytes(arrays, metadata))
 
 

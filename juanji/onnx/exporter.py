@@ -26,7 +26,7 @@ import collections
 
 import numpy as np
 
-from juanji import function, grad_mode
+from juanji import function
 from juanji.onnx.reader import import_onnx
 from juanji.tensor import Tensor
 
@@ -197,23 +197,15 @@ def _outputs(out):
 
 def _trace(model, inputs):
     """Run one eval-mode, no-grad forward with the tracer on; returns (outputs, calls)."""
+    from juanji.analysis.trace import hooked_eval_forward
+
     recorder = _Recorder()
-    modes = [(module, module.training) for module in model.modules()]
-    handles = []
-    try:
-        model.eval()
-        for name, module in model.named_modules():
-            handles.append(module.register_forward_pre_hook(recorder.pre_hook(name)))
-            handles.append(module.register_forward_hook(recorder.post_hook))
+    with hooked_eval_forward(model, recorder.pre_hook, recorder.post_hook):
         function._tracer = recorder
-        with grad_mode.no_grad():
+        try:
             out = model(*inputs)
-    finally:
-        function._tracer = None
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes:
-            module.training = mode
+        finally:
+            function._tracer = None
     return _outputs(out), recorder.calls
 
 
