@@ -12,6 +12,7 @@ last one or two axes, linear any trailing axes.
 
 import numpy as np
 
+from juanji.nn import functional as F
 from juanji.onnx.handlers.base import Unsupported, as_float, attr_or_input, data, ints, is_array
 from juanji.ops import resize as resize_ops
 
@@ -172,29 +173,30 @@ def pad(node, ctx):
 
 
 def depth_to_space(node, ctx):
+    """CRD mode is PyTorch's pixel_shuffle; DCR takes the blocks outermost in the channels."""
     b, crd = node.attr("blocksize"), node.attr("mode", "DCR") == "CRD"
 
     def step(x):
         x = as_float(x)
-        n, c, h, w = x.shape
         if crd:
-            y = x.reshape(n, c // (b * b), b, b, h, w).permute(0, 1, 4, 2, 5, 3)
-        else:
-            y = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+            return F.pixel_shuffle(x, b)
+        n, c, h, w = x.shape
+        y = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
         return y.reshape(n, c // (b * b), h * b, w * b)
 
     return step
 
 
 def space_to_depth(node, ctx):
-    """The inverse of DepthToSpace in the same mode (DCR: blocks outermost in the channels)."""
+    """The inverse of DepthToSpace in the same mode (CRD: pixel_unshuffle)."""
     b, crd = node.attr("blocksize"), node.attr("mode", "DCR") == "CRD"
 
     def step(x):
         x = as_float(x)
+        if crd:
+            return F.pixel_unshuffle(x, b)
         n, c, h, w = x.shape
-        y = x.reshape(n, c, h // b, b, w // b, b)
-        y = y.permute(0, 1, 3, 5, 2, 4) if crd else y.permute(0, 3, 5, 1, 2, 4)
+        y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
         return y.reshape(n, c * b * b, h // b, w // b)
 
     return step
