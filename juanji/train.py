@@ -32,7 +32,13 @@ import juanji
 from juanji import distributed
 from juanji.io.checkpoint import save_run
 from juanji.io.files import atomic_write_text
-from juanji.metrics import confusion_matrix, per_class_accuracy
+from juanji.metrics import (
+    confusion_matrix,
+    mean_iou,
+    per_class_accuracy,
+    per_class_iou,
+    pixel_accuracy,
+)
 from juanji.nn import Conv2d
 from juanji.nn import functional as F
 from juanji.nn.utils import clip_grad_norm_
@@ -62,6 +68,11 @@ class Trainer:
     `callbacks` are plain callables `cb(trainer, record)` run after each epoch. `save_every`
     (steps) adds checkpoints inside an epoch.
 
+    Segmentation: with masks (N, H, W) as labels and logits (N, K, H, W), accuracy is pixel
+    accuracy (each image counts its fraction of correct pixels), and every epoch's record also
+    has the test set's mean IoU, "test_miou"; `segmentation` tells whether the last evaluation
+    was on masks.
+
     Counters: `epoch` (finished epochs), `step` (batches done in the unfinished epoch),
     `global_step` (optimizer steps in all).
     """
@@ -82,6 +93,7 @@ class Trainer:
         self.history, self.epoch, self.step, self.global_step = [], 0, 0, 0
         self.partial = [0.0, 0, 0]  # loss sum, correct, seen of the unfinished epoch
         self.confusion = None  # of the last evaluation
+        self.segmentation = False  # whether the last evaluation's labels were masks
         self._signal = None
 
     # ---- the state a checkpoint carries besides weights, optimizer and scheduler ----------------
@@ -129,13 +141,13 @@ class Trainer:
                 self.regularizer.step()
             if self.scheduler is not None and getattr(self.scheduler, "per_batch", False):
                 self.scheduler.step()
-            n, correct = len(labels), int((logits.data.argmax(axis=1) == labels).sum())
+            n, correct = len(labels), _correct(logits.data, labels)
             stop = self._signal is not None
             if self.world > 1:  # global sums; a signal on any rank stops every rank here
                 totals = np.array([loss_value * n, correct, n, stop], np.float64)
                 distributed.allreduce_sum(totals, "the step's loss and accuracy sums")
-                loss_sum, correct, n, stop = totals[0], int(totals[1]), int(totals[2]), \
-                    totals[3] > 0
+                loss_sum, n, stop = totals[0], int(totals[2]), totals[3] > 0
+                correct = int(totals[1]) if labels.ndim == 1 else float(totals[1])
             else:
                 loss_sum = loss_value * n
             self.partial[0] += loss_sum
@@ -160,10 +172,11 @@ class Trainer:
             time.perf_counter() - start)
 
     def evaluate(self, loader=None):
-        """Mean loss and accuracy over `loader` (default the test loader), in eval mode.
+        """Mean loss and accuracy (pixel accuracy for masks) over `loader` (default the test
+        loader), in eval mode.
 
-        The confusion matrix of the pass (int64 (K, K), rows true classes) is kept in
-        `confusion`."""
+        The confusion matrix of the pass (int64 (K, K), rows true classes; pixels for masks) is
+        kept in `confusion`."""
         loader = loader or self.test_loader
         self.model.eval()
         total_loss, correct, seen, cm = 0.0, 0, 0, None
@@ -181,11 +194,14 @@ class Trainer:
                     cm += confusion_matrix(labels, predicted, classes)
                 correct += int((predicted == labels).sum())
                 seen += len(labels)
+                self.segmentation = labels.ndim > 1
         if self.world > 1:
             total_loss, correct, seen = distributed.reduce_metrics(total_loss, correct, seen)
             if cm is not None:
                 distributed.allreduce_sum(cm, "the confusion matrix allreduce")
         self.confusion = None if cm is None else cm.astype(np.int64)
+        if self.segmentation and cm is not None:  # correct counted pixels, seen images
+            return total_loss / max(seen, 1), pixel_accuracy(cm)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def fit(self, epochs):
@@ -205,6 +221,8 @@ class Trainer:
                           "images_per_s": rate}
                 if self.test_loader is not None:
                     record["test_loss"], record["test_acc"] = self.evaluate()
+                    if self.segmentation:
+                        record["test_miou"] = mean_iou(self.confusion)
                     if not math.isfinite(record["test_loss"]):  # the last steps blew it up
                         raise TrainingDiverged(f"the test loss became {record['test_loss']} "
                                                f"after epoch {self.epoch + 1}")
@@ -275,7 +293,8 @@ class Trainer:
                 write_history_csv(self.run_dir / "history.csv", self.history)
                 plot_curves(self.history, self.run_dir / "curves.png")
                 if self.confusion is not None:
-                    write_evaluation(self.run_dir, self.confusion, self.config.get("classes"))
+                    write_evaluation(self.run_dir, self.confusion, self.config.get("classes"),
+                                     iou=self.segmentation)
                 self._save_filters("filters.png", f"after epoch {self.epoch}")
         if self.world > 1:
             distributed.barrier("the checkpoint write of rank 0")
@@ -300,9 +319,21 @@ def write_history_csv(path, history):
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def write_evaluation(run_dir, cm, classes=None):
+def _correct(logits, labels):
+    """Correct samples of a batch: logits (N, K) with labels (N,) count whole samples; logits
+    (N, K, H, W) with masks (N, H, W) count each image's fraction of correct pixels, so that
+    correct / seen is the pixel accuracy (every image of a batch has as many pixels)."""
+    hits = int((logits.argmax(axis=1) == labels).sum())
+    if labels.ndim == 1:
+        return hits
+    return hits / max(int(np.prod(labels.shape[1:])), 1)
+
+
+def write_evaluation(run_dir, cm, classes=None, iou=False):
     """confusion.png and per_class.csv (class, accuracy) in `run_dir` from the confusion
-    matrix `cm` (K, K); `classes` names the K classes (default their indices)."""
+    matrix `cm` (K, K); `classes` names the K classes (default their indices). With `iou`
+    (segmentation: `cm` counts pixels) per_class.csv also has each class's IoU and the picture's
+    title the pixel accuracy and mean IoU."""
     import csv
     import io
 
@@ -311,12 +342,18 @@ def write_evaluation(run_dir, cm, classes=None):
     names = [str(i) for i in range(len(cm))] if classes is None else list(classes)
     if len(names) != len(cm):  # the model's outputs are not the data's classes
         names = [str(i) for i in range(len(cm))]
-    plot_confusion_matrix(cm, Path(run_dir) / "confusion.png", class_names=names)
+    title = (f"pixels: accuracy {pixel_accuracy(cm):.2%}, mean IoU {mean_iou(cm):.3f}"
+             if iou else None)
+    plot_confusion_matrix(cm, Path(run_dir) / "confusion.png", class_names=names, title=title)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["class", "accuracy"])
-    for name, value in zip(names, per_class_accuracy(cm)):
-        writer.writerow([name, f"{value:.6g}"])
+    header, columns = ["class", "accuracy"], [per_class_accuracy(cm)]
+    if iou:
+        header.append("iou")
+        columns.append(per_class_iou(cm))
+    writer.writerow(header)
+    for name, *values in zip(names, *columns):
+        writer.writerow([name, *(f"{value:.6g}" for value in values)])
     atomic_write_text(Path(run_dir) / "per_class.csv", buffer.getvalue())
 
 
@@ -325,7 +362,8 @@ def _cell(value):
 
 
 def plot_curves(history, path):
-    """Loss and accuracy per epoch (train and test) side by side, as a PNG."""
+    """Loss and accuracy per epoch (train and test) side by side, as a PNG; a third panel
+    shows the test mean IoU when the history has it (segmentation)."""
     import io
 
     import matplotlib
@@ -336,14 +374,19 @@ def plot_curves(history, path):
     from juanji.io.files import atomic_write_bytes
 
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    miou = bool(history) and all("test_miou" in r for r in history)
+    fig, axes = plt.subplots(1, 3 if miou else 2, figsize=(13.5 if miou else 9, 3.5))
+    ax_loss, ax_acc = axes[:2]
     for split, style in (("train", "o-"), ("test", "s--")):
         if all(f"{split}_loss" in r for r in history):
             ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
             ax_acc.plot(epochs, [r[f"{split}_acc"] for r in history], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="pixel accuracy" if miou else "accuracy")
+    if miou:
+        axes[2].plot(epochs, [r["test_miou"] for r in history], "s--", label="test")
+        axes[2].set(xlabel="epoch", ylabel="mean IoU", title="mean IoU")
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
