@@ -8,6 +8,7 @@ NCHW arrays, so the DataLoader slices and transforms whole batches.
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,20 @@ def load_folder(path, image_size, val_split, seed):
                            f"{folder.classes}; both need the same class folders")
         return (images, labels), (test_images, test_labels), folder.classes, folder.mode
     folder, images, labels = _image_folder(root, None, image_size)
-    held = max(1, int(round(len(labels) * val_split)))
-    if held >= len(labels):
-        raise CLIError(f"{root} has {len(labels)} images: too few to hold out --val-split "
-                       f"{val_split} of them and train on the rest")
-    order = np.random.default_rng(seed).permutation(len(labels))
-    test_index, train_index = np.sort(order[:held]), np.sort(order[held:])
+    train_index, test_index = split_indices(len(labels), val_split, seed, root)
     return ((images[train_index], labels[train_index]),
             (images[test_index], labels[test_index]), folder.classes, folder.mode)
+
+
+def split_indices(count, val_split, seed, root):
+    """(train indices, held-out indices), each sorted: a ``val_split`` fraction of ``count``
+    images (at least one) held out, drawn with a generator seeded by ``seed``."""
+    held = max(1, int(round(count * val_split)))
+    if held >= count:
+        raise CLIError(f"{root} has {count} images: too few to hold out --val-split "
+                       f"{val_split} of them and train on the rest")
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[held:]), np.sort(order[:held])
 
 
 def channel_stats(images):
@@ -138,10 +145,23 @@ def folder_datasets(config):
     return train_set, test_set
 
 
+def parse_model_arg(text):
+    """An argparse type: "NAME=VALUE" -> (NAME, VALUE), the value read as JSON where it is
+    (8 -> 8, 0.5 -> 0.5, false -> False, [2, 2] -> [2, 2]), else kept as a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. width=16); got {text!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def set_model_args(config, images):
     """config["model_args"] from the data (images (N, C, H, W) or (N, H, W)): the number of
     config["classes"], the channels, and the input size where the model takes one and it
-    differs from the model's default."""
+    differs from the model's default; then the arguments given with --model-arg
+    (config["model_arg"], a dict), which may not override what the data decide."""
     import inspect
 
     from juanji.models import DEFAULT_INPUTS, MODELS, create_model
@@ -151,7 +171,19 @@ def set_model_args(config, images):
     channels = 1 if images.ndim == 3 else images.shape[1]
     model_args = {"num_classes": len(config["classes"]), "in_channels": channels}
     height, width = images.shape[-2:]
-    takes_size = "input_size" in inspect.signature(MODELS[config["model"]]).parameters
-    if takes_size and (height, width) != tuple(DEFAULT_INPUTS[config["model"]][1:]):
+    parameters = inspect.signature(MODELS[config["model"]]).parameters
+    if "input_size" in parameters and (height, width) != tuple(DEFAULT_INPUTS[config["model"]][1:]):
         model_args["input_size"] = height if height == width else [height, width]
+    from_data = ("num_classes", "in_channels", "input_size")
+    for name, value in (config.get("model_arg") or {}).items():
+        if name in from_data:
+            raise CLIError(f"--model-arg {name}={value!r}: {name} comes from the data "
+                           f"({', '.join(from_data)} do; use --image-size for the size)",
+                           usage=True)
+        if name not in parameters:
+            known = [p for p in parameters if p not in from_data]
+            raise CLIError(f"--model-arg {name}={value!r}: {config['model']} has no argument "
+                           f"{name!r}; it takes {', '.join(known) or 'none besides the data'}",
+                           usage=True)
+        model_args[name] = value
     config["model_args"] = model_args

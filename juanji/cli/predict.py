@@ -1,4 +1,5 @@
-"""`juanji predict`: a trained classifier's top-k classes for image files."""
+"""`juanji predict`: a trained classifier's top-k classes for image files, or a segmentation
+run's predicted masks and overlays (juanji.cli.segmentation)."""
 
 from pathlib import Path
 
@@ -14,14 +15,20 @@ DATASET_INPUTS = {"fashion-mnist": ("L", (28, 28)), "mnist": ("L", (28, 28)),
 
 def register(subcommands):
     predict = subcommands.add_parser(
-        "predict", help="classify image files with a trained run",
-        description="Print each image's most likely classes with their probabilities. Every "
-                    "image is converted as the run's training data were: grey or colour, "
-                    "resized to the training size, normalised with the training statistics.")
+        "predict", help="classify or segment image files with a trained run",
+        description="Print each image's most likely classes with their probabilities; for a "
+                    "segmentation run, write each image's predicted mask (a grey PNG of class "
+                    "indices) and an overlay (the image blended with a colour per class) at "
+                    "the image's size, and say where. Every image is converted as the run's "
+                    "training data were: grey or colour, resized to the training size, "
+                    "normalised with the training statistics.")
     predict.add_argument("--checkpoint", required=True, help="a run folder")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--topk", type=POSITIVE_INT, default=3,
                          help="how many classes to print per image (default 3)")
+    predict.add_argument("--out", default=None, metavar="FOLDER",
+                         help="segmentation: where the masks and overlays go (default: the run "
+                              "folder's predictions/)")
     predict.set_defaults(run=run_predict)
 
 
@@ -72,11 +79,22 @@ def run_predict(args):
 
     model, info = load_run(args.checkpoint)
     check_finite_weights(model, Path(info["checkpoint_dir"]) / "model.safetensors")
+    segmentation = info["config"].get("task") == "segmentation"
+    if args.out is not None and not segmentation:
+        raise CLIError(f"--out applies to segmentation runs; {args.checkpoint} is a classifier, "
+                       f"whose predictions are printed", usage=True)
+    if segmentation:
+        from juanji.cli.segmentation import output_paths, write_predictions
+
+        targets = output_paths(args.images, args.out or Path(args.checkpoint) / "predictions")
     mode, size, mean, std, classes = input_spec(info["config"])
     batch = load_images(args.images, mode, size, mean, std)  # (N, C, H, W)
     model.eval()
     with juanji.no_grad():
         logits = model(juanji.Tensor(batch)).data
+    if segmentation:
+        write_predictions(args.images, logits, targets)  # logits (N, K, H, W)
+        return 0
     if logits.ndim != 2:
         raise CLIError(f"predict handles classifiers; {info['config']['model']} gives outputs "
                        f"of shape {tuple(logits.shape[1:])} per image")

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from juanji.cli import CLIError
-from juanji.cli.data import parse_fraction, parse_image_size
+from juanji.cli.data import parse_fraction, parse_image_size, parse_model_arg
 
 DATASETS = {
     # name -> (dataset class name in juanji.data, per-channel mean, std, classes)
@@ -25,11 +25,13 @@ DATASETS = {
 TRAIN_DEFAULTS = {"model": "lenet5", "data": "fashion-mnist", "epochs": 3, "batch_size": 64,
                   "optimizer": "adam", "lr": 2e-3, "momentum": 0.0, "weight_decay": 0.0,
                   "l1": 0.0, "scheduler": "cosine", "clip_grad": None, "seed": 0, "limit": None,
-                  "augment": "none", "image_size": None, "val_split": 0.1}
+                  "augment": "none", "image_size": None, "val_split": 0.1,
+                  "task": "classification", "num_classes": None, "model_arg": None}
 # A new run takes each flag not given from its model's recipe (juanji.models.RECIPES) first.
 # Resuming: these would make it another run, so a different value is refused ...
 FIXED_ON_RESUME = ("model", "data", "batch_size", "optimizer", "momentum", "weight_decay", "l1",
-                   "seed", "limit", "augment", "image_size", "val_split")
+                   "seed", "limit", "augment", "image_size", "val_split", "task", "num_classes",
+                   "model_arg")
 # ... and these are applied (and announced); a schedule change rebuilds the schedule.
 CHANGEABLE_ON_RESUME = ("epochs", "lr", "scheduler", "clip_grad")
 
@@ -59,9 +61,9 @@ def register(subcommands):
         description="Train a CNN and write a run folder. The defaults (LeNet-5, Fashion-MNIST, "
                     "3 epochs, Adam lr 2e-3 with cosine decay per epoch, batch 64) reach about "
                     "89%% test accuracy. With --resume, flags that define the run (model, data, "
-                    "batch size, optimizer and its settings, seed, limit) must match the saved "
-                    "run; --epochs, --lr, --scheduler and --clip-grad may change, and a changed "
-                    "schedule is rebuilt over the new total from the current step.")
+                    "task, batch size, optimizer and its settings, seed, limit) must match the "
+                    "saved run; --epochs, --lr, --scheduler and --clip-grad may change, and a "
+                    "changed schedule is rebuilt over the new total from the current step.")
     d = TRAIN_DEFAULTS
     train.add_argument("--model", help=f"a name from `juanji models` (default {d['model']}); "
                                        "flags not given come from its recipe (`juanji models "
@@ -70,6 +72,17 @@ def register(subcommands):
                        help=f"{', '.join(sorted(DATASETS))}, or a folder with one sub-folder of "
                             "images per class (or train/ and test/ or val/ holding such "
                             f"sub-folders) (default {d['data']})")
+    train.add_argument("--task", choices=("classification", "segmentation"),
+                       help="segmentation: --data is a folder of images/ with class-index "
+                            "masks/ (or train/ and test/ holding them), --model one of unet, "
+                            "fcn8s, fcn16s, fcn32s; scored by pixel accuracy and mean IoU "
+                            f"(default {d['task']})")
+    train.add_argument("--num-classes", type=POSITIVE_INT,
+                       help="segmentation: the number of classes (default: largest mask "
+                            "value + 1); a larger mask value is an error")
+    train.add_argument("--model-arg", type=parse_model_arg, action="append", metavar="NAME=VALUE",
+                       help="an argument of the model's constructor, e.g. width=16 for unet "
+                            "(repeatable; classes and channels come from the data)")
     train.add_argument("--image-size", type=parse_image_size, metavar="HxW",
                        help="with a folder: resize every image to H x W (needed when sizes "
                             "differ)")
@@ -170,7 +183,10 @@ def load_datasets(config, args):
     channels, input size) and "classes" (for a folder also "mode", "image_size", "mean", "std").
     """
     from juanji.cli.data import folder_datasets, set_model_args
+    from juanji.cli.segmentation import segmentation_datasets
 
+    if config.get("task") == "segmentation":
+        return segmentation_datasets(config)
     if config["data"] not in DATASETS:
         return folder_datasets(config)
     download = getattr(args, "download", False)
@@ -208,11 +224,14 @@ def _new_run_config(args):
 
 
 def _normalise_data_flag(args):
-    """A folder given to --data becomes its absolute path (as the run records it)."""
+    """A folder given to --data becomes its absolute path (as the run records it); the
+    --model-arg pairs become one dict."""
     from juanji.cli.data import resolve_folder
 
     if getattr(args, "data", None) is not None and args.data not in DATASETS:
         args.data = resolve_folder(args.data)
+    if getattr(args, "model_arg", None) is not None:
+        args.model_arg = dict(args.model_arg)
 
 
 def _resumed_config(args, saved):
@@ -323,6 +342,7 @@ def run_train(args):
 def _train(args, world):
     import juanji
     from juanji import distributed, optim
+    from juanji.cli.segmentation import check_task
     from juanji.data import DataLoader
     from juanji.models import RECIPES, create_model
     from juanji.train import Trainer, TrainingDiverged, TrainingInterrupted
@@ -336,6 +356,7 @@ def _train(args, world):
         run_dir = Path(args.resume)
     else:
         config = _new_run_config(args)
+        check_task(config)
         if config["data"] in DATASETS:
             given = [_flag(k) for k in ("image_size", "val_split") if getattr(args, k) is not None]
             if given:
@@ -396,8 +417,11 @@ def _train(args, world):
     except TrainingDiverged as exc:
         raise CLIError(f"training diverged: {exc}; {_last_checkpoint(run_dir)}; "
                        "try a smaller --lr or --clip-grad") from None
-    accuracy = trainer.history[-1].get("test_acc", float("nan"))
-    print(f"done: test accuracy {accuracy:.4f}; run folder {run_dir} "
+    last = trainer.history[-1]
+    score = f"test accuracy {last.get('test_acc', float('nan')):.4f}"
+    if "test_miou" in last:
+        score = f"test pixel accuracy {last['test_acc']:.4f}, mean IoU {last['test_miou']:.4f}"
+    print(f"done: {score}; run folder {run_dir} "
           f"(run.json, checkpoints/, history.csv, curves.png, filters.png)")
     return 0
 
@@ -486,9 +510,12 @@ def _test_limit(config):
 
 
 def _print_epoch(trainer, record):
+    acc, miou = ("pixel acc", f" mIoU {record['test_miou']:.4f}") if "test_miou" in record \
+        else ("acc", "")
     print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} "
-          f"acc {record['train_acc']:.4f} | test loss {record.get('test_loss', float('nan')):.4f} "
-          f"acc {record.get('test_acc', float('nan')):.4f} | {record['images_per_s']:.0f} img/s",
+          f"{acc} {record['train_acc']:.4f} | test loss "
+          f"{record.get('test_loss', float('nan')):.4f} {acc} "
+          f"{record.get('test_acc', float('nan')):.4f}{miou} | {record['images_per_s']:.0f} img/s",
           flush=True)
 
 
@@ -507,21 +534,27 @@ def run_eval(args):
     config["augment"] = None  # evaluation never augments
     _, test_set = load_datasets(config, args)
     model.eval()
-    total_loss, cm = 0.0, 0
+    total_loss, cm, seen = 0.0, 0, 0
     with juanji.no_grad():
         for images, labels in DataLoader(test_set, args.batch_size):
             logits = model(juanji.Tensor(images))
             total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
             cm = cm + confusion_matrix(labels, logits.data.argmax(axis=1), logits.shape[1])
-    n = len(test_set)
-    print(f"{config['model']} on {config['data']} test set ({n} images): "
-          f"accuracy {accuracy(cm):.4f}, loss {total_loss / n:.4f}")
-    classes = config.get("classes")
-    if classes and len(classes) == len(cm):
+            seen += labels.size  # images, or pixels of masks
+    n, classes = len(test_set), config.get("classes")
+    segmentation = config.get("task") == "segmentation"
+    if segmentation:
+        from juanji.cli.segmentation import print_evaluation
+
+        print_evaluation(config, cm, n, total_loss / seen)
+    else:
+        print(f"{config['model']} on {config['data']} test set ({n} images): "
+              f"accuracy {accuracy(cm):.4f}, loss {total_loss / n:.4f}")
+    if not segmentation and classes and len(classes) == len(cm):
         width = max(len(name) for name in classes)
         for name, value, count in zip(classes, per_class_accuracy(cm), cm.sum(axis=1)):
             print(f"  {name:{width}s}  accuracy {value:.4f}  ({count} images)")
-    write_evaluation(args.checkpoint, cm, classes)
+    write_evaluation(args.checkpoint, cm, classes, iou=segmentation)
     print(f"wrote {Path(args.checkpoint) / 'confusion.png'} and "
           f"{Path(args.checkpoint) / 'per_class.csv'}")
     return 0
