@@ -4,26 +4,18 @@ This is the only module that may import cupy. Ops call `xp_of(array)` to get the
 owns an array and build new arrays with it, so the same op code runs on either backend.
 
 It also sets how the C allocator treats big NumPy buffers (see `keep_freed_memory`), once, when
-juanji is imported, and owns the thread pool the kernels split their sample blocks over
-(`parallel_map`, `set_num_threads`).
+juanji is imported, and owns the threads: the pool the kernels split their sample blocks over
+(`parallel_map`, `set_num_threads`), the matrix product split over it (`matmul`), and the hold
+that keeps BLAS on one thread while any juanji op runs (`blas_on_one_thread`).
 """
 
 import contextlib
 import ctypes
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# OpenBLAS's worker threads spin for about 0.1 s after every matrix product (2^28 cycles,
-# OPENBLAS_THREAD_TIMEOUT=28), holding the cores juanji's own kernel threads need; at 4 they
-# sleep at once. OpenBLAS reads the variable when NumPy loads it, so it only takes effect when
-# juanji is imported first or the user set it. Otherwise juanji's kernels stay on one thread
-# (see get_num_threads): two threads against a spinning BLAS were measured slower than one.
-BLAS_THREADS_SLEEP = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import numpy as np  # noqa: E402 - after the OpenBLAS setting above
+import numpy as np
 
 try:  # pragma: no cover - cupy is not installed on the CPU machines
     import cupy
@@ -89,9 +81,9 @@ _in_worker = threading.local()
 
 def get_num_threads():
     """Threads juanji's own kernels use: set_num_threads(n), else the environment variable
-    JUANJI_NUM_THREADS, else the CPUs this process may run on (1 when NumPy was imported before
-    juanji without OPENBLAS_THREAD_TIMEOUT set; see BLAS_THREADS_SLEEP). BLAS has its own
-    setting, OPENBLAS_NUM_THREADS / OMP_NUM_THREADS."""
+    JUANJI_NUM_THREADS, else the CPUs this process may run on. BLAS stays on one thread inside
+    juanji's ops (see `blas_on_one_thread`); its own setting, OPENBLAS_NUM_THREADS /
+    OMP_NUM_THREADS, applies to the user's NumPy calls outside them."""
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("JUANJI_NUM_THREADS")
@@ -99,8 +91,6 @@ def get_num_threads():
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"JUANJI_NUM_THREADS must be a positive integer; got {env!r}")
         return int(env)
-    if not BLAS_THREADS_SLEEP:
-        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -129,7 +119,7 @@ def parallel_map(fn, items, calls_blas=False):
     threads = get_num_threads()
     if threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
         return [fn(item) for item in items]
-    with _blas_single_threaded() if calls_blas else contextlib.nullcontext():
+    with blas_on_one_thread if calls_blas else contextlib.nullcontext():
         return list(_get_pool(threads).map(lambda item: _as_worker(fn, item), items))
 
 
@@ -152,22 +142,94 @@ def _get_pool(threads):
     return _pool
 
 
-_blas_controller = None
+# Products below this many multiply-adds run in one call: splitting them costs more than it saves
+_SPLIT_MACS = 1 << 20
 
 
-class _blas_single_threaded:
-    """Context: the BLAS libraries NumPy uses run on one thread, then back to their setting."""
+def matmul(a, b, out=None):
+    """a @ b with np.matmul's rules, the product split over juanji's threads.
+
+    BLAS itself runs on one thread (see `blas_on_one_thread`), so the threads come from here:
+    a 2-D (M, K) @ (K, N) goes as one block of rows of `a` per thread (or of columns of `b`
+    when M is short), a stacked (G, M, K) @ (G, K, N) as blocks of the G products. Each
+    block writes its own slice of the result, so the result is the same for any thread
+    count. Small products, other shapes, calls from inside a pool worker (the caller's blocks
+    already use the threads) and CuPy arrays go to one matmul call.
+    """
+    xp = xp_of(a)
+    threads = get_num_threads()
+    if (xp is not np or threads == 1 or getattr(_in_worker, "active", False)
+            or a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]
+            or a.shape[-1] * a.shape[-2] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1)
+            < _SPLIT_MACS):
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))
+    if a.ndim == 3 and a.shape[0] >= threads:  # (G, M, K) @ (G, K, N): blocks of products
+        blocks = _even_blocks(a.shape[0], threads)
+        parallel_map(lambda s: np.matmul(a[s], b[s], out=out[s]), blocks, calls_blas=True)
+    elif a.ndim == 3:  # few products: split each one
+        for g in range(a.shape[0]):
+            matmul(a[g], b[g], out=out[g])
+    elif a.shape[0] >= 16 * threads:  # (M, K) @ (K, N): blocks of rows
+        blocks = _even_blocks(a.shape[0], threads)
+        parallel_map(lambda s: np.matmul(a[s], b, out=out[s]), blocks, calls_blas=True)
+    else:  # short and wide: blocks of columns (strided slices BLAS reads in place)
+        blocks = _even_blocks(b.shape[1], threads)
+        parallel_map(lambda s: np.matmul(a, b[:, s], out=out[:, s]), blocks, calls_blas=True)
+    return out
+
+
+def _even_blocks(total, count):
+    """`count` consecutive slices covering range(total), sizes differing by at most one."""
+    edges = [total * i // count for i in range(count + 1)]
+    return [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
+_blas_libraries = None  # threadpoolctl controllers of the loaded BLAS libraries (on first use)
+_blas_lock = threading.Lock()
+_blas_depth = 0  # how many juanji calls, in any thread, hold BLAS on one thread now
+_blas_saved = []  # (library, its thread setting) from before the outermost hold
+
+
+class _BlasOnOneThread:
+    """Context: the BLAS libraries NumPy uses run on one thread, then back to their setting.
+
+    Every op's forward (Function.run) and every backward pass (Tensor.backward) runs inside
+    it. OpenBLAS's worker threads spin for about 0.1 s after each threaded product
+    (OPENBLAS_THREAD_TIMEOUT, read once when NumPy loads it), on the very cores juanji's kernel
+    threads need; a product on one thread never wakes them. So juanji's speed does not depend
+    on whether NumPy was imported first, and the user's own NumPy threading outside juanji's
+    calls is left as it was. Re-entrant and shared by threads: the outermost hold saves and
+    restores the setting. Switching costs about a microsecond. (OpenBLAS takes a new setting
+    only from the main thread once its own threads have started, so ops that a program runs
+    from other threads keep BLAS's setting.)
+    """
 
     def __enter__(self):
-        global _blas_controller
-        if _blas_controller is None:
-            from threadpoolctl import ThreadpoolController
+        global _blas_libraries, _blas_depth, _blas_saved
+        with _blas_lock:
+            if _blas_depth == 0:
+                if _blas_libraries is None:
+                    from threadpoolctl import ThreadpoolController
 
-            _blas_controller = ThreadpoolController().select(user_api="blas")
-        self.saved = [(lib, lib.num_threads) for lib in _blas_controller.lib_controllers]
-        for lib, _ in self.saved:
-            lib.set_num_threads(1)
+                    _blas_libraries = ThreadpoolController().select(
+                        user_api="blas").lib_controllers
+                _blas_saved = [(lib, lib.num_threads) for lib in _blas_libraries]
+                for lib, threads in _blas_saved:
+                    if threads != 1:
+                        lib.set_num_threads(1)
+            _blas_depth += 1
+        return self
 
     def __exit__(self, *exc):
-        for lib, threads in self.saved:
-            lib.set_num_threads(threads)
+        global _blas_depth
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for lib, threads in _blas_saved:
+                    if threads != 1:
+                        lib.set_num_threads(threads)
+
+
+blas_on_one_thread = _BlasOnOneThread()

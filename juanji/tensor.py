@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from juanji.backend import xp_of
+from juanji.backend import blas_on_one_thread, xp_of
 from juanji.ops import activation, elementwise, linalg, movement, reduce
 from juanji.ops.memory import check_fits
 
@@ -192,6 +192,14 @@ class Tensor:
                 raise ValueError(
                     f"gradient shape {gradient.shape} does not match tensor shape {self.shape}"
                 )
+        with blas_on_one_thread:  # as in every forward, see juanji.backend
+            self._backpropagate(gradient, retain_graph)
+        # self keeps its (now released) Function, so a second backward() raises instead of
+        # treating self as a leaf and returning a wrong gradient
+
+    def _backpropagate(self, gradient, retain_graph):
+        """Run the graph behind self backwards from `gradient` (see `backward`)."""
+        xp = xp_of(self.data)
         # graph nodes: the Function that made a computed tensor, or a leaf tensor itself
         root = self if self._ctx is None else self._ctx
         grads = {id(root): gradient}
@@ -213,8 +221,6 @@ class Tensor:
                 grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
                 node.release()
-        # self keeps its (now released) Function, so a second backward() raises instead of
-        # treating self as a leaf and returning a wrong gradient
 
     # ---- arithmetic -------------------------------------------------------------------
     def _other(self, other):

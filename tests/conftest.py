@@ -3,11 +3,7 @@
 import os
 import sys
 
-# as `import juanji` would set it before NumPy: OpenBLAS threads sleep right after a product,
-# so juanji's kernel threads run (see juanji.backend.BLAS_THREADS_SLEEP)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import numpy as np  # noqa: E402
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))

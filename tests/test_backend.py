@@ -1,10 +1,18 @@
-"""juanji.backend: the allocator setting that keeps freed array memory in the heap."""
+"""juanji.backend: the allocator setting that keeps freed array memory in the heap, and the
+threads: BLAS on one thread inside every op, whatever was imported first."""
 
 import platform
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController
+
+import juanji
 from juanji.backend import keep_freed_memory
+from juanji.function import Function
 
 # allocate and free a 64 MB array (above glibc's largest default mmap threshold) and print how
 # many MB of resident memory the free gave back to the kernel
@@ -35,25 +43,93 @@ def test_keep_freed_memory_keeps_a_freed_big_array_resident():
     assert _released_mb("0") > 60  # off: glibc unmaps it, the next array faults in anew
 
 
-def _threads_in_fresh_process(code, **env):
+def _run_fresh(code, **env):
     env = {"PATH": "", **env}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+                         check=True, timeout=120)
     return out.stdout.split()
 
 
-def test_kernel_threads_follow_what_openblas_was_told():
+def test_kernel_threads_do_not_depend_on_the_import_order():
     import os
 
     cpus = str(len(os.sched_getaffinity(0)))
     probe = ("import juanji, os; "
-             "print(juanji.get_num_threads(), os.environ['OPENBLAS_THREAD_TIMEOUT'])")
-    # juanji first: it tells OpenBLAS to let its threads sleep, and uses every CPU
-    assert _threads_in_fresh_process(probe) == [cpus, "4"]
-    # NumPy first, nothing set: OpenBLAS spins, so juanji's kernels stay on one thread
-    assert _threads_in_fresh_process("import numpy; " + probe) == ["1", "4"]
-    # NumPy first but the user set the timeout: all CPUs again; JUANJI_NUM_THREADS wins over all
-    assert _threads_in_fresh_process("import numpy; " + probe,
-                                     OPENBLAS_THREAD_TIMEOUT="6") == [cpus, "6"]
-    assert _threads_in_fresh_process("import numpy; " + probe,
-                                     JUANJI_NUM_THREADS="3") == ["3", "4"]
+             "print(juanji.get_num_threads(), 'OPENBLAS_THREAD_TIMEOUT' in os.environ)")
+    # juanji leaves the environment alone, and uses every CPU whichever came first
+    assert _run_fresh(probe) == [cpus, "False"]
+    assert _run_fresh("import numpy; " + probe) == [cpus, "False"]
+    assert _run_fresh("import numpy; " + probe, JUANJI_NUM_THREADS="3") == ["3", "False"]
+
+
+def _blas_threads():
+    return [lib.num_threads for lib in ThreadpoolController().select(user_api="blas")
+            .lib_controllers]
+
+
+class _RecordBlasThreads(Function):
+    """An op whose forward and backward record the BLAS thread setting they run under."""
+
+    seen = []
+
+    def forward(self, x):
+        self.seen.append(("forward", _blas_threads()))
+        return x * 2
+
+    def backward(self, gy):
+        self.seen.append(("backward", _blas_threads()))
+        return gy * 2
+
+
+def test_ops_run_with_blas_on_one_thread_and_the_setting_comes_back():
+    controller = ThreadpoolController().select(user_api="blas")
+    with controller.limit(limits=2):
+        before = _blas_threads()
+        assert set(before) == {2}
+        _RecordBlasThreads.seen.clear()
+        x = juanji.Tensor(np.ones(3, np.float32), requires_grad=True)
+        _RecordBlasThreads.apply(x).sum().backward()
+        assert [seen for seen, threads in _RecordBlasThreads.seen if set(threads) != {1}] == []
+        assert [seen for seen, _ in _RecordBlasThreads.seen] == ["forward", "backward"]
+        assert _blas_threads() == before  # the user's own NumPy calls thread as before
+        # also after an op raises, and after ops ran in several threads at once (OpenBLAS
+        # takes the setting only from the main thread once its threads started: the hold
+        # counts the callers and the outermost restores)
+        with pytest.raises(ValueError):
+            juanji.Tensor(np.ones((2, 3), np.float32)) @ juanji.Tensor(np.ones((2, 3), np.float32))
+        assert _blas_threads() == before
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: _RecordBlasThreads.apply(x).sum().backward(), range(16)))
+        assert _blas_threads() == before
+
+
+# CPU time this process spends while its main thread sleeps 0.2 s right after a product of two
+# 1000x1000 matrices: OpenBLAS's woken worker threads spin (25-50 ms measured); asleep, ~0
+_SPIN_PROBE = """
+import time, numpy as np
+{imports}
+a = np.random.default_rng(0).random((1000, 1000), dtype=np.float32)
+{product}
+start = time.process_time()
+time.sleep(0.2)
+print(round((time.process_time() - start) * 1e3, 1))
+"""
+
+
+def _cpu_ms_after(product, imports=""):
+    code = _SPIN_PROBE.format(imports=imports, product=product)
+    return float(_run_fresh(code, OPENBLAS_NUM_THREADS="2")[0])
+
+
+def test_a_juanji_product_never_wakes_openblas_threads():
+    """NumPy imported first, OPENBLAS_THREAD_TIMEOUT unset: a product in NumPy leaves OpenBLAS's
+    threads spinning on the cores; the same product in juanji (its matmul op, a linear layer)
+    does not wake them."""
+    if not any(lib["internal_api"] == "openblas" for lib in ThreadpoolController().info()):
+        pytest.skip("the spinning worker threads are OpenBLAS's")
+    assert _cpu_ms_after("a @ a") > 5  # the probe sees spinning threads
+    juanji_product = ("x = juanji.Tensor(a, requires_grad=True)\n"
+                      "juanji.nn.functional.linear(x @ x, x).sum().backward()")
+    assert _cpu_ms_after(juanji_product, "import juanji, juanji.nn.functional") < 5
+
+

@@ -18,7 +18,7 @@ kernel tap, which beats a batched GEMM of C tiny matrices.
 """
 
 from juanji.arithmetic import conv_output_size
-from juanji.backend import parallel_map, xp_of
+from juanji.backend import matmul, parallel_map, xp_of
 from juanji.function import Function
 from juanji.ops.kernels import (
     channel_combination,
@@ -86,7 +86,7 @@ def reduce_rows(a, b):
 
     Computed as (b^T a)^T, which OpenBLAS runs markedly faster than a^T b for the weight
     gradient's shape (small P and Q, very long L)."""
-    return (b.transpose(0, 2, 1) @ a).transpose(0, 2, 1)
+    return matmul(b.transpose(0, 2, 1), a).transpose(0, 2, 1)
 
 
 def add_bias(y, bias):
@@ -225,8 +225,8 @@ class Conv2d(Function):
                 if self.path == "im2col":
                     cols = im2col_nhwc(xpad, (kh, kw), stride, dilation, (oh, ow), groups)
                 # cols: (G, L, Kg) -> y: (L, OC)
-                y = cols[0] @ wg[0].T if groups == 1 else (
-                    (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(-1, oc))
+                y = matmul(cols[0], wg[0].T) if groups == 1 else (
+                    matmul(cols, wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(-1, oc))
                 y = y.reshape(n, oh, ow, oc)
             kept = None
             if self.needs_grad[1]:
@@ -279,11 +279,11 @@ class Conv2d(Function):
                 wtaps = wg[0].reshape(oc, kh, kw, c).transpose(1, 2, 0, 3)  # (KH, KW, OC, C)
                 gx = dense_input_grad(gy, gyg[0], wtaps, padded_shape, self.geometry)
             elif self.path == "pointwise":
-                dcols = gyg @ wg  # (G, L, Cg)
+                dcols = matmul(gyg, wg)  # (G, L, Cg)
                 n, c, h, w = x_shape
                 gx = dcols.transpose(1, 0, 2).reshape(n, h, w, c).transpose(0, 3, 1, 2)
             else:
-                dcols = gyg @ wg  # (G, L, Kg)
+                dcols = matmul(gyg, wg)  # (G, L, Kg)
                 dxpad = col2im_groups(dcols, padded_shape, kernel, stride, dilation, out)
                 gx = crop_nchw(dxpad, padding, x_shape[2:])
         if need_w:
@@ -323,7 +323,7 @@ class ConvTranspose2d(Function):
         xg = rows_by_group(x.transpose(0, 2, 3, 1), groups)  # (G, L, Cg)
         wt = weight.reshape(groups, c // groups, ocg, kh, kw).transpose(0, 1, 3, 4, 2)
         wt = wt.reshape(groups, c // groups, kh * kw * ocg)  # (G, Cg, Kg)
-        cols = xg @ wt  # (G, L, Kg)
+        cols = matmul(xg, wt)  # (G, L, Kg)
         ycanvas = col2im_groups(cols, canvas, (kh, kw), stride, dilation, (h, w))  # (N,HC,WC,OC)
         (top, _), (left, _) = padding
         y = ycanvas[:, top : top + out[0], left : left + out[1], :]  # (N, OH, OW, OC)
@@ -348,7 +348,7 @@ class ConvTranspose2d(Function):
                            (left, canvas[2] - left - out[1]))  # (N, HC, WC, OC)
         gcols = im2col_nhwc(gcanvas, kernel, stride, dilation, (h, w), groups)  # (G, L, Kg)
         if self.needs_grad[0]:
-            gxg = gcols @ wt.transpose(0, 2, 1)  # (G, L, Cg)
+            gxg = matmul(gcols, wt.transpose(0, 2, 1))  # (G, L, Cg)
             gx = gxg.transpose(1, 0, 2).reshape(n, h, w, c).transpose(0, 3, 1, 2)
         if self.needs_grad[1]:
             gwg = reduce_rows(xg, gcols)  # (G, Cg, Kg)

@@ -6,7 +6,7 @@ form the im2col columns of an ordinary grouped conv GEMM.
 """
 
 from juanji.arithmetic import conv_output_size
-from juanji.backend import xp_of
+from juanji.backend import matmul, xp_of
 from juanji.function import Function
 from juanji.ops.conv import (
     add_bias,
@@ -66,7 +66,7 @@ class DeformConv2d(Function):
         groups = c // cg
         cols = group_columns(windows, groups)  # (G, L, Kg)
         wg = weight_rows(weight, groups)  # (G, OCg, Kg)
-        y = (cols @ wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(n, oh, ow, oc)
+        y = matmul(cols, wg.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(n, oh, ow, oc)
         if bias is not None:
             add_bias(y, bias)
         self.saved = (planes, offset, mask, cols if self.needs_grad[2] else None, wg)
@@ -119,7 +119,7 @@ class DeformConv2d(Function):
         gb = bias_grad(gy) if need_b else None
         if not (need_x or need_off or need_m):
             return None, None, gw, gb, None
-        dwindows = ungroup_columns(gyg @ wg, (n, oh, ow, kh, kw, c))  # (N, OH, OW, KH, KW, C)
+        dwindows = ungroup_columns(matmul(gyg, wg), (n, oh, ow, kh, kw, c))  # (N,OH,OW,KH,KW,C)
         gx = xp.zeros(n * h * w * c, dtype=gy.dtype) if need_x else None
         goff = xp.zeros((n, og, kh * kw, 2, oh, ow), dtype=gy.dtype) if need_off else None
         gmask = xp.zeros((n, og, kh * kw, oh, ow), dtype=gy.dtype) if need_m else None

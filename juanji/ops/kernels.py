@@ -12,7 +12,7 @@ Threads: the memory-bound kernels work in blocks of samples (`sample_blocks`) th
 sums over blocks are taken in block order, so results do not depend on the thread count.
 """
 
-from juanji.backend import parallel_map, xp_of
+from juanji.backend import matmul, parallel_map, xp_of
 
 _BLOCK_BYTES = 1 << 21  # about 2 MB per block of work: fits in L2/L3, enough for a thread
 
@@ -189,7 +189,7 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
         else:
             piece = cols[start:stop, r0:r1]
             piece[...] = windows[start:stop, r0:r1]
-        xp.matmul(piece.reshape(-1, width), wrows.T, out=y[start:stop, r0:r1].reshape(-1, oc))
+        matmul(piece.reshape(-1, width), wrows.T, out=y[start:stop, r0:r1].reshape(-1, oc))
 
     block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
     parallel_map(block_conv, sample_row_blocks(n, oh, ow * width * xp_nhwc.itemsize, block_bytes),
@@ -255,7 +255,7 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
 
     def block_conv(block):
         matrix = _channels_first_block(xpad, block, kernel, stride, dilation, out_size, cols)
-        xp.matmul(matrix.T, wrows.T, out=y[block[0] : block[1]].reshape(-1, oc))
+        matmul(matrix.T, wrows.T, out=y[block[0] : block[1]].reshape(-1, oc))
 
     block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
     parallel_map(block_conv, sample_blocks(n, oh * ow * width * xpad.itemsize, block_bytes),
@@ -282,7 +282,7 @@ def conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out_size,
             matrix = cols[:, start * oh * ow : stop * oh * ow]
         else:
             matrix = _channels_first_block(xpad, block, kernel, stride, dilation, out_size)
-        return matrix @ gy_rows[start * oh * ow : stop * oh * ow]  # (K, OC)
+        return matmul(matrix, gy_rows[start * oh * ow : stop * oh * ow])  # (K, OC)
 
     blocks = sample_blocks(n, oh * ow * width * gy_rows.itemsize, chunk_bytes)
     return sum_in_order(parallel_map(block_grad, blocks, calls_blas=True)).T
@@ -310,7 +310,7 @@ def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_siz
         for i in range(kh):
             for j in range(kw):
                 rows, cols = window_slice(i, j, stride, dilation, out_size)
-                xp.matmul(gy_block, wtaps[i, j], out=product)
+                matmul(gy_block, wtaps[i, j], out=product)
                 dx[start:stop, rows, cols, :] += product.reshape(-1, oh, ow, c)
 
     chunk_bytes = _BLOCK_BYTES // 8 if chunk_bytes is None else chunk_bytes
@@ -340,7 +340,7 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
                               out_size)  # (B, OH, OW, KH, KW, C)
         cols = xp.ascontiguousarray(windows).reshape(-1, width)  # (B*OH*OW, KH*KW*C)
         # (cols^T gy)^T: OpenBLAS runs this form of the long reduction markedly faster
-        return (cols.T @ gy_rows[start * oh * ow : stop * oh * ow]).T
+        return matmul(cols.T, gy_rows[start * oh * ow : stop * oh * ow]).T
 
     return sum_in_order(parallel_map(
         block_grad, sample_blocks(n, oh * ow * width * x.itemsize, chunk_bytes), calls_blas=True))

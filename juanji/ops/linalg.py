@@ -1,6 +1,6 @@
 """Matrix products: matmul and the fused affine map of nn.Linear."""
 
-from juanji.backend import xp_of
+from juanji.backend import matmul, xp_of
 from juanji.function import Function, unbroadcast
 
 
@@ -18,7 +18,7 @@ class MatMul(Function):
                              f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second "
                              f"({inner})")
         self.a, self.b = a, b
-        return a @ b
+        return matmul(a, b)
 
     def backward(self, gy):
         """Undo the promotion of 1-D operands: a (K,) is a (1, K) row, b (K,) a (K, 1) column,
@@ -45,7 +45,8 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        y = x @ weight.T
+        y = matmul(x.reshape(-1, x.shape[-1]), weight.T)  # (M, OUT)
+        y = y.reshape(*x.shape[:-1], weight.shape[0])
         if bias is not None:
             y += bias
         return y
@@ -53,7 +54,7 @@ class Linear(Function):
     def backward(self, gy):
         x2 = self.x.reshape(-1, self.x.shape[-1])  # (M, IN)
         gy2 = gy.reshape(-1, gy.shape[-1])  # (M, OUT)
-        gx = (gy2 @ self.weight).reshape(self.x.shape) if self.needs_grad[0] else None
-        gw = gy2.T @ x2 if self.needs_grad[1] else None
+        gx = matmul(gy2, self.weight).reshape(self.x.shape) if self.needs_grad[0] else None
+        gw = matmul(gy2.T, x2) if self.needs_grad[1] else None
         gb = gy2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
