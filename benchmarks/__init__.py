@@ -8,8 +8,12 @@ with like.
 import os
 
 THREADS = int(os.environ.get("JUANJI_BENCH_THREADS", "2"))
+# benchmarks/speed.py's processes set their own environment, as a user's script would have it
+_CHILD = os.environ.get("JUANJI_BENCH_CHILD") == "1"
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "JUANJI_NUM_THREADS"):
-    os.environ.setdefault(_var, str(THREADS))
+    if not _CHILD:
+        os.environ.setdefault(_var, str(THREADS))
 # OpenBLAS's threads sleep right after each product instead of spinning for ~0.1 s on the
 # cores juanji's kernel threads use (what `import juanji` sets when it comes before NumPy)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+if not _CHILD:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

