@@ -495,6 +495,78 @@ def _fold(column_partials, channels, rows, dtype):
     return sum_in_order(column_partials).reshape(-1, channels).sum(axis=0)
 
 
+def channel_moments(rows, channels, period):
+    """Per-channel mean and biased variance of channels-last rows (R, P*C) -> float64 (C,), (C,),
+    reading the rows from memory once.
+
+    Each block of rows, while in cache, gives its float64 sums and its squared deviations from
+    its own mean (rounded to the rows' dtype, as the centred values are); the blocks combine in
+    block order with the exact correction for each block's centre (Chan, Golub and LeVeque), so
+    a constant channel has variance exactly 0 and the result does not depend on the threads.
+    """
+    xp = xp_of(rows)
+
+    def block_moments(block):
+        piece = rows[block[0] : block[1]]
+        count = piece.shape[0] * period
+        sums = piece.sum(axis=0, dtype=xp.float64).reshape(period, channels).sum(axis=0)  # (C,)
+        centre = (sums / count).astype(rows.dtype)
+        centered = piece - tile_channels(centre, period)  # (B, P*C), in cache
+        squares = xp.einsum("rk,rk->k", centered, centered)  # (P*C,)
+        return count, sums, centre.astype(xp.float64), squares.reshape(period, channels).sum(
+            axis=0, dtype=xp.float64)
+
+    partials = parallel_map(block_moments, row_blocks(rows))
+    if not partials:
+        return xp.zeros(channels), xp.zeros(channels)
+    total = sum(count for count, _, _, _ in partials)
+    mean = sum_in_order([sums for _, sums, _, _ in partials]) / total
+    m2 = xp.zeros(channels)
+    for count, sums, centre, squares in partials:
+        # sum over the block of (x - mean)^2, from its squares about `centre`
+        offset = centre - mean
+        m2 += squares + 2 * offset * (sums - count * centre) + count * offset * offset
+    return mean, m2 / total
+
+
+def channel_grad_sums(gy_rows, x_rows, mean, period):
+    """Batch norm's two backward sums per channel, reading gy and x from memory once:
+    sum(gy) and sum(gy * (x - mean)) over channels-last rows (R, P*C) -> (C,), (C,)."""
+    xp = xp_of(gy_rows)
+    channels = mean.shape[0]
+    tiled_mean = tile_channels(mean, period).astype(x_rows.dtype)
+
+    def block_sums(block):
+        gy = gy_rows[block[0] : block[1]]
+        centered = x_rows[block[0] : block[1]] - tiled_mean  # in cache
+        ones = xp.ones(gy.shape[0], dtype=gy.dtype)
+        return ones @ gy, xp.einsum("rk,rk->k", gy, centered)  # (P*C,) each
+
+    partials = parallel_map(block_sums, row_blocks(gy_rows), calls_blas=True)
+    return (_fold([s for s, _ in partials], channels, gy_rows, gy_rows.dtype),
+            _fold([d for _, d in partials], channels, gy_rows, gy_rows.dtype))
+
+
+def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
+    """gy * scale + (x - mean) * k + shift per channel over channels-last rows (R, P*C): batch
+    norm's training input gradient in one pass, x centred block by block in cache."""
+    xp = xp_of(gy_rows)
+    out = xp.empty_like(gy_rows)
+    tiled = [tile_channels(v, period).astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
+    tiled_mean, tiled_scale, tiled_k, tiled_shift = tiled
+
+    def block_grad(block):
+        start, stop = block
+        piece = out[start:stop]
+        xp.subtract(x_rows[start:stop], tiled_mean, out=piece)
+        piece *= tiled_k
+        piece += gy_rows[start:stop] * tiled_scale
+        piece += tiled_shift
+
+    parallel_map(block_grad, row_blocks(gy_rows))
+    return out
+
+
 def channel_combination(terms, shift, period, out=None):
     """sum over terms of rows * tile(scale), plus tile(shift): one pass per term, in row blocks.
 

@@ -11,8 +11,10 @@ import math
 from juanji.backend import xp_of
 from juanji.function import Function
 from juanji.ops.kernels import (
+    batch_norm_input_grad,
     channel_combination,
-    channel_dots,
+    channel_grad_sums,
+    channel_moments,
     channel_sums,
     channels_last_rows,
     rows_to_channels_first,
@@ -56,8 +58,8 @@ class BatchNorm(Function):
 
     Works on channels-last rows (see `channels_last_rows`): the sums are BLAS products and every
     per-channel broadcast runs over long rows; the output is an NCHW view of channels-last
-    memory, like conv's. Training mode is one pass to centre, one for the variance and one
-    (two operations) for y = centered * (invstd * weight) + bias.
+    memory, like conv's. Training mode reads x once for both statistics and once more for
+    y = x * scale + shift; backward reads gy and x once for the two sums and once for dx.
     """
 
     input_kinds = "f"
@@ -66,26 +68,20 @@ class BatchNorm(Function):
         xp = xp_of(x)
         c = x.shape[1]
         rows, period = channels_last_rows(x)  # (R, P*C)
-        count = max(rows.size // c, 1)  # an empty batch: zero statistics, no 0 / 0
         if training:
-            # the mean accumulates in float64: a constant channel then centres to exact zeros
-            mean = (channel_sums(rows, c, xp.float64) / count).astype(x.dtype)  # (C,)
-            centered = channel_combination([(rows, None)], -mean, period)  # (R, P*C)
-            var = channel_dots(centered, centered, c) / count
+            # one read of x for both statistics (see channel_moments)
+            mean, var = (m.astype(x.dtype) for m in channel_moments(rows, c, period))  # (C,)
             self.batch_mean, self.batch_var = mean, var
         else:
             mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
         invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
         scale = invstd if weight is None else invstd * weight
-        if training:
-            y = channel_combination([(centered, scale)], bias, period)  # xhat * w + b
-        else:
-            # one affine pass: y = x * scale + (bias - mean * scale)
-            shift = -mean * scale if bias is None else bias - mean * scale
-            y = channel_combination([(rows, scale)], shift, period)
-        # Backward re-centres x (one pass) rather than this op keeping a centred copy: x is
-        # kept anyway as the input tensor, and its rows are a view of it when x comes from a
-        # conv, so batch norm holds no activation-sized array of its own.
+        # one affine pass, y = x * scale + (bias - mean * scale), as PyTorch's CPU kernel
+        shift = -mean * scale if bias is None else bias - mean * scale
+        y = channel_combination([(rows, scale)], shift, period)
+        # Backward re-centres x block by block rather than this op keeping a centred copy: x
+        # is kept anyway as the input tensor, and its rows are a view of it when x comes from
+        # a conv, so batch norm holds no activation-sized array of its own.
         self.rows, self.mean = rows, mean
         self.invstd, self.scale, self.training = invstd, scale, training
         return rows_to_channels_first(y, x.shape)
@@ -94,6 +90,7 @@ class BatchNorm(Function):
         """Training mode reuses the two channel sums the parameter gradients need anyway:
         mean(dxhat) = weight * sum(gy) / M and mean(dxhat * xhat) = weight * sum(gy * xhat) / M
         (M = N * spatial), so dx = invstd * weight * (gy - sum(gy) / M - xhat * sum(gy xhat) / M).
+        Both sums come from one read of gy and x, and dx from a second.
         """
         c = gy.shape[1]
         rows, period = channels_last_rows(gy)  # (R, P*C)
@@ -102,17 +99,17 @@ class BatchNorm(Function):
         need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
         need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
         gx = gw = gb = None
-        if need_b or (need_x and self.training):
-            gb = channel_sums(rows, c)  # (C,)
         if need_w or (need_x and self.training):
-            centered = channel_combination([(self.rows, None)], -self.mean, period)
-            gw = channel_dots(rows, centered, c) * self.invstd  # sum(gy * xhat), (C,)
+            gb, dots = channel_grad_sums(rows, self.rows, self.mean, period)
+            gw = dots * self.invstd  # sum(gy * xhat), (C,)
+        elif need_b:
+            gb = channel_sums(rows, c)  # (C,)
         if need_x:
             if self.training:
-                # xhat * k = centered * (invstd * k)
+                # xhat * k = (x - mean) * (invstd * k)
                 k = -self.scale * self.invstd * gw / count
-                terms = [(rows, self.scale), (centered, k)]
-                gx = channel_combination(terms, -self.scale * gb / count, period)
+                gx = batch_norm_input_grad(rows, self.rows, self.mean, self.scale, k,
+                                           -self.scale * gb / count, period)
             else:
                 gx = channel_combination([(rows, self.scale)], None, period)
             gx = rows_to_channels_first(gx, gy.shape)

@@ -9,6 +9,7 @@ from gradcheck import assert_close, gradcheck, to_torch
 import juanji
 import juanji.nn as nn
 import juanji.nn.functional as F
+from juanji.ops.norm import BatchNorm
 
 
 def _randn(shape, seed=0, scale=1.0, shift=0.0):
@@ -126,6 +127,75 @@ def test_batchnorm_gradcheck(training):
 def test_batchnorm_gradcheck_1d_without_affine():
     x = np.random.default_rng(5).standard_normal((5, 3))
     gradcheck(lambda x: F.batch_norm(x, None, None, training=True), [x])
+
+
+def _batchnorm_float64_reference(x, w, b, gy):
+    """Training batch norm and its gradients by the textbook formulas in float64: the
+    unfused reference for the one-read kernels (channel_moments, channel_grad_sums)."""
+    x, w, b, gy = (np.asarray(a, np.float64) for a in (x, w, b, gy))
+    axes, shape = (0, 2, 3), (1, -1, 1, 1)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    xhat = (x - mean) / np.sqrt(var + 1e-5)
+    dxhat = gy * w.reshape(shape)
+    gx = (dxhat - dxhat.mean(axis=axes, keepdims=True)
+          - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)) / np.sqrt(var + 1e-5)
+    return (xhat * w.reshape(shape) + b.reshape(shape), gx, (gy * xhat).sum(axis=axes),
+            gy.sum(axis=axes), mean.ravel(), var.ravel())
+
+
+@pytest.mark.parametrize("shift", [0.0, 300.0])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_batchnorm_training_matches_the_float64_reference_to_float32_rounding(shift,
+                                                                             channels_last):
+    """Many row blocks (threads), one read of x for both statistics, x centred block by block in
+    backward: still float32 rounding of the exact result, also when the mean is 300 standard
+    deviations from zero."""
+    x = _randn((64, 8, 48, 48), seed=11, shift=shift)  # 4.7 MB: three row blocks
+    x += np.linspace(-3, 3, 64, dtype=np.float32)[:, None, None, None]  # blocks' means differ
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    rng = np.random.default_rng(12)
+    w, b = rng.uniform(0.5, 2, 8).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    xj = juanji.tensor(x, requires_grad=True)
+    wj, bj = juanji.tensor(w, requires_grad=True), juanji.tensor(b, requires_grad=True)
+    fn = BatchNorm()
+    y = fn.run(xj, wj, bj, training=True)
+    batch_mean, batch_var = fn.batch_mean, fn.batch_var  # backward releases the op
+    y.backward(gy)
+    ref_y, ref_gx, ref_gw, ref_gb, ref_mean, ref_var = _batchnorm_float64_reference(x, w, b, gy)
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(batch_mean, ref_mean, rtol=4 * eps, atol=0)
+    np.testing.assert_allclose(batch_var, ref_var, rtol=64 * eps)
+    # y = x * scale + shift: the rounding of the two products, each up to |x| * scale
+    scale = w / np.sqrt(ref_var + 1e-5)
+    np.testing.assert_allclose(y.data, ref_y, rtol=0,
+                               atol=4 * eps * float((np.abs(x).max() + abs(shift)) * scale.max()))
+    # float32 sums of `count` terms: a few eps of the sum of the terms' magnitudes
+    xhat = (ref_y - b.reshape(1, -1, 1, 1)) / w.reshape(1, -1, 1, 1)
+    np.testing.assert_array_less(np.abs(wj.grad - ref_gw),
+                                 8 * eps * np.abs(gy * xhat).sum(axis=(0, 2, 3)))
+    np.testing.assert_array_less(np.abs(bj.grad - ref_gb), 8 * eps * np.abs(gy).sum(axis=(0, 2, 3)))
+    np.testing.assert_allclose(xj.grad, ref_gx, rtol=0, atol=64 * eps * float(
+        np.abs(ref_gx).max()))
+
+
+def test_batchnorm_training_does_not_depend_on_the_thread_count():
+    x = juanji.tensor(_randn((64, 8, 48, 48), seed=13, shift=2.0), requires_grad=True)
+    gy = _randn(x.shape, seed=14)
+    results = []
+    for threads in (1, 3):
+        juanji.set_num_threads(threads)
+        try:
+            x.grad = None
+            y = F.batch_norm(x, None, None, training=True)
+            y.backward(gy)
+            results.append((y.data.copy(), x.grad.copy()))
+        finally:
+            juanji.set_num_threads(2)
+    for one, three in zip(*results):
+        assert np.array_equal(one, three)
 
 
 def test_batchnorm_constant_channel_is_finite_and_matches_torch():
