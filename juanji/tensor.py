@@ -334,6 +334,9 @@ class Tensor:
     def mean(self, dim=None, keepdim=False):
         return reduce.Mean.apply(self, axis=dim, keepdims=keepdim)
 
+    def prod(self, dim=None, keepdim=False):
+        return reduce.Prod.apply(self, axis=dim, keepdims=keepdim)
+
     def max(self, dim=None, keepdim=False):
         return reduce.Max.apply(self, axis=dim, keepdims=keepdim)
 

@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max/min, var."""
+"""Reductions over axes: sum, mean, product, max/min, var."""
 
 import warnings
 
@@ -55,6 +55,33 @@ class Mean(Function):
         # count 0: x is empty, so is the gradient whatever the divisor
         g = _expand(gy, self.axes, self.shape, self.keepdims) / gy.dtype.type(max(self.count, 1))
         return xp.broadcast_to(g, self.shape)
+
+
+class Prod(Function):
+    """Product over `axis` (None = all); the product of nothing is 1.
+
+    The gradient of each entry is the product of the others in its group: y / x where the
+    group has no zero; where it has exactly one, the zero's gradient is the product of the
+    non-zero entries and every other entry's is 0; with two or more zeros all are 0. (Dividing
+    y by x would give 0 / 0 at a zero.)
+    """
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes, self.shape, self.keepdims = _axes(axis, x.ndim), x.shape, keepdims
+        self.x = x
+        return x.prod(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        x = self.x
+        zero = x == 0
+        safe = xp.where(zero, x.dtype.type(1), x)
+        nonzero_prod = safe.prod(axis=self.axes, keepdims=True)  # zeros skipped
+        zeros = zero.sum(axis=self.axes, keepdims=True)
+        # no zero: (product of the non-zero) / x; one zero: that product at the zero, else 0
+        others = xp.where(zeros == 0, nonzero_prod / safe,
+                          xp.where((zeros == 1) & zero, nonzero_prod, x.dtype.type(0)))
+        return _expand(gy, self.axes, self.shape, self.keepdims) * others
 
 
 class Max(Function):

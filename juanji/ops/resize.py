@@ -1,10 +1,12 @@
 """Ops whose output cells copy or blend input cells picked by an index rule: border padding
-(constant / reflect / replicate / circular) and nearest / linear interpolation.
+(constant / reflect / replicate / circular), nearest / linear interpolation, and resampling
+with a wider filter (cubic, antialiased linear or cubic).
 
 They work on the trailing (spatial) axes of any array, so the same op serves 1-D and 2-D.
 Every gather here is undone in backward by `index_add_axis` (a sort-free reduceat for the
-monotone interpolation indices), never by np.add.at. The source-index rules are PyTorch's,
-including its float32 arithmetic, so the picked cells agree exactly.
+monotone interpolation indices), never by np.add.at. The nearest and linear source-index
+rules are PyTorch's, including its float32 arithmetic, so the picked cells agree exactly;
+the filter taps are computed in float64 from source coordinates the caller gives.
 """
 
 import numpy as np
@@ -181,4 +183,88 @@ class LinearResize(Function):
             size = self.shape[axis]
             gy = (index_add_axis(gy * w0.reshape(shape), i0, size, axis)
                   + index_add_axis(gy * w1.reshape(shape), i1, size, axis))
+        return gy
+
+
+def cubic_kernel(d, a=-0.75):
+    """Keys' cubic convolution kernel at distances d (float64 array): 1 at 0, 0 at every
+    other integer, 0 beyond 2. a = -0.75 is PyTorch's bicubic, -0.5 Keys' and TensorFlow's."""
+    d = np.abs(d)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2
+    return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+
+def triangle_kernel(d):
+    """The linear-interpolation kernel max(0, 1 - |d|)."""
+    return np.clip(1 - np.abs(d), 0, 1)
+
+
+def filter_taps(src, size, kernel, support, antialias_scale=None, exclude_outside=False):
+    """(index, weight), each (out, K): the cells that each output cell blends along one axis.
+
+    src: (out,) source coordinates in a `size`-cell axis; kernel(d) a filter of half-width
+    `support` (cubic 2, triangle 1). Output cell o reads cells floor(src) + j, j = 1 - r .. r,
+    with weight kernel((cell - src) * s): s = 1 and r = support interpolate; with
+    `antialias_scale` below 1 (a downscale), s is that scale, so the filter widens to
+    r = ceil(support / s) cells each side, and the weights are divided by their sum (ONNX's
+    antialias). Taps past the edges read the edge cell; with `exclude_outside` they get weight
+    0 and the rest are rescaled to sum to 1. Weights are float64.
+    """
+    s = 1.0 if antialias_scale is None else min(float(antialias_scale), 1.0)
+    r = -int(np.floor(-support / s))  # ceil, written as ONNX's reference computes it
+    src = np.asarray(src, dtype=np.float64)
+    cells = np.floor(src)[:, None] + np.arange(1 - r, r + 1)  # (out, K), K = 2r
+    weight = kernel((cells - src[:, None]) * s)
+    if antialias_scale is not None:
+        weight = weight / weight.sum(axis=1, keepdims=True)
+    if exclude_outside:
+        weight = np.where((cells < 0) | (cells > size - 1), 0.0, weight)
+        total = weight.sum(axis=1, keepdims=True)
+        weight = weight / np.where(total == 0, 1.0, total)
+    return np.clip(cells, 0, size - 1).astype(np.int64), weight
+
+
+class FilterResize(Function):
+    """Separable resampling of the trailing axes with a K-tap filter (cubic, antialiased):
+    along each axis, y[..., o] = sum over k of weight[o, k] * x[..., index[o, k]].
+
+    taps: one (index, weight) per trailing axis, each (O, K) (from `filter_taps`), or None for
+    an axis left as it is. x: (N, C, *S) -> (N, C, *O); the last axis is resampled first.
+    Backward scatters each tap's share back with `index_add_axis` (index[:, k] is monotone).
+    """
+
+    input_kinds = "f"
+
+    def forward(self, x, taps):
+        xp = xp_of(x)
+        self.shape = x.shape
+        self.taps = [None if tap is None else
+                     (xp.asarray(tap[0]), xp.asarray(tap[1], dtype=x.dtype)) for tap in taps]
+        y = x
+        for axis in reversed(range(x.ndim - len(taps), x.ndim)):
+            tap = self.taps[axis - x.ndim + len(taps)]
+            if tap is None:
+                continue
+            index, weight = tap  # (O, K) each
+            shape = (-1,) + (1,) * (x.ndim - 1 - axis)  # weights broadcast along `axis`
+            out = xp.take(y, index[:, 0], axis=axis) * weight[:, 0].reshape(shape)
+            for k in range(1, index.shape[1]):
+                out += xp.take(y, index[:, k], axis=axis) * weight[:, k].reshape(shape)
+            y = out
+        return y
+
+    def backward(self, gy):
+        n = len(self.taps)
+        for axis in range(gy.ndim - n, gy.ndim):
+            tap = self.taps[axis - gy.ndim + n]
+            if tap is None:
+                continue
+            index, weight = tap
+            shape = (-1,) + (1,) * (gy.ndim - 1 - axis)
+            size = self.shape[axis]
+            g = index_add_axis(gy * weight[:, 0].reshape(shape), index[:, 0], size, axis)
+            for k in range(1, index.shape[1]):
+                g += index_add_axis(gy * weight[:, k].reshape(shape), index[:, k], size, axis)
+            gy = g
         return gy

@@ -19,7 +19,6 @@ import juanji.onnx
 from tests.onnx.node_cases import collect
 
 _3D = "3-D (volumetric) window: juanji runs 1-D and 2-D convolutions and pools"
-_CUBIC = "cubic Resize: juanji resizes with nearest and linear"
 _NARROW = ("Cast to a narrow type (float8, float4, e8m0, int4, int2): juanji casts to float, "
            "double, float16, bfloat16, bool and 8- to 64-bit integers")
 _NARROW_TYPES = ("FLOAT8*", "FLOAT4E2M1", "INT4", "UINT4", "INT2", "UINT2")
@@ -31,9 +30,6 @@ SKIPS = {
     "test_maxpool_3d_*": _3D,
     "test_averagepool_3d_*": _3D,
     "test_lppool_3d_default": _3D,
-    "test_resize_*cubic*": _CUBIC,
-    "test_resize_*_antialias": "antialias=1: out of scope",
-    "test_resize_tf_crop_and_resize*": "tf_crop_and_resize (a region of interest): out of scope",
     "test_batchnorm_*_training_mode": ("training outputs (updated running mean / variance) are "
                                        "not graph outputs in juanji: module.train() trains"),
     **{f"test_training_dropout{suffix}": "training-mode Dropout: ONNX's expected output uses "

@@ -107,12 +107,21 @@ def layer_normalization(node, ctx):
 
 
 def lrn(node, ctx):
+    """Odd windows are centred, as in juanji's (PyTorch's) local_response_norm. An even one
+    reads channels c - (size-1)//2 .. c + size//2 in ONNX, one channel later than PyTorch's
+    c - size//2 .. c + (size-1)//2; reversing the channels mirrors one window into the other,
+    so that case runs local_response_norm between two channel flips (both differentiable)."""
     size = node.attr("size")
-    if size % 2 == 0:
-        raise Unsupported(f"size={size}: ONNX centres an even window one channel later than "
-                          f"juanji's (PyTorch's) local_response_norm")
     alpha, beta, bias = node.attr("alpha", 1e-4), node.attr("beta", 0.75), node.attr("bias", 1.0)
-    return lambda x: F.local_response_norm(as_float(x), size, alpha, beta, bias)
+    flip = (slice(None), slice(None, None, -1))  # reverses axis 1, the channels
+
+    def step(x):
+        x = as_float(x)
+        if size % 2:
+            return F.local_response_norm(x, size, alpha, beta, bias)
+        return F.local_response_norm(x[flip], size, alpha, beta, bias)[flip]
+
+    return step
 
 
 HANDLERS = {

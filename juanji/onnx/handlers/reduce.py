@@ -1,9 +1,10 @@
-"""ReduceMean/Sum/Max/Min/L1/L2/SumSquare and ArgMax/ArgMin.
+"""ReduceMean/Sum/Prod/Max/Min/L1/L2/SumSquare and ArgMax/ArgMin.
 
 `axes` is an attribute before opset 18 (before 13 for ReduceSum) and an optional input after;
 no axes reduces over all of them unless noop_with_empty_axes=1 (then the op is the
-identity). keepdims defaults to 1. ArgMax/ArgMin give int64 indices (no gradient), the last
-tied position with select_last_index=1.
+identity). keepdims defaults to 1; ReduceProd of an integer array keeps its dtype (NumPy's
+prod widens it). ArgMax/ArgMin give int64 indices (no gradient), the last tied position with
+select_last_index=1.
 """
 
 import numpy as np
@@ -73,6 +74,8 @@ HANDLERS = {
                           lambda x, a, k: x.mean(a, keepdims=k)),
     "ReduceSum": _reduce(lambda x, a, k: x.sum(a, keepdim=k),
                          lambda x, a, k: x.sum(a, keepdims=k)),
+    "ReduceProd": _reduce(lambda x, a, k: x.prod(a, keepdim=k),
+                          lambda x, a, k: x.prod(a, keepdims=k, dtype=x.dtype)),
     "ReduceMax": _reduce(lambda x, a, k: x.max(a, keepdim=k),
                          lambda x, a, k: x.max(a, keepdims=k)),
     "ReduceMin": _reduce(lambda x, a, k: x.min(a, keepdim=k),

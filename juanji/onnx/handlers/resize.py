@@ -2,12 +2,21 @@
 
 Resize computes ONNX's source coordinate of every output cell itself (half_pixel,
 half_pixel_symmetric, pytorch_half_pixel, align_corners with ONNX's unrounded output width,
-asymmetric, tf_half_pixel_for_nn) and its nearest rounding (round_prefer_floor/ceil, floor,
-ceil), then runs juanji's NearestResize / LinearResize ops with those indices and weights,
-so it matches ONNX exactly and is differentiable. Out-of-range taps clamp to the edge, as
-ONNX's reference does. Resize-10 and Upsample map asymmetrically and round nearest down.
-Cubic mode, antialias and tf_crop_and_resize are refused at load time. Nearest resizes the
-last one or two axes, linear any trailing axes.
+asymmetric, tf_half_pixel_for_nn, tf_crop_and_resize) and its nearest rounding
+(round_prefer_floor/ceil, floor, ceil), then runs juanji's NearestResize / LinearResize /
+FilterResize ops with those indices and weights, so it matches ONNX exactly and is
+differentiable. Out-of-range taps clamp to the edge, as ONNX's reference does;
+exclude_outside=1 gives them weight 0 instead (for linear without antialias that changes
+nothing: both taps then read the edge cell). Cubic mode uses Keys' kernel with cubic_coeff_a
+(default -0.75). antialias=1 widens the linear or cubic filter by 1/scale when downscaling
+and divides the weights by their sum; nearest ignores it. pytorch_half_pixel maps a
+length-1 output to source 0, as the spec and onnxruntime do (ONNX's reference uses -0.5,
+which only cubic would notice). tf_crop_and_resize samples the region of interest `roi`
+(starts then ends, as fractions of each axis; the output size still comes from scales or
+sizes alone, as in onnxruntime and the reference) and writes extrapolation_value where a
+source coordinate falls outside the input. Resize-10 and Upsample map asymmetrically and
+round nearest down. Nearest resizes the last one or two axes, linear and cubic any trailing
+axes.
 """
 
 import numpy as np
@@ -15,24 +24,32 @@ import numpy as np
 from juanji.nn import functional as F
 from juanji.onnx.handlers.base import Unsupported, as_float, attr_or_input, data, ints, is_array
 from juanji.ops import resize as resize_ops
+from juanji.ops.resize import cubic_kernel, filter_taps, triangle_kernel
+from juanji.tensor import Tensor
 
 _COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-           "asymmetric", "tf_half_pixel_for_nn")
+           "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize")
 _ROUNDING = {"round_prefer_floor": lambda x: np.ceil(x - 0.5),
              "round_prefer_ceil": lambda x: np.floor(x + 0.5),
              "floor": np.floor, "ceil": np.ceil}
 
 
-def source_coordinates(coords, out, size, scale):
-    """x_original of output cells 0..out-1 along an axis of `size` cells, scale out/in."""
+def source_coordinates(coords, out, size, scale, roi=(0.0, 1.0)):
+    """x_original of output cells 0..out-1 along an axis of `size` cells, scale out/in;
+    roi (start, end) is the region tf_crop_and_resize samples, as fractions of the axis."""
     t = np.arange(out, dtype=np.float64)
     width = scale * size  # ONNX's unrounded output width
+    if coords == "tf_crop_and_resize":
+        start, end = roi
+        if width == 1:
+            return np.full(out, (start + end) / 2 * (size - 1))
+        return start * (size - 1) + t * (end - start) * (size - 1) / (width - 1)
     if coords == "align_corners":
         return np.zeros(out) if width == 1 else t * (size - 1) / (width - 1)
     if coords == "asymmetric":
         return t / scale
     if coords == "pytorch_half_pixel":
-        return np.full(out, -0.5) if width == 1 else (t + 0.5) / scale - 0.5
+        return np.zeros(out) if width == 1 else (t + 0.5) / scale - 0.5
     if coords == "tf_half_pixel_for_nn":
         return (t + 0.5) / scale
     if coords == "half_pixel_symmetric":
@@ -63,22 +80,66 @@ def _geometry(x, scales, sizes, axes, policy):
     return out, scale
 
 
-def run_resize(x, out, scale, mode, coords, rounding):
-    """Resize x to `out` (every axis) with ONNX's coordinate and rounding rules."""
+def _region(rank, roi, axes):
+    """One (start, end) per axis from ONNX's roi input: the starts, then the ends, of `axes`
+    (every axis when None); the other axes are whole, (0, 1)."""
+    values = [] if roi is None else [float(v) for v in data(roi).reshape(-1)]
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    if len(values) != 2 * len(axes):
+        raise ValueError(f"tf_crop_and_resize needs an roi of {2 * len(axes)} values (the "
+                         f"starts, then the ends, of axes {axes}); got {len(values)}")
+    region = [(0.0, 1.0)] * rank
+    for i, a in enumerate(axes):
+        region[a] = (values[i], values[i + len(axes)])
+    return region
+
+
+def run_resize(x, out, scale, mode, coords, rounding, cubic_a=-0.75, antialias=False,
+               exclude_outside=False, roi=None, extrapolation=0.0):
+    """Resize x to `out` (every axis) with ONNX's coordinate and rounding rules; roi: one
+    (start, end) per axis for tf_crop_and_resize."""
     x = as_float(x)
-    changed = [a for a in range(x.ndim) if out[a] != x.shape[a] or scale[a] != 1.0]
+    roi = [(0.0, 1.0)] * x.ndim if roi is None else roi
+    changed = [a for a in range(x.ndim)
+               if out[a] != x.shape[a] or scale[a] != 1.0 or roi[a] != (0.0, 1.0)]
     if not changed:
         return x
     block = range(min(changed), x.ndim)
     if mode == "nearest" and len(block) > 2:
         raise ValueError(f"nearest Resize runs on the last one or two axes; this one resizes "
                          f"axes {changed} of shape {tuple(x.shape)}")
-    per_axis = [(source_coordinates(coords, out[a], x.shape[a], scale[a]), x.shape[a])
+    per_axis = [(source_coordinates(coords, out[a], x.shape[a], scale[a], roi[a]), x.shape[a])
                 for a in block]
+    y = _interpolate(x, scale, block, per_axis, mode, rounding, cubic_a, antialias,
+                     exclude_outside)
+    if coords != "tf_crop_and_resize":
+        return y
+    # cells whose source lies outside the input get extrapolation_value (no gradient)
+    inside = np.ones((), dtype=bool)
+    for src, n in per_axis:
+        inside = inside[..., None] & ((src >= 0) & (src <= n - 1))  # (O1, ..., Ok)
+    if inside.all():
+        return y
+    fill = np.where(inside, 0.0, extrapolation).astype(y.dtype)
+    return y * Tensor(inside.astype(y.dtype)) + Tensor(fill)
+
+
+def _interpolate(x, scale, block, per_axis, mode, rounding, cubic_a, antialias,
+                 exclude_outside):
+    """x resampled at the source coordinates of `per_axis`, one (src, size) per axis of
+    `block` (the trailing axes from the first one that changes)."""
     if mode == "nearest":
         index = [np.clip(_ROUNDING[rounding](src), 0, n - 1).astype(np.int64)
                  for src, n in per_axis]
         return resize_ops.NearestResize.apply(x, index=index)
+    if mode == "cubic" or antialias:
+        kernel, support = (lambda d: cubic_kernel(d, cubic_a), 2) if mode == "cubic" else \
+            (triangle_kernel, 1)
+        taps = [None if np.array_equal(src, np.arange(n)) else
+                filter_taps(src, n, kernel, support, scale[a] if antialias else None,
+                            exclude_outside)
+                for a, (src, n) in zip(block, per_axis)]
+        return resize_ops.FilterResize.apply(x, taps=taps)
     taps = []
     for src, n in per_axis:
         low = np.floor(src)
@@ -96,16 +157,16 @@ def resize(node, ctx):
                                                    "half_pixel")
     rounding = "floor" if legacy else node.attr("nearest_mode", "round_prefer_floor")
     policy = node.attr("keep_aspect_ratio_policy", "stretch")
-    if mode not in ("nearest", "linear"):
-        raise Unsupported(f"mode={mode!r}: juanji resizes with nearest and linear")
-    if node.attr("antialias", 0):
-        raise Unsupported("antialias=1")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise Unsupported(f"mode={mode!r}: juanji resizes with nearest, linear and cubic")
+    antialias = bool(node.attr("antialias", 0)) and mode != "nearest"
+    exclude_outside = bool(node.attr("exclude_outside", 0))
+    cubic_a = float(node.attr("cubic_coeff_a", -0.75))
+    extrapolation = float(node.attr("extrapolation_value", 0.0))
     if coords not in _COORDS:
         raise Unsupported(f"coordinate_transformation_mode={coords!r}")
     if rounding not in _ROUNDING:
         raise Unsupported(f"nearest_mode={rounding!r}")
-    if mode == "linear" and node.attr("exclude_outside", 0):
-        raise Unsupported("exclude_outside=1 with linear mode")
 
     def step(x, *rest):
         if legacy:
@@ -119,7 +180,10 @@ def resize(node, ctx):
         if scales is None and sizes is None:
             raise ValueError("Resize needs scales or sizes")
         out, scale = _geometry(x, scales, sizes, node.attr("axes"), policy)
-        return run_resize(x, out, scale, mode, coords, rounding)
+        roi = _region(x.ndim, rest[0], node.attr("axes")) \
+            if coords == "tf_crop_and_resize" else None
+        return run_resize(x, out, scale, mode, coords, rounding, cubic_a, antialias,
+                          exclude_outside, roi, extrapolation)
 
     return step
 
