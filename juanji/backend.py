@@ -5,17 +5,28 @@ owns an array and build new arrays with it, so the same op code runs on either b
 
 It also sets how the C allocator treats big NumPy buffers (see `keep_freed_memory`), once, when
 juanji is imported, and owns the threads: the pool the kernels split their sample blocks over
-(`parallel_map`, `set_num_threads`), the matrix product split over it (`matmul`), and the hold
-that keeps BLAS on one thread while any juanji op runs (`blas_on_one_thread`).
+(`parallel_map`, `set_num_threads`), the matrix product (`matmul`), and the hold that keeps
+BLAS on one thread inside kernel blocks and, when BLAS's idle threads would spin, inside every
+op (`blas_on_one_thread`, `blas_in_ops`).
 """
 
 import contextlib
 import ctypes
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+# OpenBLAS's idle worker threads spin for about 0.1 s after each threaded product (2^28
+# cycles) unless OPENBLAS_THREAD_TIMEOUT says otherwise; at 4 they sleep at once. OpenBLAS
+# reads the variable once, when NumPy loads it, so juanji sets it only when it is imported
+# first (and the user has not set it). Either way juanji's speed is the same (see
+# `blas_in_ops`): with sleeping threads BLAS threads its products as usual; with spinning ones
+# juanji keeps BLAS on one thread inside its ops and splits big products itself.
+BLAS_THREADS_SLEEP = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402 - after the OpenBLAS setting above
 
 try:  # pragma: no cover - cupy is not installed on the CPU machines
     import cupy
@@ -81,9 +92,9 @@ _in_worker = threading.local()
 
 def get_num_threads():
     """Threads juanji's own kernels use: set_num_threads(n), else the environment variable
-    JUANJI_NUM_THREADS, else the CPUs this process may run on. BLAS stays on one thread inside
-    juanji's ops (see `blas_on_one_thread`); its own setting, OPENBLAS_NUM_THREADS /
-    OMP_NUM_THREADS, applies to the user's NumPy calls outside them."""
+    JUANJI_NUM_THREADS, else the CPUs this process may run on. BLAS has its own setting,
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (see `blas_in_ops` for when juanji holds it to one
+    thread)."""
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("JUANJI_NUM_THREADS")
@@ -120,7 +131,16 @@ def parallel_map(fn, items, calls_blas=False):
     if threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
         return [fn(item) for item in items]
     with blas_on_one_thread if calls_blas else contextlib.nullcontext():
-        return list(_get_pool(threads).map(lambda item: _as_worker(fn, item), items))
+        # the caller takes every `threads`-th item itself instead of waiting idle: one
+        # thread fewer to wake, and the first block starts at once
+        pool = _get_pool(threads - 1)
+        futures = {k: pool.submit(_as_worker, fn, item) for k, item in enumerate(items)
+                   if k % threads}
+        try:
+            mine = {k: _as_worker(fn, item) for k, item in enumerate(items) if k % threads == 0}
+        finally:
+            done = {k: future.result() for k, future in futures.items()}
+        return [mine[k] if k in mine else done[k] for k in range(len(items))]
 
 
 def _as_worker(fn, item):
@@ -142,23 +162,27 @@ def _get_pool(threads):
     return _pool
 
 
-# Products below this many multiply-adds run in one call: splitting them costs more than it saves
-_SPLIT_MACS = 1 << 20
+# With BLAS on one thread, products below this many multiply-adds (about 0.5 ms) run in one
+# call: two threads on a smaller one were measured no faster (0.24 against 0.22 ms for
+# 3136x64x64), on a 10x bigger one 1.8x faster
+_SPLIT_MACS = 1 << 25
 
 
 def matmul(a, b, out=None):
-    """a @ b with np.matmul's rules, the product split over juanji's threads.
+    """a @ b with np.matmul's rules, threaded whatever BLAS's threads do when idle.
 
-    BLAS itself runs on one thread (see `blas_on_one_thread`), so the threads come from here:
-    a 2-D (M, K) @ (K, N) goes as one block of rows of `a` per thread (or of columns of `b`
-    when M is short), a stacked (G, M, K) @ (G, K, N) as blocks of the G products. Each
-    block writes its own slice of the result, so the result is the same for any thread
-    count. Small products, other shapes, calls from inside a pool worker (the caller's blocks
-    already use the threads) and CuPy arrays go to one matmul call.
+    When they sleep (BLAS_THREADS_SLEEP), one matmul call: BLAS threads it. When they would
+    spin, BLAS is held on one thread inside juanji's ops (`blas_in_ops`) and a big product is
+    split over juanji's threads instead: a 2-D (M, K) @ (K, N) as one block of rows of `a` per
+    thread (or of columns of `b` when M is short), a stacked (G, M, K) @ (G, K, N) as blocks
+    of the G products. Each block writes its own slice of the result, so the result is the
+    same for any thread count. Small products, other shapes, calls from inside a pool worker
+    (the caller's blocks already use the threads) and CuPy arrays go to one matmul call.
     """
     xp = xp_of(a)
     threads = get_num_threads()
-    if (xp is not np or threads == 1 or getattr(_in_worker, "active", False)
+    if (BLAS_THREADS_SLEEP or xp is not np or threads == 1
+            or getattr(_in_worker, "active", False)
             or a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]
             or a.shape[-1] * a.shape[-2] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1)
             < _SPLIT_MACS):
@@ -195,15 +219,13 @@ _blas_saved = []  # (library, its thread setting) from before the outermost hold
 class _BlasOnOneThread:
     """Context: the BLAS libraries NumPy uses run on one thread, then back to their setting.
 
-    Every op's forward (Function.run) and every backward pass (Tensor.backward) runs inside
-    it. OpenBLAS's worker threads spin for about 0.1 s after each threaded product
-    (OPENBLAS_THREAD_TIMEOUT, read once when NumPy loads it), on the very cores juanji's kernel
-    threads need; a product on one thread never wakes them. So juanji's speed does not depend
-    on whether NumPy was imported first, and the user's own NumPy threading outside juanji's
-    calls is left as it was. Re-entrant and shared by threads: the outermost hold saves and
-    restores the setting. Switching costs about a microsecond. (OpenBLAS takes a new setting
-    only from the main thread once its own threads have started, so ops that a program runs
-    from other threads keep BLAS's setting.)
+    Kernel blocks that multiply run inside it (each block already has its core), and so does
+    every op when BLAS's idle threads would spin (`blas_in_ops`): a product on one thread
+    never wakes them, so they do not take the cores juanji's kernel threads need, and the
+    user's own NumPy threading outside juanji's calls is left as it was. Re-entrant and shared
+    by threads: the outermost hold saves and restores the setting. Switching costs about a
+    microsecond. (OpenBLAS takes a new setting only from the main thread once its own threads
+    have started, so ops that a program runs from other threads keep BLAS's setting.)
     """
 
     def __enter__(self):
@@ -233,3 +255,23 @@ class _BlasOnOneThread:
 
 
 blas_on_one_thread = _BlasOnOneThread()
+
+
+class _BlasInOps:
+    """Context around every op's forward (Function.run) and every backward pass
+    (Tensor.backward): `blas_on_one_thread` when OpenBLAS's idle threads would spin (NumPy was
+    imported before juanji without OPENBLAS_THREAD_TIMEOUT), else nothing. A script that
+    imports NumPy first thus runs juanji's training steps as fast as one that does not
+    (tests/test_import_order.py)."""
+
+    def __enter__(self):
+        if not BLAS_THREADS_SLEEP:
+            blas_on_one_thread.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if not BLAS_THREADS_SLEEP:
+            blas_on_one_thread.__exit__(*exc)
+
+
+blas_in_ops = _BlasInOps()

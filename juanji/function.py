@@ -6,7 +6,7 @@ where the input needs none). There is no double backprop: backward is plain arra
 """
 
 from juanji import grad_mode
-from juanji.backend import blas_on_one_thread
+from juanji.backend import blas_in_ops
 
 _KIND_NAMES = {"f": "a floating-point", "fiu": "a numeric (integer or floating-point)"}
 
@@ -51,7 +51,7 @@ class Function:
         # under no_grad nothing will call backward, so forward may skip what it would keep
         enabled = grad_mode.is_enabled()
         self.needs_grad = tuple(enabled and t is not None and t.requires_grad for t in tensors)
-        with blas_on_one_thread:  # juanji's threads split the products, see juanji.backend
+        with blas_in_ops:  # BLAS's idle threads must not spin on juanji's cores, see backend
             raw = self.forward(*(None if t is None else t.data for t in tensors), **params)
         track = any(self.needs_grad)
         out = Tensor(raw, requires_grad=track)

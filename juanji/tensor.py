@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from juanji.backend import blas_on_one_thread, xp_of
+from juanji.backend import blas_in_ops, xp_of
 from juanji.ops import activation, elementwise, linalg, movement, reduce
 from juanji.ops.memory import check_fits
 
@@ -192,7 +192,7 @@ class Tensor:
                 raise ValueError(
                     f"gradient shape {gradient.shape} does not match tensor shape {self.shape}"
                 )
-        with blas_on_one_thread:  # as in every forward, see juanji.backend
+        with blas_in_ops:  # as in every forward, see juanji.backend
             self._backpropagate(gradient, retain_graph)
         # self keeps its (now released) Function, so a second backward() raises instead of
         # treating self as a leaf and returning a wrong gradient

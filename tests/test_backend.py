@@ -54,12 +54,16 @@ def test_kernel_threads_do_not_depend_on_the_import_order():
     import os
 
     cpus = str(len(os.sched_getaffinity(0)))
-    probe = ("import juanji, os; "
-             "print(juanji.get_num_threads(), 'OPENBLAS_THREAD_TIMEOUT' in os.environ)")
-    # juanji leaves the environment alone, and uses every CPU whichever came first
-    assert _run_fresh(probe) == [cpus, "False"]
-    assert _run_fresh("import numpy; " + probe) == [cpus, "False"]
-    assert _run_fresh("import numpy; " + probe, JUANJI_NUM_THREADS="3") == ["3", "False"]
+    probe = ("import juanji, os; print(juanji.get_num_threads(), "
+             "juanji.backend.BLAS_THREADS_SLEEP, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
+    # juanji first: it tells OpenBLAS to let its idle threads sleep, and BLAS threads as usual
+    assert _run_fresh(probe) == [cpus, "True", "4"]
+    # NumPy first, nothing set: the threads would spin, so juanji's ops hold BLAS on one
+    # thread; juanji's kernels use every CPU either way, and JUANJI_NUM_THREADS wins
+    assert _run_fresh("import numpy; " + probe) == [cpus, "False", "4"]
+    assert _run_fresh("import numpy; " + probe, OPENBLAS_THREAD_TIMEOUT="6") == [
+        cpus, "True", "6"]
+    assert _run_fresh("import numpy; " + probe, JUANJI_NUM_THREADS="3") == ["3", "False", "4"]
 
 
 def _blas_threads():
@@ -81,7 +85,8 @@ class _RecordBlasThreads(Function):
         return gy * 2
 
 
-def test_ops_run_with_blas_on_one_thread_and_the_setting_comes_back():
+def test_ops_run_with_blas_on_one_thread_and_the_setting_comes_back(monkeypatch):
+    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)  # as when NumPy came first
     controller = ThreadpoolController().select(user_api="blas")
     with controller.limit(limits=2):
         before = _blas_threads()
@@ -121,15 +126,17 @@ def _cpu_ms_after(product, imports=""):
     return float(_run_fresh(code, OPENBLAS_NUM_THREADS="2")[0])
 
 
-def test_a_juanji_product_never_wakes_openblas_threads():
+def test_a_juanji_product_never_leaves_openblas_threads_spinning():
     """NumPy imported first, OPENBLAS_THREAD_TIMEOUT unset: a product in NumPy leaves OpenBLAS's
     threads spinning on the cores; the same product in juanji (its matmul op, a linear layer)
-    does not wake them."""
+    does not wake them. Imported before NumPy, juanji has OpenBLAS's threads sleep at once."""
     if not any(lib["internal_api"] == "openblas" for lib in ThreadpoolController().info()):
         pytest.skip("the spinning worker threads are OpenBLAS's")
     assert _cpu_ms_after("a @ a") > 5  # the probe sees spinning threads
     juanji_product = ("x = juanji.Tensor(a, requires_grad=True)\n"
                       "juanji.nn.functional.linear(x @ x, x).sum().backward()")
     assert _cpu_ms_after(juanji_product, "import juanji, juanji.nn.functional") < 5
+    code = "import juanji\n" + _SPIN_PROBE.format(imports="", product="a @ a")
+    assert float(_run_fresh(code, OPENBLAS_NUM_THREADS="2")[0]) < 5
 
 
