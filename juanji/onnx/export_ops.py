@@ -294,6 +294,7 @@ EMITTERS = {
     reduce.Sum: _reduction("ReduceSum"),
     reduce.Mean: _reduction("ReduceMean"),
     reduce.Max: _reduction("ReduceMax"),
+    reduce.Prod: _reduction("ReduceProd"),
     reduce.Var: var,
 }
 

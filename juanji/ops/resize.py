@@ -186,6 +186,17 @@ class LinearResize(Function):
         return gy
 
 
+def cubic_source(in_size, out_size, scale=None, align_corners=False):
+    """PyTorch's bicubic source coordinates along one axis, float64 (out,): s * t with
+    align_corners (s = (in-1)/(out-1)), else s * (t + 0.5) - 0.5 with s = 1 / scale_factor
+    when given, else in/out; unlike linear's, not clamped at 0 (the taps read the edge)."""
+    dst = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        return dst * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+    s = _scale(in_size, out_size, scale, np.float64)
+    return s * (dst + 0.5) - 0.5
+
+
 def cubic_kernel(d, a=-0.75):
     """Keys' cubic convolution kernel at distances d (float64 array): 1 at 0, 0 at every
     other integer, 0 beyond 2. a = -0.75 is PyTorch's bicubic, -0.5 Keys' and TensorFlow's."""

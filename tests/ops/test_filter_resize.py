@@ -9,6 +9,7 @@ import torch.nn.functional as TF
 from gradcheck import assert_close, gradcheck, to_torch
 
 import juanji
+import juanji.nn
 from juanji.ops.resize import FilterResize, cubic_kernel, filter_taps, triangle_kernel
 
 
@@ -38,6 +39,25 @@ def test_cubic_taps_match_torch_bicubic(size, align_corners):
     (y * juanji.tensor(upstream)).sum().backward()
     (y_ref * torch.tensor(upstream)).sum().backward()
     assert_close(xj.grad, xt.grad, rtol=1e-5, atol=1e-5, msg="input gradient")
+
+
+@pytest.mark.parametrize("align_corners", [None, True])
+@pytest.mark.parametrize("size,scale", [((14, 18), None), ((3, 4), None), (None, 2.0),
+                                        (None, (0.6, 1.7)), (None, 1.0)])
+def test_interpolate_bicubic_matches_torch(size, scale, align_corners):
+    """F.interpolate and nn.Upsample with mode='bicubic', by size or scale_factor (which sets
+    the coordinate step as in PyTorch), forward and input gradient."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    xj, xt = juanji.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    y = juanji.nn.Upsample(size, scale, mode="bicubic", align_corners=align_corners)(xj)
+    y_ref = TF.interpolate(xt, size, scale, mode="bicubic", align_corners=align_corners)
+    assert_close(y, y_ref, rtol=1e-5, atol=1e-5, msg="forward")
+    upstream = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+    (y * juanji.tensor(upstream)).sum().backward()
+    (y_ref * torch.tensor(upstream)).sum().backward()
+    assert_close(xj.grad, xt.grad, rtol=1e-5, atol=1e-5, msg="input gradient")
+    gradcheck(lambda t: juanji.nn.functional.interpolate(
+        t, size, scale, mode="bicubic", align_corners=align_corners), [x[:1, :1].astype(float)])
 
 
 @pytest.mark.parametrize("kernel,support,antialias,exclude", [

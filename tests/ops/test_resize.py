@@ -181,8 +181,9 @@ X = np.zeros((1, 2, 4, 5), np.float32)
     (lambda: F.interpolate(X, size=4, scale_factor=2), "exactly one of size or scale_factor"),
     (lambda: F.interpolate(X, scale_factor=2, align_corners=True),
      "align_corners option can only be set with the interpolating modes"),
-    (lambda: F.interpolate(X, scale_factor=2, mode="bicubic"), "mode='bicubic' is not "
-                                                               "implemented"),
+    (lambda: F.interpolate(X, scale_factor=2, mode="area"), "mode='area' is not "
+                                                            "implemented"),
+    (lambda: F.interpolate(X[0], scale_factor=2, mode="bicubic"), "mode='bicubic' needs a 4-D"),
     (lambda: F.interpolate(X, scale_factor=2, mode="cubic"), "mode must be one of"),
     (lambda: F.interpolate(X, scale_factor=2, mode="linear"), "mode='linear' needs a 3-D input"),
     (lambda: F.interpolate(X, scale_factor=0), "scale_factor must be a positive number; got 0"),

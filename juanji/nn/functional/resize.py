@@ -68,7 +68,8 @@ def pad(input, pad, mode="constant", value=None):
                             value=0.0 if value is None else float(value))
 
 
-_MODES = {"nearest": (1, 2), "nearest-exact": (1, 2), "linear": (1,), "bilinear": (2,)}
+_MODES = {"nearest": (1, 2), "nearest-exact": (1, 2), "linear": (1,), "bilinear": (2,),
+          "bicubic": (2,)}
 
 
 def _per_axis(value, dims, name, kind):
@@ -83,12 +84,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resize (N, C, L) or (N, C, H, W) to `size`, or by `scale_factor` (output floor(in * s)).
 
     Modes: 'nearest' (source floor(dst * in/out), PyTorch's legacy rule), 'nearest-exact'
-    (floor((dst + 0.5) * in/out)), 'linear' (3-D input) and 'bilinear' (4-D) with
+    (floor((dst + 0.5) * in/out)), 'linear' (3-D input), 'bilinear' and 'bicubic' (4-D; Keys'
+    kernel with a = -0.75, edge cells repeated, values may overshoot the input's range) with
     align_corners. When scale_factor is given (and recompute_scale_factor is not True) the
     coordinate mapping uses 1 / scale_factor, not in/out, exactly as PyTorch does.
     """
     input = as_tensor(input)
-    one_of(mode, "mode", tuple(_MODES) + ("bicubic", "area", "trilinear"))
+    one_of(mode, "mode", tuple(_MODES) + ("area", "trilinear"))
     if mode not in _MODES:
         raise ValueError(f"mode={mode!r} is not implemented; juanji supports {list(_MODES)}")
     check_input(input, "interpolate", (3, 4), "(N, C, L) or (N, C, H, W)")
@@ -98,7 +100,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          f"{tuple(input.shape)}")
     if align_corners is not None and mode.startswith("nearest"):
         raise ValueError("align_corners option can only be set with the interpolating modes "
-                         f"linear | bilinear; got mode={mode!r}")
+                         f"linear | bilinear | bicubic; got mode={mode!r}")
     if antialias:
         raise ValueError("antialias=True is not supported")
     if (size is None) == (scale_factor is None):
@@ -128,6 +130,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     dtype = input.dtype.type
     if not issubclass(dtype, np.floating):
         raise ValueError(f"mode={mode!r} needs a floating-point input; got dtype {input.dtype}")
+    if mode == "bicubic":
+        taps = [resize.filter_taps(resize.cubic_source(n, o, s, bool(align_corners)), n,
+                                   resize.cubic_kernel, 2)
+                for n, o, s in zip(in_sizes, out_sizes, scales)]
+        return resize.FilterResize.apply(input, taps=taps)
     taps = [resize.linear_index(n, o, s, bool(align_corners), dtype)
             for n, o, s in zip(in_sizes, out_sizes, scales)]
     return resize.LinearResize.apply(input, taps=taps)

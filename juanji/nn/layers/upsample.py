@@ -11,8 +11,8 @@ __all__ = ["PixelShuffle", "PixelUnshuffle", "Upsample", "UpsamplingBilinear2d",
 class Upsample(Module):
     """F.interpolate as a layer: (N, C, H, W) -> (N, C, OH, OW) by `size` or `scale_factor`.
 
-    mode 'nearest' | 'nearest-exact' | 'bilinear' (4-D) | 'linear' (3-D); see F.interpolate
-    for the source-index rules (they are PyTorch's).
+    mode 'nearest' | 'nearest-exact' | 'bilinear' | 'bicubic' (4-D) | 'linear' (3-D); see
+    F.interpolate for the source-index rules (they are PyTorch's).
     """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
@@ -23,7 +23,7 @@ class Upsample(Module):
                              f"size={size!r}, scale_factor={scale_factor!r}")
         if align_corners is not None and mode.startswith("nearest"):
             raise ValueError("align_corners option can only be set with the interpolating "
-                             f"modes linear | bilinear; got mode={mode!r}")
+                             f"modes linear | bilinear | bicubic; got mode={mode!r}")
         self.size = tuple(size) if isinstance(size, list) else size
         self.scale_factor = tuple(float(s) for s in scale_factor) \
             if isinstance(scale_factor, (tuple, list)) else \
