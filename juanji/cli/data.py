@@ -69,10 +69,7 @@ def load_folder(path, image_size, val_split, seed):
     """
     root = Path(path)
     if (root / "train").is_dir():
-        held_out = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
-        if held_out is None:
-            raise CLIError(f"{root} has train/ but neither test/ nor val/; add one, or put the "
-                           f"class folders directly in {root} to split off --val-split of them")
+        held_out = held_out_part(root, "the class folders")
         folder, images, labels = _image_folder(root / "train", None, image_size)
         test, test_images, test_labels = _image_folder(held_out, folder.mode,
                                                        image_size or images.shape[2:])
@@ -84,6 +81,16 @@ def load_folder(path, image_size, val_split, seed):
     train_index, test_index = split_indices(len(labels), val_split, seed, root)
     return ((images[train_index], labels[train_index]),
             (images[test_index], labels[test_index]), folder.classes, folder.mode)
+
+
+def held_out_part(root, layout):
+    """``root``/test, else ``root``/val, beside ``root``/train; refused when neither exists
+    (``layout``: what could go directly in ``root`` instead, for the message)."""
+    held_out = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
+    if held_out is None:
+        raise CLIError(f"{root} has train/ but neither test/ nor val/; add one, or put "
+                       f"{layout} directly in {root} to split off --val-split")
+    return held_out
 
 
 def split_indices(count, val_split, seed, root):

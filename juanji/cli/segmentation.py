@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from juanji.cli import CLIError
-from juanji.cli.data import build_transform, channel_stats, set_model_args, split_indices
+from juanji.cli.data import (
+    build_transform,
+    channel_stats,
+    held_out_part,
+    set_model_args,
+    split_indices,
+)
 from juanji.data import Dataset
 
 SEGMENTATION_MODELS = ("fcn16s", "fcn32s", "fcn8s", "unet")
@@ -86,10 +92,7 @@ def load_segmentation_folder(path, image_size, val_split, seed, num_classes=None
     """
     root = Path(path)
     if (root / "train").is_dir():
-        held_out = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
-        if held_out is None:
-            raise CLIError(f"{root} has train/ but neither test/ nor val/; add one, or put "
-                           f"images/ and masks/ directly in {root} to split off --val-split")
+        held_out = held_out_part(root, "images/ and masks/")
         train, images = _read_pair(root / "train", None, image_size, num_classes)
         test, test_images = _read_pair(held_out, train.mode, image_size or images.shape[2:],
                                        train.num_classes)
