@@ -222,13 +222,35 @@ def linear_resize(g, call):
     taps = call.params["taps"]
     for axis in reversed(range(x.ndim - len(taps), x.ndim)):
         i0, i1, w0, w1 = taps[axis - x.ndim + len(taps)]
-        shape = (-1,) + (1,) * (x.ndim - 1 - axis)  # the weights broadcast along `axis`
-        blend = []
-        for i, w in ((i0, w0), (i1, w1)):
-            picked = g.node("Gather", [y, g.const(np.asarray(i, np.int64))], axis=axis)
-            blend.append(g.node("Mul", [picked, g.const(np.asarray(w, x.dtype).reshape(shape))]))
-        y = g.node("Add", blend)
+        y = _blend(g, y, axis, x, [(i0, w0), (i1, w1)])
     return y
+
+
+def filter_resize(g, call):
+    """Per axis, last first: sum over the K taps of x[index[:, k]] * weight[:, k] (cubic and
+    antialiased resizes), the weights juanji computed, so onnxruntime gives the same values."""
+    x = call.inputs[0]
+    y = g.value(x)
+    taps = call.params["taps"]
+    for axis in reversed(range(x.ndim - len(taps), x.ndim)):
+        tap = taps[axis - x.ndim + len(taps)]
+        if tap is not None:
+            index, weight = (np.asarray(t) for t in tap)  # (O, K) each
+            y = _blend(g, y, axis, x, [(index[:, k], weight[:, k])
+                                       for k in range(index.shape[1])])
+    return y
+
+
+def _blend(g, y, axis, x, picks):
+    """Sum over (index, weight) picks of Gather(y, index, axis) * weight (broadcast along
+    `axis`); x is the op's input, for its rank and dtype."""
+    shape = (-1,) + (1,) * (x.ndim - 1 - axis)  # the weights broadcast along `axis`
+    terms = [g.node("Mul", [g.node("Gather", [y, g.const(np.asarray(i, np.int64))], axis=axis),
+                            g.const(np.asarray(w, x.dtype).reshape(shape))])
+             for i, w in picks]
+    if len(terms) == 1:
+        return terms[0]
+    return g.node("Add" if len(terms) == 2 else "Sum", terms)
 
 
 # ---- reductions ---------------------------------------------------------------------------
@@ -291,6 +313,7 @@ EMITTERS = {
     resize.Pad: border_pad,
     resize.NearestResize: nearest_resize,
     resize.LinearResize: linear_resize,
+    resize.FilterResize: filter_resize,
     reduce.Sum: _reduction("ReduceSum"),
     reduce.Mean: _reduction("ReduceMean"),
     reduce.Max: _reduction("ReduceMax"),

@@ -166,6 +166,8 @@ OP_CASES = {
     "nearest_upsample": lambda y: F.interpolate(y, scale_factor=2, mode="nearest"),
     "bilinear_resize": lambda y: F.interpolate(y, size=(9, 5), mode="bilinear",
                                                align_corners=False),
+    "bicubic_resize": lambda y: F.interpolate(y, size=(9, 5), mode="bicubic")
+    + F.interpolate(y, scale_factor=1.5, mode="bicubic", align_corners=True)[:, :, :9, :5],
     "reflect_replicate_pad": lambda y: F.pad(F.pad(y, (1, 2, 0, 1), mode="reflect"),
                                              (2, 0, 1, 1), mode="replicate"),
     "indexing": lambda y: y[:, 1:, ::2, None, -1] + y[:, :3, 1::2, None, 0],
