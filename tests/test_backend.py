@@ -140,3 +140,31 @@ def test_a_juanji_product_never_leaves_openblas_threads_spinning():
     assert float(_run_fresh(code, OPENBLAS_NUM_THREADS="2")[0]) < 5
 
 
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [
+    ((67, 40), (40, 23)),  # M >= N: blocks of rows
+    ((9, 40), (40, 71)),  # N > M: blocks of columns
+    ((5, 30, 20), (5, 20, 11)),  # as many products as threads or more: blocks of products
+    ((2, 30, 20), (2, 20, 11)),  # fewer: each product split
+])
+def test_matmul_split_over_threads_equals_one_call(shape_a, shape_b, monkeypatch):
+    """backend.matmul as when BLAS's idle threads would spin and the product is big: split over
+    juanji's threads, each block its own slice of the result, equal to one np.matmul."""
+    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)
+    monkeypatch.setattr(juanji.backend, "_SPLIT_MACS", 1)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape_a).astype(np.float32)
+    b = rng.standard_normal(shape_b).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(juanji.backend, "_as_worker",
+                        lambda fn, item, real=juanji.backend._as_worker: (
+                            calls.append(item), real(fn, item))[1])
+    juanji.set_num_threads(3)
+    try:
+        with juanji.backend.blas_on_one_thread:
+            got = juanji.backend.matmul(a, b)
+    finally:
+        juanji.set_num_threads(2)
+    assert len(calls) >= 2  # it was split
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-6, atol=1e-6)
