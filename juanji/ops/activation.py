@@ -259,9 +259,19 @@ class Hardswish(Function):
     input_kinds = "f"
 
     def forward(self, x):
-        xp = xp_of(x)
+        xp, t = xp_of(x), x.dtype.type
         self.x = x
-        return x * xp.clip(x + 3, 0, 6).astype(x.dtype, copy=False) / x.dtype.type(6)
+        y = xp.empty_like(x)
+
+        def hardswish(x, y):  # x * min(max(x + 3, 0), 6) / 6 in place, a block in cache
+            xp.add(x, t(3), out=y)
+            xp.maximum(y, t(0), out=y)  # NaN stays NaN
+            xp.minimum(y, t(6), out=y)
+            xp.multiply(x, y, out=y)
+            xp.divide(y, t(6), out=y)
+
+        elementwise_blocks(hardswish, x, y)
+        return y
 
     def backward(self, gy):
         xp = xp_of(gy)
@@ -277,9 +287,18 @@ class Hardsigmoid(Function):
     input_kinds = "f"
 
     def forward(self, x):
-        xp = xp_of(x)
+        xp, t = xp_of(x), x.dtype.type
         self.mask = (x > -3) & (x < 3)
-        return xp.clip(x + 3, 0, 6).astype(x.dtype, copy=False) / x.dtype.type(6)
+        y = xp.empty_like(x)
+
+        def hardsigmoid(x, y):  # min(max(x + 3, 0), 6) / 6 in place, a block in cache
+            xp.add(x, t(3), out=y)
+            xp.maximum(y, t(0), out=y)  # NaN stays NaN
+            xp.minimum(y, t(6), out=y)
+            xp.divide(y, t(6), out=y)
+
+        elementwise_blocks(hardsigmoid, x, y)
+        return y
 
     def backward(self, gy):
         return gy * self.mask / gy.dtype.type(6)
