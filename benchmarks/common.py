@@ -57,23 +57,24 @@ def report(rows, title):
     print(f"\n{title}  (threads={THREADS})")
     print(f"{'case':42s} {'juanji ms':>16s} {'torch ms':>16s} {'ratio':>7s}")
     for row in rows:
-        print(f"{row['case']:42s} {_fmt(row['juanji']):>16s} {_fmt(row['torch']):>16s} "
-              f"{row['ratio']:7.2f}")
+        j, t = format_spread(row["juanji"]), format_spread(row["torch"])
+        print(f"{row['case']:42s} {j:>16s} {t:>16s} {row['ratio']:7.2f}")
     return rows
 
 
 def summarize(label, juanji_times, torch_times):
     """Median and min-max of both sides and the median ratio juanji/torch."""
-    j, t = statistics.median(juanji_times), statistics.median(torch_times)
-    return {
-        "case": label,
-        "juanji": (j * 1e3, min(juanji_times) * 1e3, max(juanji_times) * 1e3),
-        "torch": (t * 1e3, min(torch_times) * 1e3, max(torch_times) * 1e3),
-        "ratio": j / t,
-    }
+    j, t = spread(juanji_times), spread(torch_times)
+    return {"case": label, "juanji": j, "torch": t, "ratio": j[0] / t[0]}
 
 
-def _fmt(stats):
+def spread(times):
+    """(median, min, max) of times in seconds, in milliseconds."""
+    return statistics.median(times) * 1e3, min(times) * 1e3, max(times) * 1e3
+
+
+def format_spread(stats):
+    """'median (min-max)' of a spread() triple."""
     median, lo, hi = stats
     return f"{median:.1f} ({lo:.0f}-{hi:.0f})"
 

