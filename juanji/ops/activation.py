@@ -249,6 +249,25 @@ class Silu(Function):
         return gy * self.s * (1 + self.x * (1 - self.s))
 
 
+def _hard_gate(x, times_x):
+    """min(max(x + 3, 0), 6) / 6 (hardsigmoid), or x * min(max(x + 3, 0), 6) / 6 (hardswish,
+    multiplied before dividing, as PyTorch's kernel), in place in one buffer, a cache-sized
+    block at a time over the threads. NaN stays NaN."""
+    xp, t = xp_of(x), x.dtype.type
+    y = xp.empty_like(x)
+
+    def gate(x, y):
+        xp.add(x, t(3), out=y)
+        xp.maximum(y, t(0), out=y)
+        xp.minimum(y, t(6), out=y)
+        if times_x:
+            xp.multiply(x, y, out=y)
+        xp.divide(y, t(6), out=y)
+
+    elementwise_blocks(gate, x, y)
+    return y
+
+
 class Hardswish(Function):
     """x * relu6(x + 3) / 6.
 
@@ -259,19 +278,8 @@ class Hardswish(Function):
     input_kinds = "f"
 
     def forward(self, x):
-        xp, t = xp_of(x), x.dtype.type
         self.x = x
-        y = xp.empty_like(x)
-
-        def hardswish(x, y):  # x * min(max(x + 3, 0), 6) / 6 in place, a block in cache
-            xp.add(x, t(3), out=y)
-            xp.maximum(y, t(0), out=y)  # NaN stays NaN
-            xp.minimum(y, t(6), out=y)
-            xp.multiply(x, y, out=y)
-            xp.divide(y, t(6), out=y)
-
-        elementwise_blocks(hardswish, x, y)
-        return y
+        return _hard_gate(x, times_x=True)
 
     def backward(self, gy):
         xp = xp_of(gy)
@@ -287,18 +295,8 @@ class Hardsigmoid(Function):
     input_kinds = "f"
 
     def forward(self, x):
-        xp, t = xp_of(x), x.dtype.type
         self.mask = (x > -3) & (x < 3)
-        y = xp.empty_like(x)
-
-        def hardsigmoid(x, y):  # min(max(x + 3, 0), 6) / 6 in place, a block in cache
-            xp.add(x, t(3), out=y)
-            xp.maximum(y, t(0), out=y)  # NaN stays NaN
-            xp.minimum(y, t(6), out=y)
-            xp.divide(y, t(6), out=y)
-
-        elementwise_blocks(hardsigmoid, x, y)
-        return y
+        return _hard_gate(x, times_x=False)
 
     def backward(self, gy):
         return gy * self.mask / gy.dtype.type(6)

@@ -10,19 +10,17 @@ from gradcheck import assert_close, gradcheck, to_torch
 
 import juanji
 import juanji.nn
-from juanji.ops.resize import FilterResize, cubic_kernel, filter_taps, triangle_kernel
-
-
-def torch_source(in_size, out_size, align_corners):
-    """PyTorch's bicubic source coordinates (no clamping at 0, unlike its linear mode)."""
-    t = np.arange(out_size, dtype=np.float64)
-    if align_corners:
-        return t * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
-    return (t + 0.5) * in_size / out_size - 0.5
+from juanji.ops.resize import (
+    FilterResize,
+    cubic_kernel,
+    cubic_source,
+    filter_taps,
+    triangle_kernel,
+)
 
 
 def bicubic(x, size, align_corners):
-    taps = [filter_taps(torch_source(n, o, align_corners), n, cubic_kernel, 2)
+    taps = [filter_taps(cubic_source(n, o, align_corners=align_corners), n, cubic_kernel, 2)
             for n, o in zip(x.shape[2:], size)]
     return FilterResize.apply(x, taps=taps)
 
@@ -65,8 +63,8 @@ def test_interpolate_bicubic_matches_torch(size, scale, align_corners):
     (cubic_kernel, 2, 0.4, False), (triangle_kernel, 1, 0.4, True)])
 def test_filter_resize_gradcheck(kernel, support, antialias, exclude):
     x = np.random.default_rng(2).standard_normal((2, 2, 5, 6))
-    rows = filter_taps(torch_source(5, 2, False), 5, kernel, support, antialias, exclude)
-    cols = filter_taps(torch_source(6, 11, False), 6, kernel, support, antialias, exclude)
+    rows = filter_taps(cubic_source(5, 2), 5, kernel, support, antialias, exclude)
+    cols = filter_taps(cubic_source(6, 11), 6, kernel, support, antialias, exclude)
     gradcheck(lambda t: FilterResize.apply(t, taps=[rows, cols]), [x])
     gradcheck(lambda t: FilterResize.apply(t, taps=[None, cols]), [x])  # rows untouched
 
