@@ -33,8 +33,13 @@ def _conv(g, call, op, **extra):
                   **extra)
 
 
+def _fused_relu(g, call, out):
+    """A ReLU fused into the op (`relu=True`, see nn.utils.fuse_relus) is its own ONNX node."""
+    return g.node("Relu", [out]) if call.params.get("relu") else out
+
+
 def conv2d(g, call):
-    return _conv(g, call, "Conv")
+    return _fused_relu(g, call, _conv(g, call, "Conv"))
 
 
 def conv_transpose2d(g, call):
@@ -57,8 +62,9 @@ def batch_norm(g, call):
                          "with batch statistics in eval mode (track_running_stats=False), "
                          "which ONNX BatchNormalization cannot express")
     scale, shift = _affine(g, x, weight, bias, x.shape[1], x.dtype)
-    return g.node("BatchNormalization", [g.value(x), scale, shift, g.value(p["mean"]),
-                                         g.value(p["var"])], epsilon=float(p.get("eps", 1e-5)))
+    return _fused_relu(g, call, g.node(
+        "BatchNormalization", [g.value(x), scale, shift, g.value(p["mean"]), g.value(p["var"])],
+        epsilon=float(p.get("eps", 1e-5))))
 
 
 def layer_norm(g, call):

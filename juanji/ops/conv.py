@@ -27,6 +27,7 @@ from juanji.ops.kernels import (
     col2im_groups,
     conv_channels_first,
     conv_channels_first_weight_grad,
+    conv_epilogue,
     conv_input_grad_nhwc,
     conv_nhwc,
     conv_weight_grad,
@@ -35,6 +36,7 @@ from juanji.ops.kernels import (
     im2col_nhwc,
     pad_nchw,
     pad_nhwc,
+    relu_gradient,
     sample_blocks,
 )
 
@@ -89,15 +91,21 @@ def reduce_rows(a, b):
     return matmul(b.transpose(0, 2, 1), a).transpose(0, 2, 1)
 
 
-def add_bias(y, bias):
-    """y += bias in place, y: (N, OH, OW, OC) channels-last, bias: (OC,). Over rows of OW*OC
-    values and the threads when y is contiguous (a folded batch norm makes every conv biased)."""
+def add_bias(y, bias, relu=False):
+    """y += bias in place, then max(y, 0) when relu; y: (N, OH, OW, OC) channels-last, bias:
+    (OC,) or None. Over rows of OW*OC values and the threads when y is contiguous (a folded
+    batch norm makes every conv biased)."""
     n, oh, ow, oc = y.shape
+    if bias is None and not relu:
+        return
     if not y.flags.c_contiguous:
-        y += bias
+        if bias is not None:
+            y += bias.astype(y.dtype, copy=False)
+        if relu:
+            xp_of(y).maximum(y, y.dtype.type(0), out=y)
         return
     rows = y.reshape(n * oh, ow * oc)  # a view
-    channel_combination([(rows, None)], bias, ow, out=rows)
+    channel_combination([(rows, None)], bias, ow, out=rows, relu=relu)
 
 
 def bias_grad(gy):
@@ -174,13 +182,16 @@ class Conv2d(Function):
     empty = None  # (x, weight) of an empty batch, whose gradients are zeros
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
-                groups=1):
+                groups=1, relu=False):
         n, c, h, w = x.shape
         oc, cg, kh, kw = weight.shape
         oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
         ow = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
         self.geometry = ((kh, kw), stride, padding, dilation, (oh, ow), x.shape, weight.shape)
         self.groups = groups
+        # relu=True: max(y, 0) applied to each block of the GEMM output while in cache (a ReLU
+        # fused in, see nn.utils.fuse_relus); backward masks gy by the output it keeps
+        epilogue = conv_epilogue(bias, relu, ow, xp_of(x).result_type(x, weight))
         if n == 0:
             self.empty = (x, weight)
             return xp_of(x).zeros((0, oc, oh, ow), dtype=xp_of(x).result_type(x, weight))
@@ -197,7 +208,9 @@ class Conv2d(Function):
             wrows = weight.reshape(oc, -1)  # (OC, C*KH*KW): already the columns' order
             self.rebuild = _rebuilds_columns(n * oh * ow, wrows.shape[1], x.itemsize)
             y, cols = conv_channels_first(xpad, wrows, (kh, kw), stride, dilation, (oh, ow),
-                                          keep_columns=self.needs_grad[1] and not self.rebuild)
+                                          keep_columns=self.needs_grad[1] and not self.rebuild,
+                                          epilogue=epilogue)
+            epilogue = None  # applied
             kept = None
             if self.needs_grad[1]:
                 kept = xpad if self.rebuild else cols
@@ -220,7 +233,8 @@ class Conv2d(Function):
                 self.rebuild = _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
                 keep = self.needs_grad[1] and not self.rebuild
                 y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
-                                    keep_columns=keep)  # y: (N, OH, OW, OC)
+                                    keep_columns=keep, epilogue=epilogue)  # (N, OH, OW, OC)
+                epilogue = None  # applied
             else:
                 if self.path == "im2col":
                     cols = im2col_nhwc(xpad, (kh, kw), stride, dilation, (oh, ow), groups)
@@ -232,8 +246,9 @@ class Conv2d(Function):
             if self.needs_grad[1]:
                 kept = x if self.rebuild else cols
             self.saved = (kept, wg, padded_shape)
-        if bias is not None:
-            add_bias(y, bias)
+        if epilogue is not None:
+            add_bias(y, bias, relu)
+        self.relu_out = y if relu and any(self.needs_grad) else None
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
 
     def backward(self, gy):
@@ -241,6 +256,8 @@ class Conv2d(Function):
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
         if self.empty is not None:
             return empty_batch_grads(self.needs_grad, *self.empty, w_shape[0])
+        if self.relu_out is not None:  # the fused ReLU's gradient first
+            gy = relu_gradient(gy, self.relu_out.transpose(0, 3, 1, 2))
         gb = bias_grad(gy) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
         if self.path == "depthwise":

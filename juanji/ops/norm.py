@@ -17,6 +17,7 @@ from juanji.ops.kernels import (
     channel_moments,
     channel_sums,
     channels_last_rows,
+    relu_gradient,
     rows_to_channels_first,
 )
 
@@ -54,7 +55,8 @@ class BatchNorm(Function):
     training=True: mean and biased var over every axis but 1 (N and all spatial axes); the
     caller reads `batch_mean` and `batch_var` (biased, shape (C,)) afterwards to update running
     statistics. training=False: the given `mean` and `var` (C,) are used and are constants.
-    weight and bias (C,) may be None.
+    weight and bias (C,) may be None. relu=True returns max(y, 0), the ReLU applied in the same
+    pass (bit-identical to a separate Relu op, gradient included).
 
     Works on channels-last rows (see `channels_last_rows`): the sums are BLAS products and every
     per-channel broadcast runs over long rows; the output is an NCHW view of channels-last
@@ -64,7 +66,8 @@ class BatchNorm(Function):
 
     input_kinds = "f"
 
-    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True):
+    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True,
+                relu=False):
         xp = xp_of(x)
         c = x.shape[1]
         rows, period = channels_last_rows(x)  # (R, P*C)
@@ -78,7 +81,10 @@ class BatchNorm(Function):
         scale = invstd if weight is None else invstd * weight
         # one affine pass, y = x * scale + (bias - mean * scale), as PyTorch's CPU kernel
         shift = -mean * scale if bias is None else bias - mean * scale
-        y = channel_combination([(rows, scale)], shift, period)
+        y = channel_combination([(rows, scale)], shift, period, relu=relu)
+        # relu=True: a ReLU fused into the same pass (see nn.utils.fuse_relus); backward
+        # masks gy by the output first, as the ReLU's own backward would
+        self.relu_rows = y if relu and any(self.needs_grad) else None
         # Backward re-centres x block by block rather than this op keeping a centred copy: x
         # is kept anyway as the input tensor, and its rows are a view of it when x comes from
         # a conv, so batch norm holds no activation-sized array of its own.
@@ -98,6 +104,8 @@ class BatchNorm(Function):
         need_x = self.needs_grad[0]
         need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
         need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
+        if self.relu_rows is not None:  # the fused ReLU's gradient first
+            rows = relu_gradient(rows, self.relu_rows)
         gx = gw = gb = None
         if need_w or (need_x and self.training):
             gb, dots = channel_grad_sums(rows, self.rows, self.mean, period)

@@ -68,11 +68,14 @@ def _check_fits(input_hw, pads, kernel, dilation):
             )
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           fused_relu=False):
     """2-D cross-correlation. input (N, C, H, W) or (C, H, W); weight (OC, C/groups, KH, KW).
 
     padding: int, pair, 'valid' or 'same' (stride 1 only; an odd total pads one more cell at
     the bottom/right). Output (N, OC, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1.
+    fused_relu=True (juanji's own, not PyTorch's) returns relu(conv2d(...)) with the ReLU
+    applied to each block of the product while in cache, bit-identical to F.relu after it.
     """
     input, added = _batched(input, "conv2d")
     weight = _check_weight(weight, "conv2d", "(out_channels, in_channels/groups, KH, KW)")
@@ -97,7 +100,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         conv_output_size(size, k, s, p, d)
         for size, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)), input.dtype, what)
     out = conv.Conv2d.apply(input, weight, bias, stride=stride, padding=pads,
-                            dilation=dilation, groups=groups)
+                            dilation=dilation, groups=groups, relu=bool(fused_relu))
     return out[0] if added else out
 
 

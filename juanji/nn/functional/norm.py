@@ -29,13 +29,15 @@ def _check_vector(value, name, count):
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, *, fused_relu=False):
     """Normalise each channel of input (N, C, *) by batch or running statistics.
 
     training=True: normalise with the batch mean and biased variance over N and the spatial
     axes; if running_mean / running_var are given, update them in place:
     running = (1 - momentum) * running + momentum * batch, with the unbiased (n / (n - 1))
     batch variance, as PyTorch does. training=False: normalise with the running statistics.
+    fused_relu=True (juanji's own, not PyTorch's) returns relu(batch_norm(...)) computed in the
+    same pass, bit-identical to F.relu after it.
     """
     input = as_tensor(input)
     if input.ndim < 2:
@@ -54,7 +56,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     fn = norm.BatchNorm()
     out = fn.run(input, weight, bias,
                  mean=None if training else running_mean.data,
-                 var=None if training else running_var.data, eps=eps, training=training)
+                 var=None if training else running_var.data, eps=eps, training=training,
+                 relu=bool(fused_relu))
     # an empty batch (N = 0) normalises nothing and leaves the running statistics, as PyTorch
     if training and running_mean is not None and count > 0:
         m = float(momentum)

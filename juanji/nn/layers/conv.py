@@ -6,6 +6,7 @@ from juanji.arithmetic import conv_transpose_output_padding, same_padding
 from juanji.nn import functional as F
 from juanji.nn.args import one_of, pair, single
 from juanji.nn.init import default_layer_init_
+from juanji.nn.layers.activation import mark_rectified
 from juanji.nn.module import Module, Parameter
 from juanji.ops.memory import check_fits
 
@@ -115,7 +116,13 @@ class Conv2d(_ConvNd):
     weight: (out_channels, in_channels / groups, KH, KW). padding: int, pair, 'same' or
     'valid'; padding_mode 'zeros' | 'reflect' | 'replicate' | 'circular' (the non-zero modes
     pad the input first, as PyTorch does). groups == in_channels is depthwise.
+
+    fused_relu (False; set by nn.utils.fuse_relus, not saved in the state dict): forward
+    returns relu(conv(x)), the ReLU applied to each block of the product while in cache; the
+    ReLU layer after it then passes its input through.
     """
+
+    fused_relu = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
@@ -124,8 +131,12 @@ class Conv2d(_ConvNd):
 
     def forward(self, x):
         x, padding = self._mode_pad(x)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
-                        self.groups)
+        out = F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                       self.groups, fused_relu=self.fused_relu)
+        return mark_rectified(out) if self.fused_relu else out
+
+    def extra_repr(self):
+        return super().extra_repr() + (", fused_relu=True" if self.fused_relu else "")
 
 
 class Conv1d(_ConvNd):

@@ -1,17 +1,25 @@
-"""Fold batch normalisation into the convolution before it, for inference.
+"""Fold batch normalisation into the convolution before it, for inference; fuse each ReLU
+into the convolution or batch norm before it, for training and inference.
 
 In eval mode BatchNorm2d is a per-channel affine map, y = x * s + (beta - mean * s) with
 s = gamma / sqrt(running_var + eps). When x is a convolution's output the map folds into that
 convolution: W' = W * s (one scale per output channel) and b' = (b - mean) * s + beta. The
 folded model gives the same outputs up to float rounding and skips one full pass over every
 normalised activation.
+
+A ReLU that alone reads a Conv2d's or BatchNorm2d's output can run inside that layer's pass
+(`fuse_relus`): on each block of the conv's product while it is in cache, or in batch norm's
+affine pass, and its gradient inside their backward passes. The fused model computes the same
+bits, forward and backward, with one pass over each such activation fewer each way.
 """
 
 import copy
 
 import numpy as np
 
+from juanji import function
 from juanji.grad_mode import no_grad
+from juanji.nn.layers.activation import ReLU
 from juanji.nn.layers.conv import Conv2d
 from juanji.nn.layers.linear import Identity
 from juanji.nn.layers.norm import BatchNorm2d
@@ -103,6 +111,80 @@ def fold_batch_norms(model, example_input, rtol=1e-4, atol=1e-4):
                              f"{err:.3g} (allowed {bound:.3g}): a conv output is also read "
                              f"outside the batch norm")
     return folded
+
+
+def fuse_relus(model, example_input):
+    """Fuse every ReLU layer into the Conv2d or BatchNorm2d layer whose output it alone reads;
+    in place, returns `model`. Training, inference and `state_dict` are unchanged: the fused
+    layer's `fused_relu` flag makes it return max(., 0) from its own pass (see Conv2d and
+    BatchNorm2d) and the ReLU layer pass that through.
+
+    The pairs are found by running `example_input` (N, C, H, W) once in eval mode without
+    gradients (nothing is updated; each module's mode is restored) and following every op
+    call: a ReLU layer's input must be the output of a Conv2d or BatchNorm2d layer that forward
+    calls once, read by no other op and not a model output. A shared ReLU layer (ResNet's
+    blocks call one twice) fuses where its input qualifies and runs as usual elsewhere. The
+    search assumes forward takes the same path for other inputs and in training mode, as a
+    traced or exported graph does. The fused model is run on `example_input` again and must
+    give the same bits; otherwise every flag is cleared and ValueError is raised.
+    """
+    modules = dict(model.named_modules())
+    layers = {name: module for name, module in modules.items()
+              if type(module) in (Conv2d, BatchNorm2d, ReLU)}
+    calls = []  # (name, input, output) of each layer call; keeps the tensors alive (unique ids)
+    reads = {}  # id(tensor) -> how many op calls read it
+    hooks = [module.register_forward_hook(
+        lambda mod, inputs, out, name=name: calls.append((name, inputs[0], out)))
+        for name, module in layers.items()]
+    kept = []
+
+    def record(fn, inputs, params, out):
+        kept.append(inputs)
+        for tensor in inputs:
+            if tensor is not None:
+                reads[id(tensor)] = reads.get(id(tensor), 0) + 1
+
+    modes = {module: module.training for module in modules.values()}
+    previous, function._tracer = function._tracer, record
+    try:
+        model.eval()
+        example_input = as_tensor(example_input)
+        with no_grad():
+            outputs = model(example_input)
+            reference = _outputs(outputs)
+    finally:
+        function._tracer = previous
+        for hook in hooks:
+            hook.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    produced_by = {id(out): name for name, _, out in calls
+                   if isinstance(modules[name], (Conv2d, BatchNorm2d))}
+    times_called = {}
+    for name, _, _ in calls:
+        times_called[name] = times_called.get(name, 0) + 1
+    returned = {id(o) for o in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))}
+    fused = []
+    for name, inp, _ in calls:
+        producer = produced_by.get(id(inp))
+        if (isinstance(modules[name], ReLU) and producer is not None
+                and times_called[producer] == 1 and reads.get(id(inp)) == 1
+                and id(inp) not in returned):
+            modules[producer].fused_relu = True
+            fused.append(modules[producer])
+    try:
+        model.eval()
+        with no_grad():
+            got = _outputs(model(example_input))
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+    if not all(np.array_equal(new, old, equal_nan=True) for new, old in zip(got, reference)):
+        for module in fused:
+            module.fused_relu = False
+        raise ValueError("fusing ReLUs changed the model's output: an activation is also read "
+                         "outside juanji's ops; the model is left unfused")
+    return model
 
 
 def _outputs(out):
