@@ -1,6 +1,6 @@
 """The seeds' networks in juanji and PyTorch, each case a fresh process that imports NumPy first.
 
-    python -m benchmarks.speed [--rounds 5] [--cases lenet5,resnet20] [--import-order]
+    python -m benchmarks.speed [--rounds 5] [--cases lenet5,resnet20] [--fused] [--import-order]
 
 A user's script imports NumPy before juanji and sets no environment variable, so this is how
 each case runs here: a new Python process (no OPENBLAS_THREAD_TIMEOUT, no JUANJI_NUM_THREADS;
@@ -9,6 +9,9 @@ warm-up steps and times `--steps` more. Rounds interleave the processes (juanji,
 juanji, torch, ...) so drifts in machine load hit both alike. Each process reports the median
 of its steps; the table gives the median over rounds with the min-max spread, and the ratio of
 the medians.
+
+--fused adds a juanji column for the same model after `juanji.nn.utils.fuse_relus` (and, for
+inference, `fold_batch_norms` first): what a user who asks for the fused passes runs.
 
 --import-order instead times juanji's ResNet-20 step in processes that import juanji first
 against processes that import NumPy and torch first (what tests/test_import_order.py checks).
@@ -34,7 +37,7 @@ CASES = {
     "resnet20": ("train", "resnet20", 128, (3, 32, 32), 10, 8, 3),
     "resnet18_b8": ("infer", "resnet18", 8, (3, 224, 224), 1000, 8, 3),
 }
-FRAMEWORKS = ("juanji", "torch", "dezero")
+FRAMEWORKS = ("juanji", "juanji-fused", "torch", "dezero")
 IMPORTS = {
     "numpy-first": "import numpy\nimport torch\nimport juanji\n",
     "juanji-first": "import juanji\nimport numpy\nimport torch\n",
@@ -74,7 +77,7 @@ def child(case, framework):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, *shape), dtype=np.float32)
     y = rng.integers(0, classes, batch)
-    step = {"juanji": _juanji_step, "torch": _torch_step,
+    step = {"juanji": _juanji_step, "juanji-fused": _juanji_fused_step, "torch": _torch_step,
             "dezero": _dezero_step}[framework](what, name, classes, x, y)
     for _ in range(warmup):
         step()
@@ -86,15 +89,24 @@ def child(case, framework):
     print(json.dumps({"median_s": statistics.median(times)}))
 
 
-def _juanji_step(what, name, classes, x, y):
+def _juanji_fused_step(what, name, classes, x, y):
+    return _juanji_step(what, name, classes, x, y, fused=True)
+
+
+def _juanji_step(what, name, classes, x, y, fused=False):
     import juanji
     from benchmarks.common import juanji_train_step
     from juanji import models
+    from juanji.nn.utils import fold_batch_norms, fuse_relus
 
     if len(os.sched_getaffinity(0)) > THREADS:
         juanji.set_num_threads(THREADS)
     juanji.manual_seed(0)
     model = models.create_model(name, num_classes=classes)
+    if fused and what == "infer":
+        model = fold_batch_norms(model.eval(), x[:2])
+    if fused:
+        fuse_relus(model, x[:2])
     if what == "train":
         return juanji_train_step(model, x, y)
     model.eval()
@@ -144,12 +156,13 @@ def _dezero_step(what, name, classes, x, y):
     return dezero_resnet20_step(x, y)
 
 
-def compare(cases, rounds, dezero=False):
-    """Interleaved rounds of every case in juanji and torch (and DeZero's ResNet-20)."""
+def compare(cases, rounds, dezero=False, fused=False):
+    """Interleaved rounds of every case in juanji and torch (and juanji fused, and DeZero's
+    ResNet-20)."""
     times = {(case, fw): [] for case in cases for fw in FRAMEWORKS}
     for r in range(rounds):
         for case in cases:
-            for fw in ("juanji", "torch"):
+            for fw in ("juanji", "juanji-fused", "torch") if fused else ("juanji", "torch"):
                 times[case, fw].append(run_child(case, fw))
             if dezero and case == "resnet20" and r < 2:  # slow: two rounds are enough
                 times[case, "dezero"].append(run_child(case, "dezero"))
@@ -162,6 +175,10 @@ def compare(cases, rounds, dezero=False):
         j, t = spread(times[case, "juanji"]), spread(times[case, "torch"])
         rows.append({"case": case, "juanji": j, "torch": t, "ratio": j[0] / t[0]})
         print(f"{case:16s} {format_spread(j):>20s} {format_spread(t):>20s} {j[0] / t[0]:6.2f}")
+        if times[case, "juanji-fused"]:
+            f = spread(times[case, "juanji-fused"])
+            rows[-1]["juanji_fused"] = f
+            print(f"{'  fused':16s} {format_spread(f):>20s} {'':>20s} {f[0] / t[0]:6.2f}")
         if times[case, "dezero"]:
             d = spread(times[case, "dezero"])
             rows[-1]["dezero"] = d
@@ -191,6 +208,8 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--dezero", action="store_true",
                         help="also time DeZero's ResNet-20 step (pip install dezero)")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time juanji with fuse_relus (and fold_batch_norms to infer)")
     parser.add_argument("--import-order", action="store_true")
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     args = parser.parse_args(argv)
@@ -201,7 +220,7 @@ def main(argv=None):
         unknown = sorted(set(cases) - set(CASES))
         if unknown:
             parser.error(f"unknown case {unknown[0]!r}; expected one of {', '.join(CASES)}")
-        result = compare(cases, args.rounds, args.dezero)
+        result = compare(cases, args.rounds, args.dezero, args.fused)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 
