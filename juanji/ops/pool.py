@@ -100,11 +100,15 @@ class MaxPool2d(Function):
     def backward(self, gy):
         xp = xp_of(gy)
         x_shape, kernel, stride, padding, dilation, out = self.params
-        gy = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, C)
-        dxpad = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        # channels-last memory first (one copy when gy comes from a flatten, as before a
+        # classifier): the passes below read it once per tap
+        gy = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1))  # (N, OH, OW, C)
         (oh, ow), (kh, kw) = out, kernel
         tiled = tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1)
         n, c = gy.shape[0], gy.shape[3]
+        covered = tiled and self.padded_shape[1:3] == (oh * kh, ow * kw)
+        # every cell is written when the windows tile the whole input, else zeros first
+        dxpad = (xp.empty if covered else xp.zeros)(self.padded_shape, dtype=gy.dtype)
 
         def unpool_block(block):
             start, stop = block
