@@ -387,31 +387,35 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
     xp_nhwc: padded (N, HP, WP, C); taps: (KH, KW, C, M) (M outputs per channel, the depth
     multiplier) -> (N, OH, OW, C, M). Faster than a batched GEMM of C tiny matrices. Works in
     sample blocks that stay in cache across the KH*KW passes (memory-bound otherwise), over
-    the threads.
+    the threads; a block is a few samples or, for big maps (a batch of one), a band of one
+    sample's output rows.
     """
     xp = xp_of(xp_nhwc)
     kh, kw, c, m = taps.shape
     n = xp_nhwc.shape[0]
     oh, ow = out_size
+    (sh, _), (dh, _) = stride, dilation
     y = xp.empty((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
     # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
     # values instead of C at a time (1.5x on b32 96x32x32)
     row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
 
     def block_taps(block):
-        start, stop = block
-        x_block, y_block = xp_nhwc[start:stop], y[start:stop]
+        start, stop, r0, r1 = block
+        # output rows r0:r1 read the input rows from r0 * SH on, where their windows start
+        x_block = xp_nhwc[start:stop, r0 * sh : (r1 - 1) * sh + (kh - 1) * dh + 1]
+        y_block = y[start:stop, r0:r1]
         product = xp.empty(y_block.shape, dtype=y.dtype)
         for i in range(kh):
             for j in range(kw):
-                rows, cols = window_slice(i, j, stride, dilation, out_size)
+                rows, cols = window_slice(i, j, stride, dilation, (r1 - r0, ow))
                 if i == j == 0:  # the first tap starts the sum
                     xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=y_block)
                     continue
                 xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=product)
                 y_block += product
 
-    parallel_map(block_taps, sample_blocks(n, oh * ow * c * m * y.itemsize, _BLOCK_BYTES // 4))
+    parallel_map(block_taps, sample_row_blocks(n, oh, ow * c * m * y.itemsize, _BLOCK_BYTES // 4))
     return y
 
 

@@ -12,6 +12,7 @@ import juanji
 import juanji.nn as nn
 import juanji.nn.functional as F
 from juanji.ops import conv as conv_ops
+from juanji.ops import kernels
 
 # float32 sums of up to C*KH*KW products in a different order than PyTorch's
 RTOL, ATOL = 1e-4, 1e-4
@@ -281,3 +282,13 @@ def test_conv2d_layer_errors(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         nn.Conv2d(**args)
+
+
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_depthwise_in_bands_of_output_rows_matches_torch(stride, dilation, monkeypatch):
+    # tiny blocks: a batch of one splits into bands of one output row each, as a big map does
+    monkeypatch.setattr(kernels, "_BLOCK_BYTES", 64)
+    rng = np.random.default_rng(3)
+    arrays = _arrays(rng, (1, 4, 11, 9), (8, 1, 3, 3), (8,))
+    check_parity(lambda x, wt, b: F.conv2d(x, wt, b, stride, 1, dilation, 4),
+                 lambda x, wt, b: TF.conv2d(x, wt, b, stride, 1, dilation, 4), arrays)
