@@ -1,0 +1,69 @@
+"""Compiled kernels for the loops NumPy can only run as many passes: the optional fast path.
+
+With numba installed (`pip install 'juanji[fast]'`) and the environment variable
+JUANJI_COMPILED not "0", the kernels here replace a NumPy path in `kernels.py`; otherwise each
+name is None and the NumPy path runs. The NumPy path stays the reference: every kernel here
+does the same float operations in the same order (no fast-math, so no fused multiply-adds and
+no reassociation), and tests/ops/test_compiled.py checks them bit for bit against it.
+
+Each kernel is compiled on its first call for the dtypes it meets (about half a second, once per
+process; nothing is cached on disk) and releases the GIL, so juanji's own thread pool runs its
+blocks in parallel. This is the only module that imports numba.
+"""
+
+import os
+
+njit = None
+if os.environ.get("JUANJI_COMPILED", "1") != "0":
+    try:
+        from numba import njit
+    except ImportError:  # the NumPy path runs instead
+        njit = None
+
+
+def _depthwise_rows(xpad, taps, y, b0, b1, r0, r1, sh, sw, dh, dw):
+    """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y.
+
+    xpad: padded (N, HP, WP, C); taps: (KH, KW, C), C-contiguous; y: (N, OH, OW, C). Each
+    output is the first tap's product, then each further tap's product added, taps in
+    row-major order: what `kernels.depthwise_nhwc` computes with one NumPy pass per tap, here
+    one pass over the output with a pixel's channels in the innermost loop (which LLVM
+    vectorises; a depth multiplier above 1 keeps to the NumPy path).
+    """
+    kh, kw, channels = taps.shape
+    for b in range(b0, b1):
+        for r in range(r0, r1):
+            for q in range(y.shape[2]):
+                out = y[b, r, q]  # (C,)
+                pixel, tap = xpad[b, r * sh, q * sw], taps[0, 0]
+                for c in range(channels):
+                    out[c] = pixel[c] * tap[c]
+                for i in range(kh):
+                    for j in range(kw):
+                        if i == 0 and j == 0:
+                            continue
+                        pixel, tap = xpad[b, r * sh + i * dh, q * sw + j * dw], taps[i, j]
+                        for c in range(channels):
+                            out[c] += pixel[c] * tap[c]
+
+
+depthwise_rows = None if njit is None else njit(nogil=True, cache=False)(_depthwise_rows)
+
+
+def _hard_gate(x, y, times_x):
+    """y = min(max(x + 3, 0), 6) (times x when times_x) / 6 over 1-D x and y: the five NumPy
+    passes of `activation._hard_gate` in one, with np.maximum's and np.minimum's NaN rule (a
+    NaN operand wins)."""
+    three, six, zero = x.dtype.type(3), x.dtype.type(6), x.dtype.type(0)
+    for k in range(x.shape[0]):
+        v = x[k] + three
+        if not (v >= zero or v != v):  # np.maximum(v, 0)
+            v = zero
+        if not (v <= six or v != v):  # np.minimum(v, 6)
+            v = six
+        if times_x:
+            v = x[k] * v
+        y[k] = v / six
+
+
+hard_gate = None if njit is None else njit(nogil=True, cache=False)(_hard_gate)
