@@ -21,16 +21,18 @@ if os.environ.get("JUANJI_COMPILED", "1") != "0":
         njit = None
 
 
-def _depthwise_rows(xpad, taps, y, b0, b1, r0, r1, sh, sw, dh, dw):
+def _depthwise_rows(xpad, taps, bias, relu, y, b0, b1, r0, r1, sh, sw, dh, dw):
     """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y.
 
-    xpad: padded (N, HP, WP, C); taps: (KH, KW, C), C-contiguous; y: (N, OH, OW, C). Each
-    output is the first tap's product, then each further tap's product added, taps in
-    row-major order: what `kernels.depthwise_nhwc` computes with one NumPy pass per tap, here
-    one pass over the output with a pixel's channels in the innermost loop (which LLVM
-    vectorises; a depth multiplier above 1 keeps to the NumPy path).
+    xpad: padded (N, HP, WP, C); taps: (KH, KW, C), C-contiguous; bias: (C,) or empty;
+    y: (N, OH, OW, C). Each output is the first tap's product, then each further tap's product
+    added, taps in row-major order, then the bias added and max(., 0) taken when relu: what
+    `kernels.depthwise_nhwc` and the conv's epilogue compute with one NumPy pass per tap and
+    per step, here one pass over the output with a pixel's channels in the innermost loop
+    (which LLVM vectorises; a depth multiplier above 1 keeps to the NumPy path).
     """
     kh, kw, channels = taps.shape
+    zero = y.dtype.type(0)
     for b in range(b0, b1):
         for r in range(r0, r1):
             for q in range(y.shape[2]):
@@ -45,6 +47,13 @@ def _depthwise_rows(xpad, taps, y, b0, b1, r0, r1, sh, sw, dh, dw):
                         pixel, tap = xpad[b, r * sh + i * dh, q * sw + j * dw], taps[i, j]
                         for c in range(channels):
                             out[c] += pixel[c] * tap[c]
+                if bias.shape[0]:
+                    for c in range(channels):
+                        out[c] += bias[c]
+                if relu:
+                    for c in range(channels):
+                        if not (out[c] >= zero or out[c] != out[c]):  # np.maximum(out, 0)
+                            out[c] = zero
 
 
 depthwise_rows = None if njit is None else njit(nogil=True, cache=False)(_depthwise_rows)

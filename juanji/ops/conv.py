@@ -30,6 +30,7 @@ from juanji.ops.kernels import (
     conv_epilogue,
     conv_input_grad_nhwc,
     conv_nhwc,
+    conv_pointwise,
     conv_weight_grad,
     depthwise_nhwc,
     depthwise_nhwc_grads,
@@ -199,8 +200,10 @@ class Conv2d(Function):
             self.path = "depthwise"
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
             taps = weight.reshape(c, oc // c, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, M)
-            y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow))  # (N, OH, OW, C, M)
+            y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow), bias,
+                               relu)  # (N, OH, OW, C, M), bias and ReLU applied
             y = y.reshape(n, oh, ow, oc)
+            epilogue = None
             self.saved = (xpad if self.needs_grad[1] else None, taps, xpad.shape)
         elif groups == 1 and _channels_first_wins(c, (kh, kw), stride, dilation, ow):
             self.path = "channels_first"
@@ -234,6 +237,9 @@ class Conv2d(Function):
                 keep = self.needs_grad[1] and not self.rebuild
                 y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
                                     keep_columns=keep, epilogue=epilogue)  # (N, OH, OW, OC)
+                epilogue = None  # applied
+            elif self.path == "pointwise" and groups == 1 and epilogue is not None:
+                y = conv_pointwise(cols[0].reshape(n, oh, ow, c), wg[0], epilogue)  # (N,H,W,OC)
                 epilogue = None  # applied
             else:
                 if self.path == "im2col":

@@ -204,6 +204,28 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     return y, None if cols is None else cols.reshape(1, n * oh * ow, width)
 
 
+def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
+    """A 1x1 stride-1 (groups=1) convolution of channels-last x (N, H, W, C) by weight rows
+    (OC, C) -> y (N, H, W, OC): the GEMM in blocks of whole output rows over the threads, each
+    finished by `epilogue(block)` while in cache (see `conv_epilogue`) instead of a separate
+    pass over y for the bias."""
+    xp = xp_of(x_nhwc)
+    n, h, w, c = x_nhwc.shape
+    oc = wrows.shape[0]
+    y = xp.empty((n, h, w, oc), dtype=xp.result_type(x_nhwc, wrows))
+
+    def block_product(block):
+        start, stop, r0, r1 = block
+        rows = x_nhwc[start:stop, r0:r1].reshape(-1, c)  # a view when x is channels-last
+        matmul(rows, wrows.T, out=y[start:stop, r0:r1].reshape(-1, oc))
+        epilogue(y[start:stop, r0:r1])
+
+    block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
+    parallel_map(block_product, sample_row_blocks(n, h, w * max(c, oc) * y.itemsize, block_bytes),
+                 calls_blas=True)
+    return y
+
+
 def conv_epilogue(bias, relu, out_width, dtype):
     """What a conv applies to each block of its channels-last output (B, OH', OW, OC) in place,
     right after the block's GEMM: + bias, then max(., 0) when `relu` (the same float operations
@@ -384,14 +406,17 @@ def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
     return col2im_nhwc(dwindows, padded_shape, kernel, stride, dilation)
 
 
-def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
-    """Depthwise cross-correlation, one multiply-add pass per kernel tap.
+def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, relu=False):
+    """Depthwise cross-correlation, one multiply-add pass per kernel tap, + bias and
+    max(., 0) when relu (a conv's epilogue, see `conv_epilogue`).
 
     xp_nhwc: padded (N, HP, WP, C); taps: (KH, KW, C, M) (M outputs per channel, the depth
-    multiplier) -> (N, OH, OW, C, M). Faster than a batched GEMM of C tiny matrices. Works in
-    sample blocks that stay in cache across the KH*KW passes (memory-bound otherwise), over
-    the threads; a block is a few samples or, for big maps (a batch of one), a band of one
-    sample's output rows.
+    multiplier); bias: (C*M,) or None -> (N, OH, OW, C, M). Faster than a batched GEMM of C
+    tiny matrices. Works in sample blocks that stay in cache across the KH*KW passes
+    (memory-bound otherwise), over the threads; a block is a few samples or, for big maps (a
+    batch of one), a band of one sample's output rows. With the compiled path (ops/compiled.py,
+    M = 1) each block is one pass instead of two NumPy passes per tap (3-5x), the same float
+    operations in the same order.
     """
     xp = xp_of(xp_nhwc)
     kh, kw, c, m = taps.shape
@@ -399,17 +424,17 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
     oh, ow = out_size
     (sh, _), (dh, _) = stride, dilation
     y = xp.empty((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
-    # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
-    # values instead of C at a time (1.5x on b32 96x32x32)
     blocks = sample_row_blocks(n, oh, ow * c * m * y.itemsize, _BLOCK_BYTES // 4)
     if (compiled.depthwise_rows is not None and xp is np and m == 1
             and xp_nhwc.dtype == taps.dtype):
-        # one compiled pass over each block instead of two NumPy passes per tap (3-5x), the
-        # same float operations in the same order (see ops/compiled.py)
         flat_taps, flat_y = np.ascontiguousarray(taps[..., 0]), y[..., 0]
+        flat_bias = np.empty(0, y.dtype) if bias is None else bias.astype(y.dtype, copy=False)
         parallel_map(lambda block: compiled.depthwise_rows(
-            xp_nhwc, flat_taps, flat_y, *block, *stride, *dilation), blocks)
+            xp_nhwc, flat_taps, flat_bias, relu, flat_y, *block, *stride, *dilation), blocks)
         return y
+    epilogue = conv_epilogue(bias, relu, ow, y.dtype)
+    # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
+    # values instead of C at a time (1.5x on b32 96x32x32)
     row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
 
     def block_taps(block):
@@ -426,6 +451,8 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size):
                     continue
                 xp.multiply(x_block[:, rows, cols, :, None], row_taps[i, j], out=product)
                 y_block += product
+        if epilogue is not None:
+            epilogue(y_block.reshape(*y_block.shape[:3], c * m))
 
     parallel_map(block_taps, blocks)
     return y

@@ -20,8 +20,10 @@ DEPTHWISE = [
 @pytest.mark.parametrize("case", DEPTHWISE)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block_bytes", [None, 64])  # 64: one output row per block
-def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_bytes,
-                                                          monkeypatch):
+@pytest.mark.parametrize("bias, relu", [(False, False), (True, False), (True, True),
+                                        (False, True)])
+def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_bytes, bias,
+                                                          relu, monkeypatch):
     if block_bytes is not None:
         monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
     n, c, m, h, w, kernel, stride, dilation = case
@@ -32,10 +34,12 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     taps = rng.standard_normal((*kernel, c, m)).astype(dtype).transpose(0, 1, 2, 3)
     out = [(xpad.shape[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
            (xpad.shape[2] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1]
-    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out)
+    b = rng.standard_normal(c * m).astype(dtype) if bias else None
+    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, relu)
     monkeypatch.setattr(compiled, "depthwise_rows", None)  # the NumPy passes
-    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out)
+    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, relu)
     assert got.dtype == want.dtype == dtype and np.isnan(want).any()
+    assert not relu or (want == 0).any()
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
