@@ -9,6 +9,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from juanji.backend import blas_in_ops
 from juanji.function import check_input_dtype
 from juanji.nn.args import one_of
 from juanji.tensor import Tensor
@@ -70,7 +71,10 @@ class Module:
                 args = result if isinstance(result, tuple) else (result,)
         if self.floating_input and args and hasattr(args[0], "dtype"):
             check_input_dtype(np.dtype(args[0].dtype), "f", type(self).__name__)
-        out = self.forward(*args, **kwargs)
+        # one BLAS hold for the whole forward when BLAS's threads would spin (see
+        # backend.blas_in_ops), not one per op: two thread-count switches per op saved
+        with blas_in_ops:
+            out = self.forward(*args, **kwargs)
         for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, out)
             if result is not None:
