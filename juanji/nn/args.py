@@ -4,11 +4,16 @@ import numbers
 
 
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # type() first: the ABC check behind isinstance(..., Integral) costs a microsecond a call
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, bool))
 
 
 def pair(value, name, minimum=1):
     """An int or a 2-sequence of ints, each >= minimum, as a tuple (a, b)."""
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int
+            and type(value[1]) is int and value[0] >= minimum and value[1] >= minimum):
+        return value  # a layer's own checked tuple, passed on every call: nothing to do
     items = (value, value) if _is_int(value) else tuple(value) if _is_seq(value) else None
     if items is None or len(items) != 2 or not all(_is_int(v) for v in items):
         raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
