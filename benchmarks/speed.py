@@ -10,8 +10,8 @@ juanji, torch, ...) so drifts in machine load hit both alike. Each process repor
 of its steps; the table gives the median over rounds with the min-max spread, and the ratio of
 the medians.
 
---fused adds a juanji column for the same model after `juanji.nn.utils.fuse_relus` (and, for
-inference, `fold_batch_norms` first): what a user who asks for the fused passes runs.
+--fused adds a juanji column for the same model after `juanji.nn.utils.fuse_activations` (and,
+for inference, `fold_batch_norms` first): what a user who asks for the fused passes runs.
 
 --import-order instead times juanji's ResNet-20 step in processes that import juanji first
 against processes that import NumPy and torch first (what tests/test_import_order.py checks).
@@ -97,7 +97,7 @@ def _juanji_step(what, name, classes, x, y, fused=False):
     import juanji
     from benchmarks.common import juanji_train_step
     from juanji import models
-    from juanji.nn.utils import fold_batch_norms, fuse_relus
+    from juanji.nn.utils import fold_batch_norms, fuse_activations
 
     if len(os.sched_getaffinity(0)) > THREADS:
         juanji.set_num_threads(THREADS)
@@ -106,7 +106,7 @@ def _juanji_step(what, name, classes, x, y, fused=False):
     if fused and what == "infer":
         model = fold_batch_norms(model.eval(), x[:2])
     if fused:
-        fuse_relus(model, x[:2])
+        fuse_activations(model, x[:2])
     if what == "train":
         return juanji_train_step(model, x, y)
     model.eval()
@@ -209,7 +209,8 @@ def main(argv=None):
     parser.add_argument("--dezero", action="store_true",
                         help="also time DeZero's ResNet-20 step (pip install dezero)")
     parser.add_argument("--fused", action="store_true",
-                        help="also time juanji with fuse_relus (and fold_batch_norms to infer)")
+                        help="also time juanji with fuse_activations (and fold_batch_norms "
+                        "to infer)")
     parser.add_argument("--import-order", action="store_true")
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     args = parser.parse_args(argv)

@@ -33,13 +33,18 @@ def _conv(g, call, op, **extra):
                   **extra)
 
 
-def _fused_relu(g, call, out):
-    """A ReLU fused into the op (`relu=True`, see nn.utils.fuse_relus) is its own ONNX node."""
-    return g.node("Relu", [out]) if call.params.get("relu") else out
+def _fused_activation(g, call, out):
+    """An activation fused into the op (see nn.utils.fuse_activations) is its own ONNX node."""
+    kind = call.params.get("activation")
+    if kind == "relu":
+        return g.node("Relu", [out])
+    if kind == "hardswish":
+        return _hardswish(g, out)
+    return out
 
 
 def conv2d(g, call):
-    return _fused_relu(g, call, _conv(g, call, "Conv"))
+    return _fused_activation(g, call, _conv(g, call, "Conv"))
 
 
 def conv_transpose2d(g, call):
@@ -62,7 +67,7 @@ def batch_norm(g, call):
                          "with batch statistics in eval mode (track_running_stats=False), "
                          "which ONNX BatchNormalization cannot express")
     scale, shift = _affine(g, x, weight, bias, x.shape[1], x.dtype)
-    return _fused_relu(g, call, g.node(
+    return _fused_activation(g, call, g.node(
         "BatchNormalization", [g.value(x), scale, shift, g.value(p["mean"]), g.value(p["var"])],
         epsilon=float(p.get("eps", 1e-5))))
 
@@ -160,11 +165,14 @@ def silu(g, call):
     return g.node("Mul", [x, g.node("Sigmoid", [x])])
 
 
-def hardswish(g, call):
-    x = g.value(call.inputs[0])
+def _hardswish(g, x):
     if g.opset >= 14:
         return g.node("HardSwish", [x])
     return g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5)])
+
+
+def hardswish(g, call):
+    return _hardswish(g, g.value(call.inputs[0]))
 
 
 def softplus(g, call):

@@ -252,27 +252,57 @@ class Silu(Function):
         return gy * self.s * (1 + self.x * (1 - self.s))
 
 
-def _hard_gate(x, times_x):
-    """min(max(x + 3, 0), 6) / 6 (hardsigmoid), or x * min(max(x + 3, 0), 6) / 6 (hardswish,
-    multiplied before dividing, as PyTorch's kernel), in place in one buffer, a cache-sized
-    block at a time over the threads. NaN stays NaN."""
+def _gate(x, tmp, out, times_x):
+    """out = min(max(x + 3, 0), 6) (times x when times_x) / 6, through tmp (not x); out may be
+    x or tmp. NaN stays NaN."""
     xp, t = xp_of(x), x.dtype.type
+    xp.add(x, t(3), out=tmp)
+    xp.maximum(tmp, t(0), out=tmp)
+    xp.minimum(tmp, t(6), out=tmp)
+    if times_x:
+        xp.multiply(x, tmp, out=tmp)
+    xp.divide(tmp, t(6), out=out)
+
+
+def hard_gate_in_place(x, times_x=True):
+    """x <- min(max(x + 3, 0), 6) / 6 (hardsigmoid), or x * min(max(x + 3, 0), 6) / 6
+    (hardswish, multiplied before dividing, as PyTorch's kernel), in place on a C-contiguous
+    block: one compiled pass when ops/compiled.py has numba, else five NumPy passes."""
+    xp = xp_of(x)
+    if compiled.hard_gate is not None and xp is np:
+        flat = x.reshape(-1)  # a view: x is contiguous
+        compiled.hard_gate(flat, flat, times_x)
+    else:
+        _gate(x, xp.empty_like(x), x, times_x)
+
+
+def hard_gate(x, times_x):
+    """`hard_gate_in_place` on a copy of x, a cache-sized block at a time over the threads."""
+    xp = xp_of(x)
     y = xp.empty_like(x)
     # one compiled pass over 1-D runs of memory, the same bits (see ops/compiled.py)
     if compiled.hard_gate is not None and xp is np and elementwise_blocks(
             lambda x, y: compiled.hard_gate(x, y, times_x), x, y, flat_only=True):
         return y
-
-    def gate(x, y):
-        xp.add(x, t(3), out=y)
-        xp.maximum(y, t(0), out=y)
-        xp.minimum(y, t(6), out=y)
-        if times_x:
-            xp.multiply(x, y, out=y)
-        xp.divide(y, t(6), out=y)
-
-    elementwise_blocks(gate, x, y)
+    elementwise_blocks(lambda x, y: _gate(x, y, y, times_x), x, y)
     return y
+
+
+def hardswish_gradient(gy, x):
+    """gy times hardswish's slope at x: 0 for x <= -3, 1 for x >= 3, x / 3 + 1/2 between."""
+    xp = xp_of(gy)
+    inner = x / x.dtype.type(3) + x.dtype.type(0.5)
+    slope = xp.where(x <= -3, x.dtype.type(0), xp.where(x >= 3, x.dtype.type(1), inner))
+    return gy * slope
+
+
+def relu_in_place(x):
+    """x <- max(x, 0) (NaN stays NaN), the Relu op's forward on a block in place."""
+    xp_of(x).maximum(x, x.dtype.type(0), out=x)
+
+
+# what a fused activation applies to a block of its layer's output, in place
+IN_PLACE = {"relu": relu_in_place, "hardswish": hard_gate_in_place}
 
 
 class Hardswish(Function):
@@ -286,14 +316,10 @@ class Hardswish(Function):
 
     def forward(self, x):
         self.x = x
-        return _hard_gate(x, times_x=True)
+        return hard_gate(x, times_x=True)
 
     def backward(self, gy):
-        xp = xp_of(gy)
-        x = self.x
-        inner = x / x.dtype.type(3) + x.dtype.type(0.5)
-        slope = xp.where(x <= -3, x.dtype.type(0), xp.where(x >= 3, x.dtype.type(1), inner))
-        return gy * slope
+        return hardswish_gradient(gy, self.x)
 
 
 class Hardsigmoid(Function):
@@ -303,7 +329,7 @@ class Hardsigmoid(Function):
 
     def forward(self, x):
         self.mask = (x > -3) & (x < 3)
-        return _hard_gate(x, times_x=False)
+        return hard_gate(x, times_x=False)
 
     def backward(self, gy):
         return gy * self.mask / gy.dtype.type(6)

@@ -21,18 +21,17 @@ if os.environ.get("JUANJI_COMPILED", "1") != "0":
         njit = None
 
 
-def _depthwise_rows(xpad, taps, bias, relu, y, b0, b1, r0, r1, sh, sw, dh, dw):
+def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):
     """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y.
 
     xpad: padded (N, HP, WP, C); taps: (KH, KW, C), C-contiguous; bias: (C,) or empty;
     y: (N, OH, OW, C). Each output is the first tap's product, then each further tap's product
-    added, taps in row-major order, then the bias added and max(., 0) taken when relu: what
-    `kernels.depthwise_nhwc` and the conv's epilogue compute with one NumPy pass per tap and
-    per step, here one pass over the output with a pixel's channels in the innermost loop
-    (which LLVM vectorises; a depth multiplier above 1 keeps to the NumPy path).
+    added, taps in row-major order, then the bias added: what `kernels.depthwise_nhwc` and the
+    conv's epilogue compute with one NumPy pass per tap and for the bias, here one pass over
+    the output with a pixel's channels in the innermost loop (which LLVM vectorises; a depth
+    multiplier above 1 keeps to the NumPy path).
     """
     kh, kw, channels = taps.shape
-    zero = y.dtype.type(0)
     for b in range(b0, b1):
         for r in range(r0, r1):
             for q in range(y.shape[2]):
@@ -50,18 +49,15 @@ def _depthwise_rows(xpad, taps, bias, relu, y, b0, b1, r0, r1, sh, sw, dh, dw):
                 if bias.shape[0]:
                     for c in range(channels):
                         out[c] += bias[c]
-                if relu:
-                    for c in range(channels):
-                        if not (out[c] >= zero or out[c] != out[c]):  # np.maximum(out, 0)
-                            out[c] = zero
 
 
 depthwise_rows = None if njit is None else njit(nogil=True, cache=False)(_depthwise_rows)
 
 
 def _hard_gate(x, y, times_x):
-    """y = min(max(x + 3, 0), 6) (times x when times_x) / 6 over 1-D x and y: the five NumPy
-    passes of `activation._hard_gate` in one, with np.maximum's and np.minimum's NaN rule (a
+    """y = min(max(x + 3, 0), 6) (times x when times_x) / 6 over 1-D x and y (which may be x:
+    each element is read before it is written): the five NumPy passes of
+    `activation.hard_gate_in_place` in one, with np.maximum's and np.minimum's NaN rule (a
     NaN operand wins)."""
     three, six, zero = x.dtype.type(3), x.dtype.type(6), x.dtype.type(0)
     for k in range(x.shape[0]):

@@ -20,6 +20,7 @@ kernel tap, which beats a batched GEMM of C tiny matrices.
 from juanji.arithmetic import conv_output_size
 from juanji.backend import matmul, parallel_map, xp_of
 from juanji.function import Function
+from juanji.ops import activation as activation_ops
 from juanji.ops.kernels import (
     channel_combination,
     channel_sums,
@@ -92,21 +93,23 @@ def reduce_rows(a, b):
     return matmul(b.transpose(0, 2, 1), a).transpose(0, 2, 1)
 
 
-def add_bias(y, bias, relu=False):
-    """y += bias in place, then max(y, 0) when relu; y: (N, OH, OW, OC) channels-last, bias:
-    (OC,) or None. Over rows of OW*OC values and the threads when y is contiguous (a folded
-    batch norm makes every conv biased)."""
+def add_bias(y, bias, finish=None):
+    """y += bias in place, then `finish` (an activation in place, see activation.IN_PLACE);
+    y: (N, OH, OW, OC) channels-last, bias: (OC,) or None. Over rows of OW*OC values and the
+    threads when y is contiguous (a folded batch norm makes every conv biased)."""
     n, oh, ow, oc = y.shape
-    if bias is None and not relu:
+    if bias is None and finish is None:
         return
     if not y.flags.c_contiguous:
         if bias is not None:
             y += bias.astype(y.dtype, copy=False)
-        if relu:
-            xp_of(y).maximum(y, y.dtype.type(0), out=y)
+        if finish is not None:  # the activations work on contiguous blocks
+            block = xp_of(y).ascontiguousarray(y)
+            finish(block)
+            y[...] = block
         return
     rows = y.reshape(n * oh, ow * oc)  # a view
-    channel_combination([(rows, None)], bias, ow, out=rows, relu=relu)
+    channel_combination([(rows, None)], bias, ow, out=rows, finish=finish)
 
 
 def bias_grad(gy):
@@ -183,16 +186,21 @@ class Conv2d(Function):
     empty = None  # (x, weight) of an empty batch, whose gradients are zeros
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
-                groups=1, relu=False):
+                groups=1, activation=None):
         n, c, h, w = x.shape
         oc, cg, kh, kw = weight.shape
         oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
         ow = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
         self.geometry = ((kh, kw), stride, padding, dilation, (oh, ow), x.shape, weight.shape)
         self.groups = groups
-        # relu=True: max(y, 0) applied to each block of the GEMM output while in cache (a ReLU
-        # fused in, see nn.utils.fuse_relus); backward masks gy by the output it keeps
-        epilogue = conv_epilogue(bias, relu, ow, xp_of(x).result_type(x, weight))
+        # activation "relu" or "hardswish" (fused in, see nn.utils.fuse_activations): applied
+        # to each block of the product while in cache. Backward needs the ReLU's output, which
+        # is the conv's, or the hardswish's input: when there will be a backward, that is kept
+        # and the gate runs as a pass of its own after the conv.
+        self.activation, self.pre_activation = activation, None
+        separate = activation == "hardswish" and any(self.needs_grad)
+        finish = None if activation is None or separate else activation_ops.IN_PLACE[activation]
+        epilogue = conv_epilogue(bias, finish, ow, xp_of(x).result_type(x, weight))
         if n == 0:
             self.empty = (x, weight)
             return xp_of(x).zeros((0, oc, oh, ow), dtype=xp_of(x).result_type(x, weight))
@@ -201,7 +209,7 @@ class Conv2d(Function):
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
             taps = weight.reshape(c, oc // c, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, M)
             y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow), bias,
-                               relu)  # (N, OH, OW, C, M), bias and ReLU applied
+                               finish)  # (N, OH, OW, C, M), the epilogue applied
             y = y.reshape(n, oh, ow, oc)
             epilogue = None
             self.saved = (xpad if self.needs_grad[1] else None, taps, xpad.shape)
@@ -253,8 +261,12 @@ class Conv2d(Function):
                 kept = x if self.rebuild else cols
             self.saved = (kept, wg, padded_shape)
         if epilogue is not None:
-            add_bias(y, bias, relu)
-        self.relu_out = y if relu and any(self.needs_grad) else None
+            add_bias(y, bias, finish)
+        if separate:
+            self.pre_activation = y
+            y = activation_ops.hard_gate(y, times_x=True)
+        elif activation == "relu" and any(self.needs_grad):
+            self.pre_activation = y  # its output: y > 0 exactly where its input is
         return y.transpose(0, 3, 1, 2)  # NCHW view of NHWC
 
     def backward(self, gy):
@@ -262,8 +274,10 @@ class Conv2d(Function):
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
         if self.empty is not None:
             return empty_batch_grads(self.needs_grad, *self.empty, w_shape[0])
-        if self.relu_out is not None:  # the fused ReLU's gradient first
-            gy = relu_gradient(gy, self.relu_out.transpose(0, 3, 1, 2))
+        if self.activation == "relu":  # the fused activation's gradient first
+            gy = relu_gradient(gy, self.pre_activation.transpose(0, 3, 1, 2))
+        elif self.activation == "hardswish":
+            gy = activation_ops.hardswish_gradient(gy, self.pre_activation.transpose(0, 3, 1, 2))
         gb = bias_grad(gy) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
         if self.path == "depthwise":

@@ -226,13 +226,14 @@ def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
     return y
 
 
-def conv_epilogue(bias, relu, out_width, dtype):
+def conv_epilogue(bias, finish, out_width, dtype):
     """What a conv applies to each block of its channels-last output (B, OH', OW, OC) in place,
-    right after the block's GEMM: + bias, then max(., 0) when `relu` (the same float operations
-    as a separate bias pass and ReLU op, so the result is bit-identical). It works on rows of
-    OW*OC values, with the bias tiled to match, so NumPy's loops run long even for a few
-    channels. None when there is nothing to apply."""
-    if bias is None and not relu:
+    right after the block's GEMM: + bias, then `finish(rows)`, an activation in place (see
+    ops.activation.in_place), with the same float operations as a separate bias pass and
+    activation op, so the result is bit-identical. It works on rows of OW*OC values, with the
+    bias tiled to match, so NumPy's loops run long even for a few channels. None when there is
+    nothing to apply."""
+    if bias is None and finish is None:
         return None
     tiled = None if bias is None else tile_channels(bias, out_width).astype(dtype)
 
@@ -240,8 +241,8 @@ def conv_epilogue(bias, relu, out_width, dtype):
         rows = block.reshape(-1, block.shape[-2] * block.shape[-1])  # (B*OH', OW*OC), a view
         if tiled is not None:
             rows += tiled
-        if relu:
-            xp_of(rows).maximum(rows, rows.dtype.type(0), out=rows)  # NaN stays NaN
+        if finish is not None:
+            finish(rows)
 
     return epilogue
 
@@ -406,9 +407,9 @@ def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):
     return col2im_nhwc(dwindows, padded_shape, kernel, stride, dilation)
 
 
-def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, relu=False):
-    """Depthwise cross-correlation, one multiply-add pass per kernel tap, + bias and
-    max(., 0) when relu (a conv's epilogue, see `conv_epilogue`).
+def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=None):
+    """Depthwise cross-correlation, one multiply-add pass per kernel tap, + bias, then
+    `finish` (a conv's epilogue, see `conv_epilogue`) on each block while in cache.
 
     xp_nhwc: padded (N, HP, WP, C); taps: (KH, KW, C, M) (M outputs per channel, the depth
     multiplier); bias: (C*M,) or None -> (N, OH, OW, C, M). Faster than a batched GEMM of C
@@ -429,10 +430,17 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, relu=Fa
             and xp_nhwc.dtype == taps.dtype):
         flat_taps, flat_y = np.ascontiguousarray(taps[..., 0]), y[..., 0]
         flat_bias = np.empty(0, y.dtype) if bias is None else bias.astype(y.dtype, copy=False)
-        parallel_map(lambda block: compiled.depthwise_rows(
-            xp_nhwc, flat_taps, flat_bias, relu, flat_y, *block, *stride, *dilation), blocks)
+
+        def block_compiled(block):
+            compiled.depthwise_rows(xp_nhwc, flat_taps, flat_bias, flat_y, *block, *stride,
+                                    *dilation)
+            if finish is not None:
+                start, stop, r0, r1 = block
+                finish(flat_y[start:stop, r0:r1].reshape(-1, ow * c))
+
+        parallel_map(block_compiled, blocks)
         return y
-    epilogue = conv_epilogue(bias, relu, ow, y.dtype)
+    epilogue = conv_epilogue(bias, finish, ow, y.dtype)
     # taps repeated along OW: at stride 1 NumPy then runs each pass over whole rows of OW*C
     # values instead of C at a time (1.5x on b32 96x32x32)
     row_taps = xp.ascontiguousarray(xp.broadcast_to(taps[:, :, None], (kh, kw, ow, c, m)))
@@ -648,12 +656,12 @@ def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
     return out
 
 
-def channel_combination(terms, shift, period, out=None, relu=False):
+def channel_combination(terms, shift, period, out=None, finish=None):
     """sum over terms of rows * tile(scale), plus tile(shift): one pass per term, in row blocks.
 
     terms: [(rows (R, P*C) channels-last, scale (C,) or None)]; shift: (C,) or None. `out` is a
-    fresh array by default, or one of the terms' rows to work in place. relu=True takes
-    max(., 0) of each block while it is in cache (a ReLU fused into the pass).
+    fresh array by default, or one of the terms' rows to work in place. `finish(block)` applies
+    an activation to each block in place while it is in cache (see ops.activation.in_place).
     """
     xp = xp_of(terms[0][0])
     first = terms[0][0]
@@ -675,8 +683,8 @@ def channel_combination(terms, shift, period, out=None, relu=False):
                 piece += part if scale is None else part * scale
         if tiled_shift is not None:
             piece += tiled_shift
-        if relu:
-            xp.maximum(piece, piece.dtype.type(0), out=piece)  # NaN stays NaN
+        if finish is not None:
+            finish(piece)
 
     parallel_map(combine, row_blocks(first))
     return out

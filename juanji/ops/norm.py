@@ -10,6 +10,7 @@ import math
 
 from juanji.backend import xp_of
 from juanji.function import Function
+from juanji.ops.activation import relu_in_place
 from juanji.ops.kernels import (
     batch_norm_input_grad,
     channel_combination,
@@ -55,8 +56,8 @@ class BatchNorm(Function):
     training=True: mean and biased var over every axis but 1 (N and all spatial axes); the
     caller reads `batch_mean` and `batch_var` (biased, shape (C,)) afterwards to update running
     statistics. training=False: the given `mean` and `var` (C,) are used and are constants.
-    weight and bias (C,) may be None. relu=True returns max(y, 0), the ReLU applied in the same
-    pass (bit-identical to a separate Relu op, gradient included).
+    weight and bias (C,) may be None. activation="relu" returns max(y, 0), the ReLU applied in
+    the same pass (bit-identical to a separate Relu op, gradient included).
 
     Works on channels-last rows (see `channels_last_rows`): the sums are BLAS products and every
     per-channel broadcast runs over long rows; the output is an NCHW view of channels-last
@@ -67,7 +68,7 @@ class BatchNorm(Function):
     input_kinds = "f"
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True,
-                relu=False):
+                activation=None):
         xp = xp_of(x)
         c = x.shape[1]
         rows, period = channels_last_rows(x)  # (R, P*C)
@@ -81,9 +82,13 @@ class BatchNorm(Function):
         scale = invstd if weight is None else invstd * weight
         # one affine pass, y = x * scale + (bias - mean * scale), as PyTorch's CPU kernel
         shift = -mean * scale if bias is None else bias - mean * scale
-        y = channel_combination([(rows, scale)], shift, period, relu=relu)
-        # relu=True: a ReLU fused into the same pass (see nn.utils.fuse_relus); backward
-        # masks gy by the output first, as the ReLU's own backward would
+        if activation not in (None, "relu"):
+            raise ValueError(f"batch norm fuses only activation='relu'; got {activation!r}")
+        relu = activation == "relu"
+        y = channel_combination([(rows, scale)], shift, period,
+                                finish=relu_in_place if relu else None)
+        # a ReLU fused into the same pass (see nn.utils.fuse_activations); backward masks gy
+        # by the output first, as the ReLU's own backward would
         self.relu_rows = y if relu and any(self.needs_grad) else None
         # Backward re-centres x block by block rather than this op keeping a centred copy: x
         # is kept anyway as the input tensor, and its rows are a view of it when x comes from

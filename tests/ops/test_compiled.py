@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from juanji.ops import compiled, kernels
+from juanji.ops.activation import IN_PLACE
 
 pytest.importorskip("numba")
 
@@ -20,10 +21,10 @@ DEPTHWISE = [
 @pytest.mark.parametrize("case", DEPTHWISE)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block_bytes", [None, 64])  # 64: one output row per block
-@pytest.mark.parametrize("bias, relu", [(False, False), (True, False), (True, True),
-                                        (False, True)])
+@pytest.mark.parametrize("bias, activation", [(False, None), (True, None), (True, "relu"),
+                                              (False, "relu"), (True, "hardswish")])
 def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_bytes, bias,
-                                                          relu, monkeypatch):
+                                                          activation, monkeypatch):
     if block_bytes is not None:
         monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
     n, c, m, h, w, kernel, stride, dilation = case
@@ -35,11 +36,13 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     out = [(xpad.shape[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
            (xpad.shape[2] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1]
     b = rng.standard_normal(c * m).astype(dtype) if bias else None
-    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, relu)
+    finish = None if activation is None else IN_PLACE[activation]
+    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
     monkeypatch.setattr(compiled, "depthwise_rows", None)  # the NumPy passes
-    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, relu)
+    monkeypatch.setattr(compiled, "hard_gate", None)
+    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
     assert got.dtype == want.dtype == dtype and np.isnan(want).any()
-    assert not relu or (want == 0).any()
+    assert activation != "relu" or (want == 0).any()
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
@@ -68,9 +71,9 @@ def test_hard_gate_gives_the_bits_of_the_numpy_passes(times_x, dtype, layout, mo
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     elif layout == "strided":  # not one block of memory: the NumPy passes run instead
         x = x[:, ::2]
-    got = activation._hard_gate(x, times_x)
+    got = activation.hard_gate(x, times_x)
     monkeypatch.setattr(compiled, "hard_gate", None)
-    want = activation._hard_gate(x, times_x)
+    want = activation.hard_gate(x, times_x)
     assert np.isnan(want).any()
     np.testing.assert_array_equal(np.ascontiguousarray(got).view(np.uint8),
                                   np.ascontiguousarray(want).view(np.uint8))

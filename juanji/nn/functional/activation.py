@@ -23,8 +23,20 @@ def _real(value, name):
     return float(value)
 
 
+def _already_applied(input, name):
+    """Whether `input` is the output of a layer with this activation fused in (see
+    nn.utils.fuse_activations): it is then passed through, once (the mark is taken off, so a
+    second call computes)."""
+    if getattr(input, "activated", None) != name:
+        return False
+    input.activated = None
+    return True
+
+
 def relu(input, inplace=False):
     """max(x, 0); gradient 0 at x = 0."""
+    if _already_applied(input, "relu"):
+        return input
     return activation.Relu.apply(input)
 
 
@@ -94,6 +106,8 @@ def silu(input, inplace=False):
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
+    if _already_applied(input, "hardswish"):
+        return input
     return activation.Hardswish.apply(input)
 
 

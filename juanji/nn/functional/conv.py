@@ -5,7 +5,7 @@ run the 2-D op with H = 1. Checks name the argument and the expected range.
 """
 
 from juanji.arithmetic import conv_output_size, effective_kernel, same_padding
-from juanji.nn.args import check_input, pair, single
+from juanji.nn.args import check_input, one_of, pair, single
 from juanji.ops import conv, deform
 from juanji.ops.memory import check_fits
 from juanji.tensor import as_tensor
@@ -69,13 +69,14 @@ def _check_fits(input_hw, pads, kernel, dilation):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           fused_relu=False):
+           fused_activation=None):
     """2-D cross-correlation. input (N, C, H, W) or (C, H, W); weight (OC, C/groups, KH, KW).
 
     padding: int, pair, 'valid' or 'same' (stride 1 only; an odd total pads one more cell at
     the bottom/right). Output (N, OC, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1.
-    fused_relu=True (juanji's own, not PyTorch's) returns relu(conv2d(...)) with the ReLU
-    applied to each block of the product while in cache, bit-identical to F.relu after it.
+    fused_activation='relu' or 'hardswish' (juanji's own, not PyTorch's) returns that
+    activation of conv2d(...), applied to each block of the product while in cache,
+    bit-identical to F.relu or F.hardswish after it.
     """
     input, added = _batched(input, "conv2d")
     weight = _check_weight(weight, "conv2d", "(out_channels, in_channels/groups, KH, KW)")
@@ -99,8 +100,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     check_fits((n, weight.shape[0]) + tuple(
         conv_output_size(size, k, s, p, d)
         for size, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)), input.dtype, what)
+    one_of(fused_activation, "fused_activation", (None, "relu", "hardswish"))
     out = conv.Conv2d.apply(input, weight, bias, stride=stride, padding=pads,
-                            dilation=dilation, groups=groups, relu=bool(fused_relu))
+                            dilation=dilation, groups=groups, activation=fused_activation)
     return out[0] if added else out
 
 

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from juanji.nn.args import single
+from juanji.nn.args import one_of, single
 from juanji.ops import norm
 from juanji.tensor import as_tensor
 
@@ -29,15 +29,15 @@ def _check_vector(value, name, count):
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, fused_relu=False):
+               momentum=0.1, eps=1e-5, *, fused_activation=None):
     """Normalise each channel of input (N, C, *) by batch or running statistics.
 
     training=True: normalise with the batch mean and biased variance over N and the spatial
     axes; if running_mean / running_var are given, update them in place:
     running = (1 - momentum) * running + momentum * batch, with the unbiased (n / (n - 1))
     batch variance, as PyTorch does. training=False: normalise with the running statistics.
-    fused_relu=True (juanji's own, not PyTorch's) returns relu(batch_norm(...)) computed in the
-    same pass, bit-identical to F.relu after it.
+    fused_activation='relu' (juanji's own, not PyTorch's) returns relu(batch_norm(...))
+    computed in the same pass, bit-identical to F.relu after it.
     """
     input = as_tensor(input)
     if input.ndim < 2:
@@ -57,7 +57,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     out = fn.run(input, weight, bias,
                  mean=None if training else running_mean.data,
                  var=None if training else running_var.data, eps=eps, training=training,
-                 relu=bool(fused_relu))
+                 activation=one_of(fused_activation, "fused_activation", (None, "relu")))
     # an empty batch (N = 0) normalises nothing and leaves the running statistics, as PyTorch
     if training and running_mean is not None and count > 0:
         m = float(momentum)

@@ -26,22 +26,18 @@ class _Inplace(Module):
         return "inplace=True" if self.inplace else ""
 
 
-def mark_rectified(tensor):
-    """Mark the output of a layer whose ReLU is fused in (`fused_relu`, see
-    nn.utils.fuse_relus): the ReLU layer that reads it then passes it through. Returns it."""
-    tensor.rectified = True
+def mark_activated(tensor, activation):
+    """Mark the output of a layer with an activation fused in (`fused_activation`, see
+    nn.utils.fuse_activations): F.relu or F.hardswish, whichever it is, then passes it through
+    once. Returns it."""
+    tensor.activated = activation
     return tensor
 
 
 class ReLU(_Inplace):
-    """max(x, 0). `inplace` is accepted for PyTorch compatibility; juanji never mutates input.
-
-    A tensor that a layer with a fused ReLU made (`mark_rectified`) is already max(., 0): it
-    passes through unchanged (the fused layer's backward applies the ReLU's gradient)."""
+    """max(x, 0). `inplace` is accepted for PyTorch compatibility; juanji never mutates input."""
 
     def forward(self, x):
-        if getattr(x, "rectified", False):
-            return x
         return F.relu(x)
 
 

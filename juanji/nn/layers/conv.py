@@ -6,7 +6,7 @@ from juanji.arithmetic import conv_transpose_output_padding, same_padding
 from juanji.nn import functional as F
 from juanji.nn.args import one_of, pair, single
 from juanji.nn.init import default_layer_init_
-from juanji.nn.layers.activation import mark_rectified
+from juanji.nn.layers.activation import mark_activated
 from juanji.nn.module import Module, Parameter
 from juanji.ops.memory import check_fits
 
@@ -117,12 +117,12 @@ class Conv2d(_ConvNd):
     'valid'; padding_mode 'zeros' | 'reflect' | 'replicate' | 'circular' (the non-zero modes
     pad the input first, as PyTorch does). groups == in_channels is depthwise.
 
-    fused_relu (False; set by nn.utils.fuse_relus, not saved in the state dict): forward
-    returns relu(conv(x)), the ReLU applied to each block of the product while in cache; the
-    ReLU layer after it then passes its input through.
+    fused_activation (None; 'relu' or 'hardswish' when set by nn.utils.fuse_activations, not
+    saved in the state dict): forward returns that activation of conv(x), applied to each
+    block of the product while in cache; the F.relu or F.hardswish after it passes it through.
     """
 
-    fused_relu = False
+    fused_activation = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
@@ -132,11 +132,13 @@ class Conv2d(_ConvNd):
     def forward(self, x):
         x, padding = self._mode_pad(x)
         out = F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
-                       self.groups, fused_relu=self.fused_relu)
-        return mark_rectified(out) if self.fused_relu else out
+                       self.groups, fused_activation=self.fused_activation)
+        return out if self.fused_activation is None else mark_activated(out,
+                                                                        self.fused_activation)
 
     def extra_repr(self):
-        return super().extra_repr() + (", fused_relu=True" if self.fused_relu else "")
+        fused = self.fused_activation
+        return super().extra_repr() + ("" if fused is None else f", fused_activation={fused}")
 
 
 class Conv1d(_ConvNd):

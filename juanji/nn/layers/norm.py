@@ -10,7 +10,7 @@ import numpy as np
 from juanji.distributed import sync_bn, world
 from juanji.nn import functional as F
 from juanji.nn.args import probability, single
-from juanji.nn.layers.activation import mark_rectified
+from juanji.nn.layers.activation import mark_activated
 from juanji.nn.module import Module, Parameter
 from juanji.ops.memory import check_fits
 
@@ -32,12 +32,13 @@ class _BatchNorm(Module):
     far: momentum = 1 / num_batches_tracked). Eval: normalise with the running statistics, or
     with batch statistics when track_running_stats=False.
 
-    fused_relu (False; set by nn.utils.fuse_relus, not saved in the state dict): forward
-    returns relu(batch_norm(x)) from the same pass; the ReLU layer after it passes it through.
+    fused_activation (None; 'relu' when set by nn.utils.fuse_activations, not saved in the
+    state dict): forward returns relu(batch_norm(x)) from the same pass; the F.relu after it
+    passes it through.
     """
 
     floating_input = True
-    fused_relu = False
+    fused_activation = None
 
     _ranks = ()
     _layout = ""
@@ -91,13 +92,15 @@ class _BatchNorm(Module):
         update = not self.training or self.track_running_stats
         out = F.batch_norm(x, self.running_mean if update else None,
                            self.running_var if update else None, self.weight, self.bias,
-                           use_batch, factor, self.eps, fused_relu=self.fused_relu)
-        return mark_rectified(out) if self.fused_relu else out
+                           use_batch, factor, self.eps, fused_activation=self.fused_activation)
+        return out if self.fused_activation is None else mark_activated(out,
+                                                                        self.fused_activation)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}"
-                + (", fused_relu=True" if self.fused_relu else ""))
+                + ("" if self.fused_activation is None
+                   else f", fused_activation={self.fused_activation}"))
 
 
 class BatchNorm1d(_BatchNorm):

@@ -7,10 +7,10 @@ convolution: W' = W * s (one scale per output channel) and b' = (b - mean) * s +
 folded model gives the same outputs up to float rounding and skips one full pass over every
 normalised activation.
 
-A ReLU that alone reads a Conv2d's or BatchNorm2d's output can run inside that layer's pass
-(`fuse_relus`): on each block of the conv's product while it is in cache, or in batch norm's
-affine pass, and its gradient inside their backward passes. The fused model computes the same
-bits, forward and backward, with one pass over each such activation fewer each way.
+A ReLU or hardswish that alone reads a Conv2d's output (a ReLU also a BatchNorm2d's) can run
+inside that layer's pass (`fuse_activations`): on each block of the conv's product while it is
+in cache, or in batch norm's affine pass. The fused model computes the same bits, forward and
+backward, with one pass over each such activation fewer.
 """
 
 import copy
@@ -19,7 +19,6 @@ import numpy as np
 
 from juanji import function
 from juanji.grad_mode import no_grad
-from juanji.nn.layers.activation import ReLU
 from juanji.nn.layers.conv import Conv2d
 from juanji.nn.layers.linear import Identity
 from juanji.nn.layers.norm import BatchNorm2d
@@ -113,36 +112,42 @@ def fold_batch_norms(model, example_input, rtol=1e-4, atol=1e-4):
     return folded
 
 
-def fuse_relus(model, example_input):
-    """Fuse every ReLU layer into the Conv2d or BatchNorm2d layer whose output it alone reads;
-    in place, returns `model`. Training, inference and `state_dict` are unchanged: the fused
-    layer's `fused_relu` flag makes it return max(., 0) from its own pass (see Conv2d and
-    BatchNorm2d) and the ReLU layer pass that through.
+def fuse_activations(model, example_input):
+    """Fuse each ReLU or hardswish into the Conv2d (either) or BatchNorm2d (ReLU) layer whose
+    output it alone reads; in place, returns `model`. Training, inference and `state_dict` are
+    unchanged: the layer's `fused_activation` makes it return the activation of its output
+    from its own pass (see Conv2d and BatchNorm2d), and the F.relu or F.hardswish call after it
+    (in a ReLU or Hardswish layer, or an imported ONNX graph's node) passes that through.
 
     The pairs are found by running `example_input` (N, C, H, W) once in eval mode without
     gradients (nothing is updated; each module's mode is restored) and following every op
-    call: a ReLU layer's input must be the output of a Conv2d or BatchNorm2d layer that forward
-    calls once, read by no other op and not a model output. A shared ReLU layer (ResNet's
-    blocks call one twice) fuses where its input qualifies and runs as usual elsewhere. The
-    search assumes forward takes the same path for other inputs and in training mode, as a
-    traced or exported graph does. The fused model is run on `example_input` again and must
+    call: the activation's input must be the output of a Conv2d or BatchNorm2d layer that
+    forward calls once, read by no other op and not a model output. A shared ReLU layer
+    (ResNet's blocks call one twice) fuses where its input qualifies and runs as usual
+    elsewhere. The search assumes forward takes the same path for other inputs and in training
+    mode, as a traced or exported graph does. A fused layer's output, and what its forward
+    hooks see, is the activation's. The fused model is run on `example_input` again and must
     give the same bits; otherwise every flag is cleared and ValueError is raised.
     """
+    from juanji.ops.activation import Hardswish, Relu
+
+    kinds = {Relu: "relu", Hardswish: "hardswish"}
     modules = dict(model.named_modules())
-    layers = {name: module for name, module in modules.items()
-              if type(module) in (Conv2d, BatchNorm2d, ReLU)}
-    calls = []  # (name, input, output) of each layer call; keeps the tensors alive (unique ids)
-    reads = {}  # id(tensor) -> how many op calls read it
+    producers = {name: module for name, module in modules.items()
+                 if type(module) in (Conv2d, BatchNorm2d)}
+    made = {}  # id(output) -> (producer name, output); keeps the tensors alive (unique ids)
     hooks = [module.register_forward_hook(
-        lambda mod, inputs, out, name=name: calls.append((name, inputs[0], out)))
-        for name, module in layers.items()]
-    kept = []
+        lambda mod, inputs, out, name=name: made.setdefault(id(out), []).append((name, out)))
+        for name, module in producers.items()]
+    reads, activations, kept = {}, [], []  # activations: (kind, input tensor) per op call
 
     def record(fn, inputs, params, out):
         kept.append(inputs)
         for tensor in inputs:
             if tensor is not None:
                 reads[id(tensor)] = reads.get(id(tensor), 0) + 1
+        if type(fn) in kinds:
+            activations.append((kinds[type(fn)], inputs[0]))
 
     modes = {module: module.training for module in modules.values()}
     previous, function._tracer = function._tracer, record
@@ -158,20 +163,20 @@ def fuse_relus(model, example_input):
             hook.remove()
         for module, mode in modes.items():
             module.training = mode
-    produced_by = {id(out): name for name, _, out in calls
-                   if isinstance(modules[name], (Conv2d, BatchNorm2d))}
     times_called = {}
-    for name, _, _ in calls:
-        times_called[name] = times_called.get(name, 0) + 1
+    for calls in made.values():
+        for name, _ in calls:
+            times_called[name] = times_called.get(name, 0) + 1
     returned = {id(o) for o in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))}
     fused = []
-    for name, inp, _ in calls:
-        producer = produced_by.get(id(inp))
-        if (isinstance(modules[name], ReLU) and producer is not None
-                and times_called[producer] == 1 and reads.get(id(inp)) == 1
-                and id(inp) not in returned):
-            modules[producer].fused_relu = True
-            fused.append(modules[producer])
+    for kind, tensor in activations:
+        calls = made.get(id(tensor), [])
+        if len(calls) != 1 or reads.get(id(tensor)) != 1 or id(tensor) in returned:
+            continue
+        module = producers[calls[0][0]]
+        if times_called[calls[0][0]] == 1 and (kind == "relu" or isinstance(module, Conv2d)):
+            module.fused_activation = kind
+            fused.append(module)
     try:
         model.eval()
         with no_grad():
@@ -181,9 +186,9 @@ def fuse_relus(model, example_input):
             module.training = mode
     if not all(np.array_equal(new, old, equal_nan=True) for new, old in zip(got, reference)):
         for module in fused:
-            module.fused_relu = False
-        raise ValueError("fusing ReLUs changed the model's output: an activation is also read "
-                         "outside juanji's ops; the model is left unfused")
+            module.fused_activation = None
+        raise ValueError("fusing activations changed the model's output: an activation's "
+                         "input is also read outside juanji's ops; the model is left unfused")
     return model
 
 

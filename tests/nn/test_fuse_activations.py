@@ -1,9 +1,11 @@
-"""Fused ReLUs: a conv or batch norm that applies the ReLU after it in its own pass.
+"""Fused activations: a conv (ReLU, hardswish) or batch norm (ReLU) that applies the
+activation after it in its own pass.
 
-The oracle is the unfused op followed by juanji's own Relu: the fused forward and backward must
-give the same bits (NaN, infinities and -0.0 included), on every conv path and in both batch
-norm modes; float64 finite differences check the fused ops' gradients on their own; and a
-model fused by `fuse_relus` must train step for step to the same bits as its unfused copy.
+The oracle is the unfused op followed by juanji's own activation op: the fused forward and
+backward must give the same bits (NaN, infinities and -0.0 included), on every conv path and in
+both batch norm modes; float64 finite differences check the fused ops' gradients on their own;
+and a model fused by `fuse_activations` must train step for step to the same bits as its
+unfused copy.
 """
 
 import copy
@@ -15,7 +17,7 @@ import juanji
 import juanji.nn as nn
 from juanji import models, optim
 from juanji.nn import functional as F
-from juanji.nn.utils import fuse_relus
+from juanji.nn.utils import fuse_activations
 from tests.gradcheck import gradcheck
 
 # (input shape, weight shape, stride, padding, groups): one case per Conv2d path
@@ -50,9 +52,15 @@ def _run(fn, arrays, gy):
     return out.data, [t.grad for t in tensors]
 
 
+ACTIVATIONS = {"relu": F.relu, "hardswish": F.hardswish}
+
+
 @pytest.mark.parametrize("path", sorted(CONV_PATHS))
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv_with_fused_relu_gives_the_bits_of_conv_then_relu(path, bias):
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("grad", [True, False])
+def test_conv_with_fused_activation_gives_the_bits_of_conv_then_activation(path, bias,
+                                                                           activation, grad):
     x_shape, w_shape, stride, padding, groups = CONV_PATHS[path]
     rng = np.random.default_rng(0)
     x = _special_values(rng.standard_normal(x_shape).astype(np.float32))
@@ -60,14 +68,22 @@ def test_conv_with_fused_relu_gives_the_bits_of_conv_then_relu(path, bias):
     if bias:
         arrays.append(rng.standard_normal(w_shape[0]).astype(np.float32))
 
+    x *= 4  # hardswish's corners at -3 and 3 inside the range
+
     def plain(x, w, b=None):
-        return F.relu(F.conv2d(x, w, b, stride, padding, groups=groups))
+        return ACTIVATIONS[activation](F.conv2d(x, w, b, stride, padding, groups=groups))
 
     def fused(x, w, b=None):
-        return F.conv2d(x, w, b, stride, padding, groups=groups, fused_relu=True)
+        return F.conv2d(x, w, b, stride, padding, groups=groups, fused_activation=activation)
 
     with juanji.no_grad():
         shape = plain(*[juanji.tensor(a) for a in arrays]).shape
+    if not grad:  # inference: the activation runs inside the epilogue
+        with juanji.no_grad():
+            want = plain(*[juanji.tensor(a) for a in arrays]).data
+            got = fused(*[juanji.tensor(a) for a in arrays]).data
+        _bits_equal(got, want)
+        return
     gy = _special_values(rng.standard_normal(shape).astype(np.float32))
     gy[0, 0, 0, 1] = -1.0  # a negative upstream value where the ReLU blocks gives -0.0
     want_y, want_grads = _run(plain, arrays, gy)
@@ -94,7 +110,8 @@ def test_batch_norm_with_fused_relu_gives_the_bits_of_batch_norm_then_relu(train
     def norm(fused):
         def fn(x, weight=None, bias=None):
             out = F.batch_norm(x, juanji.tensor(mean.copy()), juanji.tensor(var.copy()),
-                               weight, bias, training=training, fused_relu=fused)
+                               weight, bias, training=training,
+                               fused_activation="relu" if fused else None)
             return out if fused else F.relu(out)
         return fn
 
@@ -111,15 +128,17 @@ def test_fused_ops_pass_float64_finite_differences():
     # values kept away from 0, where ReLU has no derivative
     x = rng.standard_normal((2, 3, 6, 5))
     w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1, fused_relu=True), [x, w, b])
+    for activation in ACTIVATIONS:
+        gradcheck(lambda x, w, b, kind=activation: F.conv2d(x, w, b, padding=1,
+                                                            fused_activation=kind), [x, w, b])
     g, beta = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3)
     gradcheck(lambda x, g, beta: F.batch_norm(x, None, None, g, beta, training=True,
-                                              fused_relu=True), [x, g, beta])
+                                              fused_activation="relu"), [x, g, beta])
 
 
-def _fused_names(model):
+def _fused_names(model, kind="relu"):
     return [name for name, module in model.named_modules()
-            if getattr(module, "fused_relu", False)]
+            if getattr(module, "fused_activation", None) == kind]
 
 
 @pytest.mark.parametrize("name, shape, expected", [
@@ -127,6 +146,7 @@ def _fused_names(model):
     ("simple_convnet", (1, 28, 28), ["conv1"]),
     ("resnet20", (3, 32, 32), ["bn1"] + [f"layer{i}.{j}.bn1" for i in (1, 2, 3)
                                          for j in range(3)]),
+    ("mobilenet_v3_small", (3, 32, 32), 14),  # its batch norms' ReLUs; hardswish follows BN
 ])
 def test_fused_model_trains_to_the_same_bits(name, shape, expected):
     rng = np.random.default_rng(3)
@@ -134,13 +154,15 @@ def test_fused_model_trains_to_the_same_bits(name, shape, expected):
     y = rng.integers(0, 10, 16)
     juanji.manual_seed(0)
     plain = models.create_model(name, num_classes=10, in_channels=shape[0])
-    fused = fuse_relus(copy.deepcopy(plain), x[:2])
+    fused = fuse_activations(copy.deepcopy(plain), x[:2])
     # ResNet's blocks share one ReLU: it fuses after bn1 and still runs after the residual sum
-    assert _fused_names(fused) == expected
+    names = _fused_names(fused)
+    assert names == expected if isinstance(expected, list) else len(names) == expected
     assert plain.state_dict().keys() == fused.state_dict().keys()
     assert all(module.training for module in fused.modules())  # modes restored
     steps = []
     for model in (plain, fused):
+        juanji.manual_seed(1)  # the same dropout masks for both
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         losses = []
         for _ in range(3):
@@ -193,13 +215,46 @@ class _ReadsRawData(nn.Module):
         return self.relu(y) + juanji.tensor(y.data.copy())
 
 
+class _HardswishTwice(nn.Module):
+    """hardswish(hardswish(conv(x))): the first fuses into the conv, the second still runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+
+    def forward(self, x):
+        return F.hardswish(F.hardswish(self.conv(x) * 4))
+
+
+class _ConvHardswish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(2, 3, 3), nn.Hardswish()
+
+    def forward(self, x):
+        return F.hardswish(self.act(self.conv(x)))
+
+
+def test_a_fused_activation_is_passed_through_once():
+    x = np.random.default_rng(6).standard_normal((2, 2, 6, 6)).astype(np.float32) * 4
+    plain = _ConvHardswish()
+    with juanji.no_grad():
+        want = plain(juanji.tensor(x)).data
+    fused = fuse_activations(copy.deepcopy(plain), x)
+    assert _fused_names(fused, "hardswish") == ["conv"]
+    with juanji.no_grad():
+        _bits_equal(fused(juanji.tensor(x)).data, want)
+    # the conv's output goes through a multiply first: nothing to fuse
+    assert _fused_names(fuse_activations(_HardswishTwice(), x), "hardswish") == []
+
+
 def test_an_activation_read_elsewhere_is_not_fused():
     x = np.random.default_rng(4).standard_normal((2, 2, 5, 5)).astype(np.float32)
     for model in (_ReadTwice(), _ReturnsConv()):
-        assert _fused_names(fuse_relus(model, x)) == []
+        assert _fused_names(fuse_activations(model, x)) == []
     model = _ReadsRawData()
     with pytest.raises(ValueError, match="changed the model's output"):
-        fuse_relus(model, x)
+        fuse_activations(model, x)
     assert _fused_names(model) == []  # every flag cleared
 
 
@@ -209,8 +264,8 @@ def test_fused_model_prints_and_exports_its_relus(tmp_path):
     from juanji.onnx import export
     model = models.create_model("lenet5", num_classes=10)
     x = np.random.default_rng(5).standard_normal((3, 1, 28, 28)).astype(np.float32)
-    fuse_relus(model, x[:1])
-    assert "fused_relu=True" in repr(model.features[0])
+    fuse_activations(model, x[:1])
+    assert "fused_activation=relu" in repr(model.features[0])
     model.eval()
     path = tmp_path / "lenet5.onnx"
     export(model, x[:1], path)
