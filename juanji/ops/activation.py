@@ -269,9 +269,8 @@ def hard_gate_in_place(x, times_x=True):
     (hardswish, multiplied before dividing, as PyTorch's kernel), in place on a C-contiguous
     block: one compiled pass when ops/compiled.py has numba, else five NumPy passes."""
     xp = xp_of(x)
-    if compiled.hard_gate is not None and xp is np:
-        flat = x.reshape(-1)  # a view: x is contiguous
-        compiled.hard_gate(flat, flat, times_x)
+    if compiled.hard_gate_in_place is not None and xp is np:
+        compiled.hard_gate_in_place(x.reshape(-1), times_x)  # a view: x is contiguous
     else:
         _gate(x, xp.empty_like(x), x, times_x)
 

@@ -54,21 +54,37 @@ def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):
 depthwise_rows = None if njit is None else njit(nogil=True, cache=False)(_depthwise_rows)
 
 
+def _gate(v, three, six, zero, times_x):
+    """min(max(v + 3, 0), 6) (times v when times_x) / 6 of one value, the constants in its
+    dtype, with np.maximum's and np.minimum's NaN rule (a NaN operand wins): the five NumPy
+    passes of `activation._gate`."""
+    g = v + three
+    if not (g >= zero or g != g):  # np.maximum(g, 0)
+        g = zero
+    if not (g <= six or g != g):  # np.minimum(g, 6)
+        g = six
+    if times_x:
+        g = v * g
+    return g / six
+
+
 def _hard_gate(x, y, times_x):
-    """y = min(max(x + 3, 0), 6) (times x when times_x) / 6 over 1-D x and y (which may be x:
-    each element is read before it is written): the five NumPy passes of
-    `activation.hard_gate_in_place` in one, with np.maximum's and np.minimum's NaN rule (a
-    NaN operand wins)."""
+    """y = the hard gate of x, elementwise over 1-D x and y (distinct arrays)."""
     three, six, zero = x.dtype.type(3), x.dtype.type(6), x.dtype.type(0)
     for k in range(x.shape[0]):
-        v = x[k] + three
-        if not (v >= zero or v != v):  # np.maximum(v, 0)
-            v = zero
-        if not (v <= six or v != v):  # np.minimum(v, 6)
-            v = six
-        if times_x:
-            v = x[k] * v
-        y[k] = v / six
+        y[k] = gate(x[k], three, six, zero, times_x)
 
 
-hard_gate = None if njit is None else njit(nogil=True, cache=False)(_hard_gate)
+def _hard_gate_in_place(x, times_x):
+    """x = the hard gate of x, elementwise over 1-D x: one array, so LLVM vectorises the loop
+    (through two names for one array it cannot rule out overlap and runs it scalar)."""
+    three, six, zero = x.dtype.type(3), x.dtype.type(6), x.dtype.type(0)
+    for k in range(x.shape[0]):
+        x[k] = gate(x[k], three, six, zero, times_x)
+
+
+gate = hard_gate = hard_gate_in_place = None
+if njit is not None:
+    gate = njit(inline="always")(_gate)
+    hard_gate = njit(nogil=True, cache=False)(_hard_gate)
+    hard_gate_in_place = njit(nogil=True, cache=False)(_hard_gate_in_place)

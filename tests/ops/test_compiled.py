@@ -40,6 +40,7 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
     monkeypatch.setattr(compiled, "depthwise_rows", None)  # the NumPy passes
     monkeypatch.setattr(compiled, "hard_gate", None)
+    monkeypatch.setattr(compiled, "hard_gate_in_place", None)
     want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
     assert got.dtype == want.dtype == dtype and np.isnan(want).any()
     assert activation != "relu" or (want == 0).any()
@@ -73,7 +74,22 @@ def test_hard_gate_gives_the_bits_of_the_numpy_passes(times_x, dtype, layout, mo
         x = x[:, ::2]
     got = activation.hard_gate(x, times_x)
     monkeypatch.setattr(compiled, "hard_gate", None)
+    monkeypatch.setattr(compiled, "hard_gate_in_place", None)
     want = activation.hard_gate(x, times_x)
     assert np.isnan(want).any()
     np.testing.assert_array_equal(np.ascontiguousarray(got).view(np.uint8),
                                   np.ascontiguousarray(want).view(np.uint8))
+
+
+@pytest.mark.parametrize("times_x", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hard_gate_in_place_gives_the_bits_of_the_numpy_passes(times_x, dtype, monkeypatch):
+    from juanji.ops import activation
+
+    x = (np.random.default_rng(2).standard_normal((7, 33)) * 4).astype(dtype)
+    x.reshape(-1)[:7] = [np.nan, np.inf, -np.inf, -3.0, 3.0, -0.0, 0.0]
+    got, want = x.copy(), x.copy()
+    activation.hard_gate_in_place(got, times_x)
+    monkeypatch.setattr(compiled, "hard_gate_in_place", None)
+    activation.hard_gate_in_place(want, times_x)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
