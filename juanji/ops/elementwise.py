@@ -21,17 +21,36 @@ def _broadcasting(op, symbol, a, b):
                          ) from None
 
 
+# Operands of at least this many elements are computed in blocks over the threads: below it a
+# split costs more than it saves (a pool hand-off is ~0.1 ms; 96x80x80 took 386 us threaded
+# against 257 in one call, 32x320x320 1119 against 1499)
+_THREADED_SIZE = 1 << 20
+
+
+def _elementwise(ufunc, symbol, a, b):
+    """ufunc(a, b) with NumPy broadcasting, in blocks over the threads when the operands are
+    big and of one shape, or one is a scalar (a residual sum, x + 3, x / 6): the same values
+    as one ufunc call, laid out as the big operand."""
+    xp = xp_of(a)
+    big = a if a.size >= b.size else b
+    if big.size < _THREADED_SIZE or not (a.shape == b.shape or a.ndim == 0 or b.ndim == 0):
+        return _broadcasting(ufunc, symbol, a, b)
+    out = xp.empty_like(big, dtype=xp.result_type(a, b))
+    if b.ndim == 0:
+        elementwise_blocks(lambda x, o: ufunc(x, b, out=o), a, out)
+    elif a.ndim == 0:
+        elementwise_blocks(lambda y, o: ufunc(a, y, out=o), b, out)
+    else:
+        elementwise_blocks(lambda x, y, o: ufunc(x, y, out=o), a, b, out)
+    return out
+
+
 class Add(Function):
-    """a + b. Same-shape arrays (a residual sum) are added in blocks over the threads."""
+    """a + b. Big operands are added in blocks over the threads (see `_elementwise`)."""
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        xp = xp_of(a)
-        if not (hasattr(b, "shape") and a.shape == b.shape and a.ndim):
-            return _broadcasting(xp.add, "+", a, b)
-        out = xp.empty_like(a, dtype=xp.result_type(a, b))
-        elementwise_blocks(lambda a, b, out: xp.add(a, b, out=out), a, b, out)
-        return out
+        return _elementwise(xp_of(a).add, "+", a, b)
 
     def backward(self, gy):
         sa, sb = self.shapes
@@ -43,7 +62,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return _broadcasting(xp_of(a).subtract, "-", a, b)
+        return _elementwise(xp_of(a).subtract, "-", a, b)
 
     def backward(self, gy):
         sa, sb = self.shapes
@@ -55,7 +74,7 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _broadcasting(xp_of(a).multiply, "*", a, b)
+        return _elementwise(xp_of(a).multiply, "*", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy * self.b, self.a.shape) if self.needs_grad[0] else None
@@ -68,7 +87,7 @@ class Div(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _broadcasting(xp_of(a).true_divide, "/", a, b)
+        return _elementwise(xp_of(a).true_divide, "/", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy / self.b, self.a.shape) if self.needs_grad[0] else None
@@ -164,12 +183,17 @@ class Clamp(Function):
 
     def forward(self, a, lo=None, hi=None):
         xp = xp_of(a)
-        self.mask = xp.ones(a.shape, dtype=bool)
-        if lo is not None:
-            self.mask &= a >= lo
-        if hi is not None:
-            self.mask &= a <= hi
-        return xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+        if self.needs_grad and self.needs_grad[0]:  # the mask only when a backward will come
+            self.mask = xp.ones(a.shape, dtype=bool)
+            if lo is not None:
+                self.mask &= a >= lo
+            if hi is not None:
+                self.mask &= a <= hi
+        if a.dtype.kind != "f" or a.ndim == 0 or a.size < _THREADED_SIZE:
+            return xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+        out = xp.empty_like(a)  # np.clip's own values, in blocks over the threads
+        elementwise_blocks(lambda a, out: xp.clip(a, lo, hi, out=out), a, out)
+        return out
 
     def backward(self, gy):
         return gy * self.mask
