@@ -12,7 +12,7 @@ import numpy as np
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 from juanji.ops import compiled
-from juanji.ops.kernels import elementwise_blocks
+from juanji.ops.kernels import elementwise_blocks, relu_in_place
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_PI = math.sqrt(math.pi)
@@ -293,11 +293,6 @@ def hardswish_gradient(gy, x):
     inner = x / x.dtype.type(3) + x.dtype.type(0.5)
     slope = xp.where(x <= -3, x.dtype.type(0), xp.where(x >= 3, x.dtype.type(1), inner))
     return gy * slope
-
-
-def relu_in_place(x):
-    """x <- max(x, 0) (NaN stays NaN), the Relu op's forward on a block in place."""
-    xp_of(x).maximum(x, x.dtype.type(0), out=x)
 
 
 # what a fused activation applies to a block of its layer's output, in place

@@ -88,3 +88,65 @@ if njit is not None:
     gate = njit(inline="always")(_gate)
     hard_gate = njit(nogil=True, cache=False)(_hard_gate)
     hard_gate_in_place = njit(nogil=True, cache=False)(_hard_gate_in_place)
+
+
+def _channel_sums_and_squares(x, sums, squares):
+    """Batch norm's block statistics over rows x (L, C): float64 sums (C,), then float64 sums
+    of squared deviations (C,) about the block's own centre, the float32 mean of the block (as
+    `kernels.channel_moments` takes it). Two passes over a block that is in cache."""
+    rows, channels = x.shape
+    for c in range(channels):
+        sums[c] = 0.0
+        squares[c] = 0.0
+    for r in range(rows):
+        for c in range(channels):
+            sums[c] += x[r, c]
+    centre = (sums / rows).astype(x.dtype)
+    for r in range(rows):
+        for c in range(channels):
+            d = x[r, c] - centre[c]
+            squares[c] += float(d) * float(d)
+    return centre
+
+
+def _channel_grad_sums(gy, x, mean, sums, dots):
+    """sum(gy) and sum(gy * (x - mean)) per channel over rows gy, x (L, C), in float64 (C,)."""
+    rows, channels = x.shape
+    for c in range(channels):
+        sums[c] = 0.0
+        dots[c] = 0.0
+    for r in range(rows):
+        for c in range(channels):
+            g = gy[r, c]
+            sums[c] += g
+            dots[c] += float(g) * float(x[r, c] - mean[c])
+
+
+def _batch_norm_input_grad(gy, x, mean, scale, k, shift, out):
+    """out = (x - mean) * k + gy * scale + shift per channel over rows (L, C), in that order:
+    `kernels.batch_norm_input_grad`'s NumPy passes in one."""
+    rows, channels = x.shape
+    for r in range(rows):
+        for c in range(channels):
+            out[r, c] = (x[r, c] - mean[c]) * k[c] + gy[r, c] * scale[c] + shift[c]
+
+
+def _affine(x, scale, shift, relu, out):
+    """out = x * scale + shift per channel over rows (L, C), then max(., 0) when relu (NaN
+    stays NaN): batch norm's forward pass, as `kernels.channel_combination` computes it."""
+    rows, channels = x.shape
+    zero = out.dtype.type(0)
+    for r in range(rows):
+        for c in range(channels):
+            v = x[r, c] * scale[c] + shift[c]
+            if relu and not (v >= zero or v != v):
+                v = zero
+            out[r, c] = v
+
+
+channel_sums_and_squares = channel_grad_sums = batch_norm_input_grad = affine = None
+if njit is not None:
+    channel_sums_and_squares = njit(nogil=True, cache=False)(_channel_sums_and_squares)
+    channel_grad_sums = njit(nogil=True, cache=False)(_channel_grad_sums)
+    batch_norm_input_grad = njit(nogil=True, cache=False)(_batch_norm_input_grad)
+    affine = njit(nogil=True, cache=False)(_affine)

@@ -588,6 +588,12 @@ def channel_moments(rows, channels, period):
     def block_moments(block):
         piece = rows[block[0] : block[1]]
         count = piece.shape[0] * period
+        if (compiled.channel_sums_and_squares is not None and xp is np
+                and piece.flags.c_contiguous):  # one compiled call
+            sums, squares = np.empty(channels), np.empty(channels)
+            centre = compiled.channel_sums_and_squares(piece.reshape(-1, channels), sums,
+                                                       squares)
+            return count, sums, centre.astype(np.float64), squares
         sums = piece.sum(axis=0, dtype=xp.float64).reshape(period, channels).sum(axis=0)  # (C,)
         centre = (sums / count).astype(rows.dtype)
         centered = piece - tile_channels(centre, period)  # (B, P*C), in cache
@@ -608,6 +614,11 @@ def channel_moments(rows, channels, period):
     return mean, m2 / total
 
 
+def relu_in_place(x):
+    """x <- max(x, 0) (NaN stays NaN), the Relu op's forward on a block in place."""
+    xp_of(x).maximum(x, x.dtype.type(0), out=x)
+
+
 def relu_gradient(gy, y):
     """gy * (y > 0), the gradient of a ReLU from its output y (max(x, 0) > 0 exactly where
     x > 0), by the same multiply with a bool mask as the Relu op: the same bits, -0.0
@@ -624,16 +635,28 @@ def channel_grad_sums(gy_rows, x_rows, mean, period):
     xp = xp_of(gy_rows)
     channels = mean.shape[0]
     tiled_mean = tile_channels(mean, period).astype(x_rows.dtype)
+    # compiled (ops/compiled.py): one pass, the products summed in float64, so the sums
+    # differ from the NumPy path's float32 ones by float32 rounding
+    use_compiled = (compiled.channel_grad_sums is not None and xp is np
+                    and gy_rows.flags.c_contiguous and x_rows.flags.c_contiguous)
+    flat_mean = mean.astype(x_rows.dtype)
 
     def block_sums(block):
         gy = gy_rows[block[0] : block[1]]
+        if use_compiled:
+            sums, dots = np.empty(channels), np.empty(channels)
+            compiled.channel_grad_sums(gy.reshape(-1, channels), x_rows[block[0] : block[1]]
+                                       .reshape(-1, channels), flat_mean, sums, dots)
+            return sums, dots
         centered = x_rows[block[0] : block[1]] - tiled_mean  # in cache
         ones = xp.ones(gy.shape[0], dtype=gy.dtype)
         return ones @ gy, xp.einsum("rk,rk->k", gy, centered)  # (P*C,) each
 
     partials = parallel_map(block_sums, row_blocks(gy_rows), calls_blas=True)
-    return (_fold([s for s, _ in partials], channels, gy_rows, gy_rows.dtype),
-            _fold([d for _, d in partials], channels, gy_rows, gy_rows.dtype))
+    return (_fold([s for s, _ in partials], channels, gy_rows, gy_rows.dtype).astype(
+                gy_rows.dtype, copy=False),
+            _fold([d for _, d in partials], channels, gy_rows, gy_rows.dtype).astype(
+                gy_rows.dtype, copy=False))
 
 
 def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
@@ -644,9 +667,19 @@ def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
     tiled = [tile_channels(v, period).astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
     tiled_mean, tiled_scale, tiled_k, tiled_shift = tiled
 
+    use_compiled = (compiled.batch_norm_input_grad is not None and xp is np
+                    and gy_rows.flags.c_contiguous and x_rows.flags.c_contiguous)
+    channels = mean.shape[0]
+    flat = [v.astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
+
     def block_grad(block):
         start, stop = block
         piece = out[start:stop]
+        if use_compiled:  # the same operations in one pass
+            compiled.batch_norm_input_grad(
+                gy_rows[start:stop].reshape(-1, channels),
+                x_rows[start:stop].reshape(-1, channels), *flat, piece.reshape(-1, channels))
+            return
         xp.subtract(x_rows[start:stop], tiled_mean, out=piece)
         piece *= tiled_k
         piece += gy_rows[start:stop] * tiled_scale
@@ -669,10 +702,20 @@ def channel_combination(terms, shift, period, out=None, finish=None):
     tiled = [(rows, None if scale is None else tile_channels(scale, period).astype(first.dtype))
              for rows, scale in terms]
     tiled_shift = None if shift is None else tile_channels(shift, period).astype(first.dtype)
+    # batch norm's x * scale + shift (and ReLU): one compiled pass, the same operations
+    channels = None if shift is None else shift.shape[0]
+    affine = (compiled.affine is not None and xp is np and len(terms) == 1 and out is not first
+              and terms[0][1] is not None and shift is not None and first.flags.c_contiguous
+              and finish in (None, relu_in_place))
+    flat = None if not affine else [v.astype(first.dtype) for v in (terms[0][1], shift)]
 
     def combine(block):
         start, stop = block
         piece = out[start:stop]
+        if affine:
+            compiled.affine(first[start:stop].reshape(-1, channels), *flat,
+                            finish is not None, piece.reshape(-1, channels))
+            return
         for k, (rows, scale) in enumerate(tiled):
             part = rows[start:stop]
             if k == 0 and scale is not None:

@@ -10,7 +10,6 @@ import math
 
 from juanji.backend import xp_of
 from juanji.function import Function
-from juanji.ops.activation import relu_in_place
 from juanji.ops.kernels import (
     batch_norm_input_grad,
     channel_combination,
@@ -19,6 +18,7 @@ from juanji.ops.kernels import (
     channel_sums,
     channels_last_rows,
     relu_gradient,
+    relu_in_place,
     rows_to_channels_first,
 )
 

@@ -93,3 +93,61 @@ def test_hard_gate_in_place_gives_the_bits_of_the_numpy_passes(times_x, dtype, m
     monkeypatch.setattr(compiled, "hard_gate_in_place", None)
     activation.hard_gate_in_place(want, times_x)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def _without_compiled(monkeypatch, *names):
+    for name in names:
+        monkeypatch.setattr(compiled, name, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_passes_give_the_bits_of_the_numpy_passes(dtype, relu, monkeypatch):
+    """The affine forward (with a fused ReLU) and the input gradient: the same operations in
+    the same order, so the same bits."""
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((300, 7 * 5)).astype(dtype)  # (R, P*C): P = 7, C = 5
+    rows[0, :3] = [np.nan, np.inf, -0.0]
+    gy = rng.standard_normal(rows.shape).astype(dtype)
+    mean, scale, k, shift = (rng.standard_normal(5) for _ in range(4))
+    finish = kernels.relu_in_place if relu else None
+
+    def passes():
+        return (kernels.channel_combination([(rows, scale)], shift, 7, finish=finish),
+                kernels.batch_norm_input_grad(gy, rows, mean, scale, k, shift, 7))
+
+    got = passes()
+    _without_compiled(monkeypatch, "affine", "batch_norm_input_grad")
+    for g, w in zip(got, passes()):
+        np.testing.assert_array_equal(g.view(np.uint8), w.view(np.uint8))
+
+
+@pytest.mark.parametrize("block_bytes", [None, 256])  # 256: many blocks, combined in order
+def test_batch_norm_sums_match_the_numpy_passes_to_float32_rounding(block_bytes,
+                                                                  monkeypatch):
+    """The statistics and the two gradient sums accumulate in float64 where the NumPy passes
+    sum float32 products: equal to float32 rounding, and closer to float64 truth."""
+    if block_bytes is not None:
+        monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(4)
+    rows = (rng.standard_normal((400, 6 * 4)) * 3 + 5).astype(np.float32)
+    gy = rng.standard_normal(rows.shape).astype(np.float32)
+    mean = rows.reshape(-1, 4).mean(axis=0, dtype=np.float64)
+
+    def sums():
+        return (*kernels.channel_moments(rows, 4, 6),
+                *kernels.channel_grad_sums(gy, rows, mean, 6))
+
+    got = sums()
+    _without_compiled(monkeypatch, "channel_sums_and_squares", "channel_grad_sums")
+    want = sums()
+    x, g64 = rows.reshape(-1, 4).astype(np.float64), gy.reshape(-1, 4).astype(np.float64)
+    terms = (x / len(x), (x - x.mean(axis=0)) ** 2 / len(x), g64,
+             g64 * (x - mean.astype(np.float32)))
+    for g, w, t in zip(got, want, terms):
+        assert g.dtype == w.dtype
+        # float32 sums of n terms are good to about n * eps32 of the sum of their magnitudes
+        bound = len(x) * np.finfo(np.float32).eps * np.abs(t).sum(axis=0)
+        assert (np.abs(g - w) <= bound).all()
+        truth = t.sum(axis=0)
+        assert (np.abs(g - truth) <= np.abs(w - truth) + 1e-5 * np.abs(truth)).all()
