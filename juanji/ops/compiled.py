@@ -2,9 +2,11 @@
 
 With numba installed (`pip install 'juanji[fast]'`) and the environment variable
 JUANJI_COMPILED not "0", the kernels here replace a NumPy path in `kernels.py`; otherwise each
-name is None and the NumPy path runs. The NumPy path stays the reference: every kernel here
-does the same float operations in the same order (no fast-math, so no fused multiply-adds and
-no reassociation), and tests/ops/test_compiled.py checks them bit for bit against it.
+name is None and the NumPy path runs. The NumPy path stays the reference: every elementwise
+kernel here does the same float operations in the same order (no fast-math, so no fused
+multiply-adds and no reassociation), and tests/ops/test_compiled.py checks them bit for bit
+against it; the sums (batch norm's statistics and gradient sums) accumulate in float64 and are
+checked to float32 rounding.
 
 Each kernel is compiled on its first call for the dtypes it meets (about half a second, once per
 process; nothing is cached on disk) and releases the GIL, so juanji's own thread pool runs its
