@@ -111,26 +111,36 @@ def _channel_sums_and_squares(x, sums, squares):
     return centre
 
 
-def _channel_grad_sums(gy, x, mean, sums, dots):
-    """sum(gy) and sum(gy * (x - mean)) per channel over rows gy, x (L, C), in float64 (C,)."""
+def _channel_grad_sums(gy, x, mean, relu_out, sums, dots):
+    """sum(gy) and sum(gy * (x - mean)) per channel over rows gy, x (L, C), in float64 (C,);
+    gy first masked by a fused ReLU's output (L, C) when relu_out has rows."""
     rows, channels = x.shape
+    zero = gy.dtype.type(0)
     for c in range(channels):
         sums[c] = 0.0
         dots[c] = 0.0
     for r in range(rows):
         for c in range(channels):
             g = gy[r, c]
+            if relu_out.shape[0] and not relu_out[r, c] > zero:
+                g = g * zero
             sums[c] += g
             dots[c] += float(g) * float(x[r, c] - mean[c])
 
 
-def _batch_norm_input_grad(gy, x, mean, scale, k, shift, out):
+def _batch_norm_input_grad(gy, x, mean, scale, k, shift, relu_out, out):
     """out = (x - mean) * k + gy * scale + shift per channel over rows (L, C), in that order:
-    `kernels.batch_norm_input_grad`'s NumPy passes in one."""
+    `kernels.batch_norm_input_grad`'s NumPy passes in one, gy first masked by a fused ReLU's
+    output as `kernels.relu_gradient` does (g * 0 where the output is not > 0: -0.0 for a
+    negative g, NaN for an infinite one) when relu_out has rows."""
     rows, channels = x.shape
+    zero = gy.dtype.type(0)
     for r in range(rows):
         for c in range(channels):
-            out[r, c] = (x[r, c] - mean[c]) * k[c] + gy[r, c] * scale[c] + shift[c]
+            g = gy[r, c]
+            if relu_out.shape[0] and not relu_out[r, c] > zero:
+                g = g * zero
+            out[r, c] = (x[r, c] - mean[c]) * k[c] + g * scale[c] + shift[c]
 
 
 def _affine(x, scale, shift, relu, out):

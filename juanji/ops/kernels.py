@@ -629,9 +629,12 @@ def relu_gradient(gy, y):
     return gx
 
 
-def channel_grad_sums(gy_rows, x_rows, mean, period):
+def channel_grad_sums(gy_rows, x_rows, mean, period, relu_rows=None):
     """Batch norm's two backward sums per channel, reading gy and x from memory once:
-    sum(gy) and sum(gy * (x - mean)) over channels-last rows (R, P*C) -> (C,), (C,)."""
+    sum(gy) and sum(gy * (x - mean)) over channels-last rows (R, P*C) -> (C,), (C,).
+    relu_rows: a fused ReLU's output (R, P*C), by which gy is masked block by block (batch
+    norm does it so only when the compiled passes run, see `compiled_relu_masking`: in NumPy
+    the mask costs a pass per block each time)."""
     xp = xp_of(gy_rows)
     channels = mean.shape[0]
     tiled_mean = tile_channels(mean, period).astype(x_rows.dtype)
@@ -646,8 +649,11 @@ def channel_grad_sums(gy_rows, x_rows, mean, period):
         if use_compiled:
             sums, dots = np.empty(channels), np.empty(channels)
             compiled.channel_grad_sums(gy.reshape(-1, channels), x_rows[block[0] : block[1]]
-                                       .reshape(-1, channels), flat_mean, sums, dots)
+                                       .reshape(-1, channels), flat_mean,
+                                       _rows_or_none(relu_rows, block, channels), sums, dots)
             return sums, dots
+        if relu_rows is not None:
+            gy = gy * (relu_rows[block[0] : block[1]] > 0)
         centered = x_rows[block[0] : block[1]] - tiled_mean  # in cache
         ones = xp.ones(gy.shape[0], dtype=gy.dtype)
         return ones @ gy, xp.einsum("rk,rk->k", gy, centered)  # (P*C,) each
@@ -659,9 +665,25 @@ def channel_grad_sums(gy_rows, x_rows, mean, period):
                 gy_rows.dtype, copy=False))
 
 
-def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
+def compiled_relu_masking(gy_rows, x_rows):
+    """Whether the compiled batch-norm backward passes run for these rows and can mask gy by
+    a fused ReLU's output inside them (saving the separate `relu_gradient` pass)."""
+    return (compiled.channel_grad_sums is not None and compiled.batch_norm_input_grad is not None
+            and xp_of(gy_rows) is np and gy_rows.flags.c_contiguous
+            and x_rows.flags.c_contiguous)
+
+
+def _rows_or_none(relu_rows, block, channels):
+    """The block's rows of a fused ReLU's output as (L, C), or an empty (0, C) array (none)."""
+    if relu_rows is None:
+        return np.empty((0, channels), dtype=np.float32)
+    return relu_rows[block[0] : block[1]].reshape(-1, channels)
+
+
+def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period, relu_rows=None):
     """gy * scale + (x - mean) * k + shift per channel over channels-last rows (R, P*C): batch
-    norm's training input gradient in one pass, x centred block by block in cache."""
+    norm's training input gradient in one pass, x centred block by block in cache (relu_rows:
+    as in `channel_grad_sums`)."""
     xp = xp_of(gy_rows)
     out = xp.empty_like(gy_rows)
     tiled = [tile_channels(v, period).astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
@@ -678,11 +700,15 @@ def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period):
         if use_compiled:  # the same operations in one pass
             compiled.batch_norm_input_grad(
                 gy_rows[start:stop].reshape(-1, channels),
-                x_rows[start:stop].reshape(-1, channels), *flat, piece.reshape(-1, channels))
+                x_rows[start:stop].reshape(-1, channels), *flat,
+                _rows_or_none(relu_rows, block, channels), piece.reshape(-1, channels))
             return
+        gy = gy_rows[start:stop]
+        if relu_rows is not None:
+            gy = gy * (relu_rows[start:stop] > 0)
         xp.subtract(x_rows[start:stop], tiled_mean, out=piece)
         piece *= tiled_k
-        piece += gy_rows[start:stop] * tiled_scale
+        piece += gy * tiled_scale
         piece += tiled_shift
 
     parallel_map(block_grad, row_blocks(gy_rows))

@@ -17,6 +17,7 @@ from juanji.ops.kernels import (
     channel_moments,
     channel_sums,
     channels_last_rows,
+    compiled_relu_masking,
     relu_gradient,
     relu_in_place,
     rows_to_channels_first,
@@ -109,11 +110,14 @@ class BatchNorm(Function):
         need_x = self.needs_grad[0]
         need_w = len(self.needs_grad) > 1 and self.needs_grad[1]
         need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
-        if self.relu_rows is not None:  # the fused ReLU's gradient first
-            rows = relu_gradient(rows, self.relu_rows)
+        relu_rows = self.relu_rows
+        if relu_rows is not None and not (
+                need_x and self.training and compiled_relu_masking(rows, self.rows)):
+            rows, relu_rows = relu_gradient(rows, relu_rows), None  # the ReLU's gradient first
+        # else the compiled passes below mask gy themselves
         gx = gw = gb = None
         if need_w or (need_x and self.training):
-            gb, dots = channel_grad_sums(rows, self.rows, self.mean, period)
+            gb, dots = channel_grad_sums(rows, self.rows, self.mean, period, relu_rows)
             gw = dots * self.invstd  # sum(gy * xhat), (C,)
         elif need_b:
             gb = channel_sums(rows, c)  # (C,)
@@ -122,7 +126,7 @@ class BatchNorm(Function):
                 # xhat * k = (x - mean) * (invstd * k)
                 k = -self.scale * self.invstd * gw / count
                 gx = batch_norm_input_grad(rows, self.rows, self.mean, self.scale, k,
-                                           -self.scale * gb / count, period)
+                                           -self.scale * gb / count, period, relu_rows)
             else:
                 gx = channel_combination([(rows, self.scale)], None, period)
             gx = rows_to_channels_first(gx, gy.shape)

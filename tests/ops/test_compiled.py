@@ -151,3 +151,28 @@ def test_batch_norm_sums_match_the_numpy_passes_to_float32_rounding(block_bytes,
         assert (np.abs(g - w) <= bound).all()
         truth = t.sum(axis=0)
         assert (np.abs(g - truth) <= np.abs(w - truth) + 1e-5 * np.abs(truth)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_backward_masks_a_fused_relu_inside_its_passes(dtype, monkeypatch):
+    """With the compiled passes, batch norm's backward masks gy by a fused ReLU's output
+    inside them: the input gradient has the bits of masking first (relu_gradient), the sums
+    match to float32 rounding, for both the compiled and the NumPy form of the masked passes."""
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((200, 3 * 4)).astype(dtype)
+    gy = rng.standard_normal(rows.shape).astype(dtype)
+    gy[0, :3] = [np.inf, -2.0, np.nan]
+    relu_out = np.maximum(rng.standard_normal(rows.shape), 0).astype(dtype)
+    relu_out[0, :3] = 0.0  # masked: inf * 0 is NaN, -2 * 0 is -0.0
+    mean, scale, k, shift = (rng.standard_normal(4) for _ in range(4))
+    masked = kernels.relu_gradient(gy, relu_out)
+    want = kernels.batch_norm_input_grad(masked, rows, mean, scale, k, shift, 3)
+    want_sums = kernels.channel_grad_sums(masked, rows, mean, 3)
+    for compiled_path in (True, False):
+        if not compiled_path:
+            _without_compiled(monkeypatch, "batch_norm_input_grad", "channel_grad_sums")
+        got = kernels.batch_norm_input_grad(gy, rows, mean, scale, k, shift, 3, relu_out)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+        got_sums = kernels.channel_grad_sums(gy, rows, mean, 3, relu_out)
+        for g, w in zip(got_sums, want_sums):
+            np.testing.assert_allclose(g, w, rtol=1e-5, equal_nan=True)
