@@ -94,19 +94,15 @@ def reduce_rows(a, b):
 
 
 def add_bias(y, bias, finish=None):
-    """y += bias in place, then `finish` (an activation in place, see activation.IN_PLACE);
-    y: (N, OH, OW, OC) channels-last, bias: (OC,) or None. Over rows of OW*OC values and the
-    threads when y is contiguous (a folded batch norm makes every conv biased)."""
+    """y += bias in place, then `finish` (an activation in place, see activation.IN_PLACE;
+    y must then be contiguous, as a conv's fresh output is); y: (N, OH, OW, OC) channels-last,
+    bias: (OC,) or None. Over rows of OW*OC values and the threads when y is contiguous (a
+    folded batch norm makes every conv biased)."""
     n, oh, ow, oc = y.shape
     if bias is None and finish is None:
         return
-    if not y.flags.c_contiguous:
-        if bias is not None:
-            y += bias.astype(y.dtype, copy=False)
-        if finish is not None:  # the activations work on contiguous blocks
-            block = xp_of(y).ascontiguousarray(y)
-            finish(block)
-            y[...] = block
+    if not y.flags.c_contiguous:  # a cropped transposed conv: no activation is fused there
+        y += bias
         return
     rows = y.reshape(n * oh, ow * oc)  # a view
     channel_combination([(rows, None)], bias, ow, out=rows, finish=finish)

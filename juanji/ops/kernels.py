@@ -430,13 +430,14 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
             and xp_nhwc.dtype == taps.dtype):
         flat_taps, flat_y = np.ascontiguousarray(taps[..., 0]), y[..., 0]
         flat_bias = np.empty(0, y.dtype) if bias is None else bias.astype(y.dtype, copy=False)
+        then = conv_epilogue(None, finish, ow, y.dtype)  # the bias is in the kernel
 
         def block_compiled(block):
             compiled.depthwise_rows(xp_nhwc, flat_taps, flat_bias, flat_y, *block, *stride,
                                     *dilation)
-            if finish is not None:
+            if then is not None:
                 start, stop, r0, r1 = block
-                finish(flat_y[start:stop, r0:r1].reshape(-1, ow * c))
+                then(flat_y[start:stop, r0:r1])
 
         parallel_map(block_compiled, blocks)
         return y
@@ -640,8 +641,7 @@ def channel_grad_sums(gy_rows, x_rows, mean, period, relu_rows=None):
     tiled_mean = tile_channels(mean, period).astype(x_rows.dtype)
     # compiled (ops/compiled.py): one pass, the products summed in float64, so the sums
     # differ from the NumPy path's float32 ones by float32 rounding
-    use_compiled = (compiled.channel_grad_sums is not None and xp is np
-                    and gy_rows.flags.c_contiguous and x_rows.flags.c_contiguous)
+    use_compiled = _compiled_rows(compiled.channel_grad_sums, gy_rows, x_rows)
     flat_mean = mean.astype(x_rows.dtype)
 
     def block_sums(block):
@@ -665,12 +665,17 @@ def channel_grad_sums(gy_rows, x_rows, mean, period, relu_rows=None):
                 gy_rows.dtype, copy=False))
 
 
+def _compiled_rows(kernel, *rows):
+    """Whether the compiled `kernel` (None without numba) runs on these rows: NumPy arrays,
+    C-contiguous."""
+    return kernel is not None and all(xp_of(r) is np and r.flags.c_contiguous for r in rows)
+
+
 def compiled_relu_masking(gy_rows, x_rows):
     """Whether the compiled batch-norm backward passes run for these rows and can mask gy by
     a fused ReLU's output inside them (saving the separate `relu_gradient` pass)."""
-    return (compiled.channel_grad_sums is not None and compiled.batch_norm_input_grad is not None
-            and xp_of(gy_rows) is np and gy_rows.flags.c_contiguous
-            and x_rows.flags.c_contiguous)
+    return (_compiled_rows(compiled.channel_grad_sums, gy_rows, x_rows)
+            and _compiled_rows(compiled.batch_norm_input_grad, gy_rows, x_rows))
 
 
 def _rows_or_none(relu_rows, block, channels):
@@ -689,8 +694,7 @@ def batch_norm_input_grad(gy_rows, x_rows, mean, scale, k, shift, period, relu_r
     tiled = [tile_channels(v, period).astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
     tiled_mean, tiled_scale, tiled_k, tiled_shift = tiled
 
-    use_compiled = (compiled.batch_norm_input_grad is not None and xp is np
-                    and gy_rows.flags.c_contiguous and x_rows.flags.c_contiguous)
+    use_compiled = _compiled_rows(compiled.batch_norm_input_grad, gy_rows, x_rows)
     channels = mean.shape[0]
     flat = [v.astype(gy_rows.dtype) for v in (mean, scale, k, shift)]
 
