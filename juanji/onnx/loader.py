@@ -8,7 +8,8 @@ as sub-modules named after their nodes, so `state_dict()` sees them and they tra
 
 `forward(*inputs)` runs the steps in graph order; values are juanji Tensors (float data,
 differentiable) or NumPy arrays (constants and integer shape arithmetic, recomputed at every
-call, so dynamic batch and image sizes work). Each value is dropped after its last use.
+call, so dynamic batch and image sizes work). Each value is dropped after its last use. Runs
+of elementwise arithmetic nodes run as one step, in one pass when they can (see chains.py).
 """
 
 import copy
@@ -18,6 +19,7 @@ import types
 import numpy as np
 
 from juanji.nn.module import Module, Parameter
+from juanji.onnx.chains import ChainStep, fuse_chains
 from juanji.onnx.handlers import HANDLERS
 from juanji.onnx.handlers.base import Node, Unsupported
 from juanji.onnx.reader import OnnxImportError, import_onnx, read_model, to_array
@@ -139,7 +141,8 @@ class OnnxModule(Module):
         self._inputs = [value_spec(v) for v in graph.input if v.name not in constants]
         self.input_names = [spec[0] for spec in self._inputs]
         self.output_names = [v.name for v in graph.output]
-        self._steps = self._build(graph, constants, tensor_to_array)
+        self._steps = fuse_chains(self._build(graph, constants, tensor_to_array), constants,
+                                  self.output_names)
         self._constants = constants
 
     def _build(self, graph, constants, tensor_to_array):
@@ -198,6 +201,8 @@ class OnnxModule(Module):
             try:
                 out = step(*args)
             except (ValueError, TypeError, IndexError) as error:
+                if isinstance(step, ChainStep):
+                    raise  # it names the node of the group that failed
                 raise type(error)(f"node {node.name!r} ({node.op_type}): {error}") from error
             outs = out if isinstance(out, tuple) else (out,)
             for name, value in zip(node.outputs, outs):

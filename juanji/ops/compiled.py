@@ -162,3 +162,63 @@ if njit is not None:
     channel_grad_sums = njit(nogil=True, cache=False)(_channel_grad_sums)
     batch_norm_input_grad = njit(nogil=True, cache=False)(_batch_norm_input_grad)
     affine = njit(nogil=True, cache=False)(_affine)
+
+
+# Elementwise programs: a short run of float arithmetic on one input x and scalar constants,
+# compiled into one loop over x (an imported graph's chains of Add/Sub/Mul/Div/Clip nodes, see
+# onnx/chains.py). A program is a tuple of instructions (op, *operands), op one of "add",
+# "sub", "mul", "div" (two operands) or "clip" (value, low, high); an operand is ("x",), the
+# input, ("c", i), constants[i], or ("v", k), instruction k's result; the program's result is
+# its last instruction's. Each instruction becomes a small function inlined into the next, so
+# the loop body does the same float operations, each rounded to x's dtype, as one NumPy pass
+# per instruction: the same bits (no fast-math; division by zero gives inf or NaN, NumPy's
+# error model). Kernels are cached by program, so the constants can differ between calls.
+_INLINE = {"inline": "always", "error_model": "numpy"}
+_programs = {}
+
+
+def _input():
+    return njit(**_INLINE)(lambda x, c: x)
+
+
+def _constant(i):
+    return njit(**_INLINE)(lambda x, c: c[i])
+
+
+def _binary(op, a, b):
+    functions = {"add": lambda x, c: a(x, c) + b(x, c), "sub": lambda x, c: a(x, c) - b(x, c),
+                 "mul": lambda x, c: a(x, c) * b(x, c), "div": lambda x, c: a(x, c) / b(x, c)}
+    return njit(**_INLINE)(functions[op])
+
+
+def _clip(a, low, high):
+    def clip(x, c):  # np.clip: v below low -> low, then above high -> high; NaN stays NaN
+        v, lo, hi = a(x, c), low(x, c), high(x, c)
+        v = lo if v < lo else v  # conditional expressions: with if-statements numba's inlined
+        return hi if v > hi else v  # code did not vectorise and ran ~50x slower
+
+    return njit(**_INLINE)(clip)
+
+
+def _run_program(value):
+    def run(x, out, constants):
+        for k in range(x.shape[0]):
+            out[k] = value(x[k], constants)
+
+    return njit(nogil=True, cache=False, error_model="numpy")(run)
+
+
+def program_kernel(program):
+    """kernel(x, out, constants) computing `program` elementwise from 1-D x into 1-D out (a
+    distinct array of x's dtype) with constants (a 1-D array of x's dtype); None without
+    numba. Compiled on first use of each program (about 0.3 s) and kept for the process."""
+    if njit is None:
+        return None
+    if program not in _programs:
+        values = []
+        for op, *refs in program:
+            a, b, *bounds = [_input() if ref[0] == "x" else _constant(ref[1]) if ref[0] == "c"
+                             else values[ref[1]] for ref in refs]
+            values.append(_clip(a, b, bounds[0]) if op == "clip" else _binary(op, a, b))
+        _programs[program] = _run_program(values[-1])
+    return _programs[program]

@@ -176,3 +176,60 @@ def test_batch_norm_backward_masks_a_fused_relu_inside_its_passes(dtype, monkeyp
         got_sums = kernels.channel_grad_sums(gy, rows, mean, 3, relu_out)
         for g, w in zip(got_sums, want_sums):
             np.testing.assert_allclose(g, w, rtol=1e-5, equal_nan=True)
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 6.0, -6.0, 3.0, -3.0, 1e-45, 3e38, -3e38]
+NUMPY_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["x first", "constant first", "x twice"])
+def test_program_kernel_binary_ops_give_numpys_bits(op, dtype, order):
+    x = np.array(SPECIAL * len(SPECIAL), dtype)  # every pair of special values
+    c = np.repeat(np.array(SPECIAL, dtype), len(SPECIAL))
+    operands = {"x first": (("x",), ("c", 0)), "constant first": (("c", 0), ("x",)),
+                "x twice": (("x",), ("x",))}[order]
+    kernel = compiled.program_kernel(((op, *operands),))
+    for k in range(len(SPECIAL)):
+        xs, constant = x[k * len(SPECIAL):(k + 1) * len(SPECIAL)], c[k * len(SPECIAL)]
+        out = np.empty_like(xs)
+        kernel(xs, out, np.array([constant], dtype))
+        a, b = {"x first": (xs, constant), "constant first": (constant, xs),
+                "x twice": (xs, xs)}[order]
+        with np.errstate(all="ignore"):
+            expected = NUMPY_OPS[op](a, b)
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out, expected)
+        assert np.array_equal(np.signbit(out), np.signbit(expected))
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 6.0), (-0.0, 0.0), (-np.inf, 1.0), (2.0, -1.0),
+                                       (-3e38, np.inf)])
+def test_program_kernel_clip_gives_np_clips_bits(low, high):
+    x = np.array(SPECIAL + [0.5, -0.5, 7.0], np.float32)
+    out = np.empty_like(x)
+    compiled.program_kernel((("clip", ("x",), ("c", 0), ("c", 1)),))(
+        x, out, np.array([low, high], np.float32))
+    expected = np.clip(x, low, high)
+    np.testing.assert_array_equal(out, expected)
+    assert np.array_equal(np.signbit(out), np.signbit(expected))
+
+
+def test_program_kernel_follows_the_program_in_order():
+    # Paddle's hardswish with a scale and shift around it: (s1*x + b1) then the gate, then
+    # s2 * . + b2; every instruction's result rounded to float32 as NumPy's passes round it
+    program = (("mul", ("c", 0), ("x",)), ("add", ("v", 0), ("c", 1)),
+               ("add", ("v", 1), ("c", 2)), ("clip", ("v", 2), ("c", 3), ("c", 4)),
+               ("mul", ("v", 1), ("v", 3)), ("div", ("v", 4), ("c", 4)),
+               ("mul", ("c", 5), ("v", 5)), ("sub", ("v", 6), ("c", 6)))
+    c = np.array([0.7, -0.1, 3, 0, 6, 1.3, 0.2], np.float32)
+    x = np.random.default_rng(0).standard_normal(5000).astype(np.float32) * 5
+    x[:len(SPECIAL)] = SPECIAL
+    out = np.empty_like(x)
+    compiled.program_kernel(program)(x, out, c)
+    with np.errstate(all="ignore"):
+        a = c[0] * x + c[1]
+        expected = c[5] * (a * np.clip(a + c[2], c[3], c[4]) / c[4]) - c[6]
+    np.testing.assert_array_equal(out, expected)
+    assert compiled.program_kernel(program) is compiled.program_kernel(tuple(program))
