@@ -12,6 +12,7 @@ import numpy as np
 from juanji.arithmetic import adaptive_pool_bounds, pool_output_size
 from juanji.backend import parallel_map, xp_of
 from juanji.function import Function
+from juanji.ops import compiled
 from juanji.ops.kernels import pad_nhwc, sample_blocks, scatter_add_flat, window_slice
 
 
@@ -28,6 +29,13 @@ def _geometry(x, kernel, stride, padding, dilation, ceil_mode):
         out.append(o)
         extra.append(max(0, (o - 1) * s + d * (k - 1) + 1 - size - before - after))
     return tuple(out), tuple(extra)
+
+
+def _compiled(dtype, array):
+    """Whether max pooling's compiled kernels (ops/compiled.py) run: with numba, on float32
+    or float64 NumPy arrays; otherwise the NumPy passes, which they match bit for bit."""
+    return (compiled.max_pool_rows is not None and dtype in (np.float32, np.float64)
+            and isinstance(array, np.ndarray))
 
 
 def _lowest(xp, dtype):
@@ -86,6 +94,13 @@ class MaxPool2d(Function):
                     xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
 
         blocks = sample_blocks(n, best[:1].nbytes * 4)
+        if _compiled(x.dtype, xpad):  # the same passes in one, per block of samples
+            tracked = arg if track else xp.zeros((1, 1, 1, c), dtype=tap_type)  # scratch
+
+            def pool_block(block, nan_aware=False):  # noqa: F811 (replaces the NumPy form)
+                compiled.max_pool_rows(xpad, best, tracked, block[0], block[1], tuple(kernel),
+                                       tuple(stride), tuple(dilation), track, nan_aware)
+
         parallel_map(pool_block, blocks)
         # np.maximum already lets a NaN win, so only the winning tap needs NaN-aware compares
         # (an extra pass per tap). A NaN in a window leaves one in the output (one sum tells;
@@ -113,6 +128,9 @@ class MaxPool2d(Function):
         def unpool_block(block):
             start, stop = block
             gy_b, arg_b = gy[start:stop], self.arg[start:stop]
+            if tiled and _compiled(gy.dtype, dxpad):
+                compiled.max_unpool_tiled(gy, self.arg, dxpad, start, stop, tuple(kernel))
+                return
             if tiled:
                 # Windows tile the input: each cell gets one tap's gradient, written in place.
                 tiles = dxpad[start:stop, : oh * kh, : ow * kw, :].reshape(-1, oh, kh, ow, kw, c)

@@ -233,3 +233,47 @@ def test_program_kernel_follows_the_program_in_order():
         expected = c[5] * (a * np.clip(a + c[2], c[3], c[4]) / c[4]) - c[6]
     np.testing.assert_array_equal(out, expected)
     assert compiled.program_kernel(program) is compiled.program_kernel(tuple(program))
+
+
+# (kernel, stride, padding, dilation, ceil_mode): tiled windows (the compiled backward too),
+# overlapping ones, dilated, ceil_mode past the edge, ResNet's 3x3 stride-2 stem pool
+POOLS = [(2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 1, 1, 2, False), (2, 2, 0, 1, True),
+         (3, 3, 0, 1, False)]
+
+
+@pytest.mark.parametrize("geometry", POOLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, monkeypatch):
+    import juanji
+    from juanji.nn import functional as F
+
+    kernel, stride, padding, dilation, ceil_mode = geometry
+    rng = np.random.default_rng(1)
+    # few distinct values: many ties, +0.0 and -0.0 among them; then infinities (and NaN)
+    x = rng.integers(-2, 3, (3, 5, 9, 11)).astype(dtype)
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    x[0, 0, 0, :3] = [np.inf, -np.inf, np.inf]
+    if with_nan:
+        x[1, 2, 3, 4], x[1, 2, 3, 5], x[2, 4, 0, 0] = np.nan, np.nan, np.nan
+    gy = rng.standard_normal((3, 5) + F.max_pool2d(juanji.Tensor(x), kernel, stride, padding,
+                                                    dilation, ceil_mode).shape[2:]).astype(dtype)
+    gy[0, 0, 0, 0], gy[0, 1, 0, 0] = -np.inf, -1.5  # -inf * 0 is NaN; -1.5 * 0 is -0.0
+
+    def run():
+        t = juanji.Tensor(x, requires_grad=True)
+        out, indices = F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode,
+                                    return_indices=True)
+        out.backward(gy)
+        with juanji.no_grad():
+            untracked = F.max_pool2d(juanji.Tensor(x), kernel, stride, padding, dilation,
+                                     ceil_mode)
+        return out.data, indices.data, t.grad, untracked.data
+
+    got = run()
+    monkeypatch.setattr(compiled, "max_pool_rows", None)
+    monkeypatch.setattr(compiled, "max_unpool_tiled", None)
+    expected = run()
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+        assert np.array_equal(np.signbit(g), np.signbit(e))
