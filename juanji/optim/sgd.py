@@ -51,18 +51,26 @@ class SGD(Optimizer):
             )
 
     def _update(self, param, grad, state, group):
+        new_param, new_state = self._updated(param, grad, state, group)
+        param[...] = new_param
+        state.update(new_state)
+
+    def _updated(self, data, grad, state, group):
+        # the new arrays directly (no copies of the old ones first): the same float operations
+        # as updating copies in place; `state` and `data` are not changed
         momentum = group["momentum"]
         if group["maximize"]:
             grad = -grad
         if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
+            grad = grad + group["weight_decay"] * data
+        state = dict(state)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = grad.copy()
-                state["momentum_buffer"] = buf
             else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * grad
+                buf = buf * momentum
+                buf += grad if group["dampening"] == 0 else (1 - group["dampening"]) * grad
+            state["momentum_buffer"] = buf
             grad = grad + momentum * buf if group["nesterov"] else buf
-        param -= group["lr"] * grad
+        return data - group["lr"] * grad, state
