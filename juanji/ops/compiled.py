@@ -239,6 +239,30 @@ if njit is not None:
     max_unpool_tiled = njit(nogil=True, cache=False)(_max_unpool_tiled)
 
 
+def _relu_with_mask(x, y, mask):
+    """y = max(x, 0) as np.maximum gives it (NaN stays NaN, -0.0 becomes 0.0) and mask =
+    x > 0, over 1-D x, y, mask: the Relu op's two training passes in one."""
+    zero = x.dtype.type(0)
+    for k in range(x.shape[0]):
+        v = x[k]
+        mask[k] = v > zero
+        y[k] = v if (v > zero or v != v) else zero
+
+
+def _masked_gradient(gy, mask, gx):
+    """gx = gy * mask over 1-D arrays, the bool mask as 1.0 or 0.0 as NumPy casts it (so
+    -0.0 where a negative gy is masked, NaN where an infinite one is)."""
+    one, zero = gy.dtype.type(1), gy.dtype.type(0)
+    for k in range(gy.shape[0]):
+        gx[k] = gy[k] * (one if mask[k] else zero)
+
+
+relu_with_mask = masked_gradient = None
+if njit is not None:
+    relu_with_mask = njit(nogil=True, cache=False)(_relu_with_mask)
+    masked_gradient = njit(nogil=True, cache=False)(_masked_gradient)
+
+
 # Elementwise programs: a short run of float arithmetic on one input x and scalar constants,
 # compiled into one loop over x (an imported graph's chains of Add/Sub/Mul/Div/Clip nodes, see
 # onnx/chains.py). A program is a tuple of instructions (op, *operands), op one of "add",

@@ -277,3 +277,33 @@ def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, 
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_array_equal(g, e)
         assert np.array_equal(np.signbit(g), np.signbit(e))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["alike", "different"])
+def test_relu_training_passes_give_the_bits_of_the_numpy_passes(dtype, layout, monkeypatch):
+    import juanji
+    from juanji.nn import functional as F
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    x.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1e-45]
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # as a conv's
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    gy.reshape(-1)[:4] = [np.inf, -np.inf, np.nan, -2.0]  # masked: NaN, NaN, NaN, -0.0
+    if layout == "alike":
+        gy = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def run():
+        t = juanji.Tensor(x, requires_grad=True)
+        y = F.relu(t)
+        y.backward(gy)
+        return y.data, t.grad
+
+    got = run()
+    monkeypatch.setattr(compiled, "relu_with_mask", None)
+    monkeypatch.setattr(compiled, "masked_gradient", None)
+    expected = run()
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+        assert np.array_equal(np.signbit(g), np.signbit(e))
