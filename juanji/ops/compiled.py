@@ -263,6 +263,29 @@ if njit is not None:
     masked_gradient = njit(nogil=True, cache=False)(_masked_gradient)
 
 
+def _sgd_momentum(data, grad, buf, new_data, new_buf, lr, momentum, damping, decay, damped,
+                  decayed, nesterov, maximize):
+    """One SGD step with momentum over 1-D arrays into new_data and new_buf (the old ones are
+    read only), each value computed with `optim.SGD._updated`'s NumPy operations in their
+    order and dtype (the coefficients already in it; damping = 1 - dampening): g = -grad if
+    maximize, + decay * data if decayed; b = buf * momentum + (damping * g if damped else g);
+    data - lr * (g + momentum * b if nesterov else b)."""
+    for k in range(data.shape[0]):
+        g = -grad[k] if maximize else grad[k]
+        if decayed:
+            g = g + decay * data[k]
+        b = buf[k] * momentum
+        b = b + damping * g if damped else b + g
+        new_buf[k] = b
+        u = g + momentum * b if nesterov else b
+        new_data[k] = data[k] - lr * u
+
+
+sgd_momentum = None
+if njit is not None:
+    sgd_momentum = njit(nogil=True, cache=False)(_sgd_momentum)
+
+
 # Elementwise programs: a short run of float arithmetic on one input x and scalar constants,
 # compiled into one loop over x (an imported graph's chains of Add/Sub/Mul/Div/Clip nodes, see
 # onnx/chains.py). A program is a tuple of instructions (op, *operands), op one of "add",

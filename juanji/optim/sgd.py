@@ -1,5 +1,8 @@
 """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay."""
 
+import numpy as np
+
+from juanji.ops import compiled
 from juanji.optim.optimizer import Optimizer, check_interval, check_min
 
 
@@ -56,21 +59,48 @@ class SGD(Optimizer):
         state.update(new_state)
 
     def _updated(self, data, grad, state, group):
-        # the new arrays directly (no copies of the old ones first): the same float operations
-        # as updating copies in place; `state` and `data` are not changed
-        momentum = group["momentum"]
+        # The new arrays directly (no copies of the old ones first): the same float operations
+        # as updating copies in place; `state` and `data` are not changed. The coefficients
+        # act as Python floats, so in the parameter's dtype (as in torch), whatever their type.
+        lr, momentum, dampening, decay = (float(group[key]) for key in (
+            "lr", "momentum", "dampening", "weight_decay"))
+        state = dict(state)
+        buf = state.get("momentum_buffer")
+        if momentum != 0 and buf is not None and _compiled(data, grad, buf):
+            return self._compiled_update(data, grad, buf, state, group)
         if group["maximize"]:
             grad = -grad
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * data
-        state = dict(state)
+        if decay != 0:
+            grad = grad + decay * data
         if momentum != 0:
-            buf = state.get("momentum_buffer")
             if buf is None:
                 buf = grad.copy()
             else:
                 buf = buf * momentum
-                buf += grad if group["dampening"] == 0 else (1 - group["dampening"]) * grad
+                buf += grad if dampening == 0 else (1 - dampening) * grad
             state["momentum_buffer"] = buf
             grad = grad + momentum * buf if group["nesterov"] else buf
-        return data - group["lr"] * grad, state
+        return data - lr * grad, state
+
+    def _compiled_update(self, data, grad, buf, state, group):
+        # the NumPy path above in one pass (ops/compiled.py), each coefficient in the dtype
+        # NumPy computes it in (a Python float meets a float32 array as float32)
+        dtype = data.dtype.type
+        lr, momentum, dampening, decay = (float(group[key]) for key in (
+            "lr", "momentum", "dampening", "weight_decay"))
+        new_data, new_buf = np.empty_like(data), np.empty_like(buf)
+        compiled.sgd_momentum(data.reshape(-1), grad.reshape(-1), buf.reshape(-1),
+                              new_data.reshape(-1), new_buf.reshape(-1), dtype(lr),
+                              dtype(momentum), dtype(1 - dampening), dtype(decay),
+                              dampening != 0, decay != 0, bool(group["nesterov"]),
+                              bool(group["maximize"]))
+        state["momentum_buffer"] = new_buf
+        return new_data, state
+
+
+def _compiled(data, grad, buf):
+    """Whether the compiled step runs: numba, and C-contiguous float32/float64 arrays of one
+    dtype and shape."""
+    return (compiled.sgd_momentum is not None and data.dtype in (np.float32, np.float64)
+            and all(isinstance(a, np.ndarray) and a.dtype == data.dtype and
+                    a.shape == data.shape and a.flags.c_contiguous for a in (data, grad, buf)))

@@ -307,3 +307,35 @@ def test_relu_training_passes_give_the_bits_of_the_numpy_passes(dtype, layout, m
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_array_equal(g, e)
         assert np.array_equal(np.signbit(g), np.signbit(e))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", [
+    {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.3, "weight_decay": 1e-2},
+    {"momentum": 0.5, "nesterov": True, "weight_decay": 5e-4}, {"momentum": 0.9, "maximize": True},
+    {"momentum": np.float64(0.9), "lr": np.float64(0.1)}])
+def test_sgd_momentum_step_gives_the_bits_of_the_numpy_path(dtype, settings, monkeypatch):
+    from juanji import optim
+    from juanji.nn.module import Parameter
+
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((7, 11)).astype(dtype)
+    start.reshape(-1)[:2] = [-0.0, 0.0]
+    grads = [rng.standard_normal((7, 11)).astype(dtype) for _ in range(3)]
+    grads[1].reshape(-1)[:2] = [0.0, -0.0]
+
+    def run():
+        p = Parameter(start.copy())
+        opt = optim.SGD([p], **{"lr": 0.05, **settings})
+        for g in grads:  # the first step makes the buffer; the next two run compiled
+            p.grad = g
+            opt.step()
+        return p.data, opt.state[p]["momentum_buffer"]
+
+    got = run()
+    monkeypatch.setattr(compiled, "sgd_momentum", None)
+    expected = run()
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == e.dtype == dtype
+        np.testing.assert_array_equal(g, e)
+        assert np.array_equal(np.signbit(g), np.signbit(e))
