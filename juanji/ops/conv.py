@@ -180,6 +180,7 @@ class Conv2d(Function):
 
     input_kinds = "f"
     empty = None  # (x, weight) of an empty batch, whose gradients are zeros
+    bias_in_product = False  # the channels-first path multiplies its bias in (see forward)
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
                 groups=1, activation=None):
@@ -196,7 +197,8 @@ class Conv2d(Function):
         self.activation, self.pre_activation = activation, None
         separate = activation == "hardswish" and any(self.needs_grad)
         finish = None if activation is None or separate else activation_ops.IN_PLACE[activation]
-        epilogue = conv_epilogue(bias, finish, ow, xp_of(x).result_type(x, weight))
+        y_dtype = xp_of(x).result_type(x, weight)
+        epilogue = conv_epilogue(bias, finish, ow, y_dtype)
         if n == 0:
             self.empty = (x, weight)
             return xp_of(x).zeros((0, oc, oh, ow), dtype=xp_of(x).result_type(x, weight))
@@ -214,9 +216,13 @@ class Conv2d(Function):
             xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
             wrows = weight.reshape(oc, -1)  # (OC, C*KH*KW): already the columns' order
             self.rebuild = _rebuilds_columns(n * oh * ow, wrows.shape[1], x.itemsize)
+            # the bias goes into the product (a weight column on a row of ones): no epilogue
+            # pass for it, and backward's weight-gradient product gives its gradient
+            self.bias_in_product = bias is not None
             y, cols = conv_channels_first(xpad, wrows, (kh, kw), stride, dilation, (oh, ow),
                                           keep_columns=self.needs_grad[1] and not self.rebuild,
-                                          epilogue=epilogue)
+                                          epilogue=conv_epilogue(None, finish, ow, y_dtype),
+                                          bias=bias)
             epilogue = None  # applied
             kept = None
             if self.needs_grad[1]:
@@ -274,7 +280,11 @@ class Conv2d(Function):
             gy = relu_gradient(gy, self.pre_activation.transpose(0, 3, 1, 2))
         elif self.activation == "hardswish":
             gy = activation_ops.hardswish_gradient(gy, self.pre_activation.transpose(0, 3, 1, 2))
-        gb = bias_grad(gy) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
+        need_b = len(self.needs_grad) > 2 and self.needs_grad[2]
+        # a bias that went into the channels-first product gets its gradient from the weight
+        # gradient's product (when that runs)
+        from_product = self.path == "channels_first" and self.bias_in_product and need_w
+        gb = bias_grad(gy) if need_b and not from_product else None
         gy_nhwc = gy.transpose(0, 2, 3, 1)  # (N, OH, OW, OC)
         if self.path == "depthwise":
             xpad, taps, padded_shape = self.saved
@@ -298,8 +308,13 @@ class Conv2d(Function):
                                       self.geometry)
             if need_w:
                 xpad, cols = (kept, None) if self.rebuild else (None, kept)
-                gw = conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out,
-                                                     xpad=xpad, cols=cols).reshape(w_shape)
+                full = conv_channels_first_weight_grad(
+                    gy_rows, kernel, stride, dilation, out, xpad=xpad, cols=cols,
+                    ones=self.bias_in_product)  # (OC, C*KH*KW), then the bias's column
+                width = full.shape[1] - self.bias_in_product
+                gw = full[:, :width].reshape(w_shape)
+                if need_b:
+                    gb = full[:, width].copy()
             return gx, gw, gb
         kept, wg, padded_shape = self.saved
         gyg = rows_by_group(gy_nhwc, self.groups)  # (G, L, OCg)

@@ -292,3 +292,33 @@ def test_depthwise_in_bands_of_output_rows_matches_torch(stride, dilation, monke
     arrays = _arrays(rng, (1, 4, 11, 9), (8, 1, 3, 3), (8,))
     check_parity(lambda x, wt, b: F.conv2d(x, wt, b, stride, 1, dilation, 4),
                  lambda x, wt, b: TF.conv2d(x, wt, b, stride, 1, dilation, 4), arrays)
+
+
+@pytest.mark.parametrize("trained", ["weight and bias", "bias only", "weight only"])
+@pytest.mark.parametrize("rebuild_columns", [False, True])
+def test_channels_first_bias_in_the_product_matches_torch(trained, rebuild_columns, monkeypatch):
+    """The channels-first path multiplies its bias in as a weight column on a row of ones, and
+    takes the bias's gradient from the weight gradient's product; with the weight frozen that
+    product does not run and the bias's gradient is the plain sum."""
+    if rebuild_columns:
+        monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)
+    rng = np.random.default_rng(4)
+    x, w, b = _arrays(rng, (3, 1, 9, 12), (5, 1, 3, 3), (5,))
+    fn = conv_ops.Conv2d()
+    jw = juanji.tensor(w, requires_grad=trained != "bias only")
+    jb = juanji.tensor(b, requires_grad=trained != "weight only")
+    y = fn.run(juanji.tensor(x), jw, jb, stride=(1, 1), padding=((1, 1), (0, 2)),
+               dilation=(1, 1), groups=1)
+    assert fn.path == "channels_first" and fn.bias_in_product
+    tw = to_torch(w, requires_grad=jw.requires_grad)
+    tb = to_torch(b, requires_grad=jb.requires_grad)
+    y_ref = TF.conv2d(TF.pad(to_torch(x), (0, 2, 1, 1)), tw, tb)
+    assert_close(y, y_ref, RTOL, ATOL, msg="forward")
+    upstream = rng.standard_normal(y.shape).astype(np.float32)
+    (y * juanji.tensor(upstream)).sum().backward()
+    (y_ref * torch.tensor(upstream)).sum().backward()
+    for ours, theirs, name in ((jw, tw, "weight"), (jb, tb, "bias")):
+        if ours.requires_grad:
+            assert_close(ours.grad, theirs.grad, RTOL, ATOL, msg=f"{name} grad")
+        else:
+            assert ours.grad is None

@@ -133,7 +133,9 @@ def test_pad_nchw_matches_np_pad():
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("block_bytes", [1, 1 << 22])  # one sample per block, all samples
 @pytest.mark.parametrize("keep_columns", [False, True])
-def test_channels_first_conv_and_weight_grad_match_naive(geometry, block_bytes, keep_columns):
+@pytest.mark.parametrize("bias", [False, True])
+def test_channels_first_conv_and_weight_grad_match_naive(geometry, block_bytes, keep_columns,
+                                                         bias):
     n, h, w, c, kernel, stride, dilation, _ = geometry
     rng = np.random.default_rng(8)
     xpad = rng.standard_normal((n, h, w, c))
@@ -145,21 +147,28 @@ def test_channels_first_conv_and_weight_grad_match_naive(geometry, block_bytes, 
                                    got)
     np.testing.assert_array_equal(got, columns)
     wrows = rng.standard_normal((5, c * kernel[0] * kernel[1]))  # (OC, C*KH*KW)
+    b = rng.standard_normal(5) if bias else None
     xpad_nchw = np.ascontiguousarray(xpad.transpose(0, 3, 1, 2))
     y, cols = kernels.conv_channels_first(xpad_nchw, wrows, kernel, stride, dilation, out,
-                                          keep_columns, block_bytes)
+                                          keep_columns, block_bytes, bias=b)
     matrix = columns.reshape(wrows.shape[1], -1)  # (K, N*OH*OW)
-    np.testing.assert_allclose(y.reshape(-1, 5), matrix.T @ wrows.T, rtol=1e-12, atol=1e-12)
+    expected = matrix.T @ wrows.T + (0 if b is None else b)
+    np.testing.assert_allclose(y.reshape(-1, 5), expected, rtol=1e-12, atol=1e-12)
     gy_rows = rng.standard_normal((matrix.shape[1], 5))
+    if bias:  # the bias's input: a row of ones under the columns
+        matrix = np.concatenate([matrix, np.ones((1, matrix.shape[1]))])
     if keep_columns:
         np.testing.assert_array_equal(cols, matrix)
         kept = dict(cols=cols)
     else:
         assert cols is None
-        kept = dict(xpad=xpad_nchw)
+        kept = dict(xpad=xpad_nchw, ones=bias)
     gw = kernels.conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out,
                                                  chunk_bytes=block_bytes, **kept)
+    # with a bias, its gradient (the sum of gy_rows) is the last column
     np.testing.assert_allclose(gw, gy_rows.T @ matrix.T, rtol=1e-12, atol=1e-12)
+    if bias:
+        np.testing.assert_allclose(gw[:, -1], gy_rows.sum(axis=0), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
