@@ -168,3 +168,32 @@ def test_matmul_split_over_threads_equals_one_call(shape_a, shape_b, monkeypatch
         juanji.set_num_threads(2)
     assert max((len(items) for items in blocks), default=0) >= 2  # it was split
     np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-6, atol=1e-6)
+
+
+def test_matmul_split_along_k_is_within_float32_summation_error(monkeypatch):
+    """A long reduction (K >= 8 max(M, N)) is split into chunks of K summed in chunk order:
+    another summation order than one BLAS call, so the oracle is the float64 product, within
+    the float32 bound K * eps * (|a| @ |b|); the chunks depend on K alone, so 2 and 3 threads
+    give the same bits."""
+    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)
+    monkeypatch.setattr(juanji.backend, "_SPLIT_MACS", 1)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((9, 5000)).astype(np.float32)
+    b = rng.standard_normal((5000, 7)).astype(np.float32)
+    blocks = []
+    monkeypatch.setattr(juanji.backend, "parallel_map",
+                        lambda fn, items, calls_blas=False, real=juanji.backend.parallel_map: (
+                            blocks.append(list(items)), real(fn, blocks[-1], calls_blas))[1])
+    results = []
+    for threads in (2, 3):
+        juanji.set_num_threads(threads)
+        try:
+            with juanji.backend.blas_on_one_thread:
+                results.append(juanji.backend.matmul(a, b))
+        finally:
+            juanji.set_num_threads(2)
+    assert [len(items) for items in blocks] == [4, 4]  # K = 5000: four chunks
+    np.testing.assert_array_equal(results[0], results[1])
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    bound = a.shape[1] * np.finfo(np.float32).eps * (np.abs(a) @ np.abs(b))
+    assert np.all(np.abs(results[0] - exact) <= bound)
