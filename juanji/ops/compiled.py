@@ -269,7 +269,11 @@ def _sgd_momentum(data, grad, buf, new_data, new_buf, lr, momentum, damping, dec
     read only), each value computed with `optim.SGD._updated`'s NumPy operations in their
     order and dtype (the coefficients already in it; damping = 1 - dampening): g = -grad if
     maximize, + decay * data if decayed; b = buf * momentum + (damping * g if damped else g);
-    data - lr * (g + momentum * b if nesterov else b)."""
+    data - lr * (g + momentum * b if nesterov else b). Returns whether every new value is
+    finite (v - v == 0 fails only for NaN and infinities), so the step needs no pass of its
+    own to check them."""
+    zero = data.dtype.type(0)
+    bad = 0
     for k in range(data.shape[0]):
         g = -grad[k] if maximize else grad[k]
         if decayed:
@@ -278,7 +282,10 @@ def _sgd_momentum(data, grad, buf, new_data, new_buf, lr, momentum, damping, dec
         b = b + damping * g if damped else b + g
         new_buf[k] = b
         u = g + momentum * b if nesterov else b
-        new_data[k] = data[k] - lr * u
+        p = data[k] - lr * u
+        new_data[k] = p
+        bad |= not (p - p == zero and b - b == zero)
+    return bad == 0
 
 
 sgd_momentum = None

@@ -183,8 +183,10 @@ class Optimizer:
         # overflow is caught by the check below, with the parameter's name; no warnings too
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for i, j, group, p, grad in self._gradients(step):
-                param, state = self._updated(p.data, grad, self.state.get(p, {}), group)
-                self._check_finite(i, j, group, p, param, state, step)
+                param, state, finite = self._updated(p.data, grad, self.state.get(p, {}),
+                                                     group)
+                if not finite:  # not known to be finite: look (and name what is not)
+                    self._check_finite(i, j, group, p, param, state, step)
                 updates.append((p, param, state))
         # every result is finite: only now write anything
         for p, param, state in updates:
@@ -194,14 +196,15 @@ class Optimizer:
         return loss
 
     def _updated(self, data, grad, state, group):
-        """(new parameter array, new state dict) after one step from `data` and `state`, which
-        are left unchanged: copies of them, updated in place by `_update`. An optimizer whose
-        update is a few array expressions may override this to compute the new arrays
-        directly, without the copies (see SGD)."""
+        """(new parameter array, new state dict, whether all of it is known to be finite)
+        after one step from `data` and `state`, which are left unchanged: copies of them,
+        updated in place by `_update`, not yet checked. An optimizer whose update is a few
+        array expressions may override this to compute the new arrays directly, without the
+        copies, and check them as it goes (see SGD)."""
         param = data.copy()
         state = {key: _copy_value(value) for key, value in state.items()}
         self._update(param, grad, state, group)
-        return param, state
+        return param, state, False
 
     def _gradients(self, step):
         """[(i, j, group, param, grad)] for every parameter with a gradient, all checked."""

@@ -54,7 +54,7 @@ class SGD(Optimizer):
             )
 
     def _update(self, param, grad, state, group):
-        new_param, new_state = self._updated(param, grad, state, group)
+        new_param, new_state, _ = self._updated(param, grad, state, group)
         param[...] = new_param
         state.update(new_state)
 
@@ -80,7 +80,7 @@ class SGD(Optimizer):
                 buf += grad if dampening == 0 else (1 - dampening) * grad
             state["momentum_buffer"] = buf
             grad = grad + momentum * buf if group["nesterov"] else buf
-        return data - lr * grad, state
+        return data - lr * grad, state, False
 
     def _compiled_update(self, data, grad, buf, state, group):
         # the NumPy path above in one pass (ops/compiled.py), each coefficient in the dtype
@@ -89,13 +89,13 @@ class SGD(Optimizer):
         lr, momentum, dampening, decay = (float(group[key]) for key in (
             "lr", "momentum", "dampening", "weight_decay"))
         new_data, new_buf = np.empty_like(data), np.empty_like(buf)
-        compiled.sgd_momentum(data.reshape(-1), grad.reshape(-1), buf.reshape(-1),
+        finite = compiled.sgd_momentum(data.reshape(-1), grad.reshape(-1), buf.reshape(-1),
                               new_data.reshape(-1), new_buf.reshape(-1), dtype(lr),
                               dtype(momentum), dtype(1 - dampening), dtype(decay),
                               dampening != 0, decay != 0, bool(group["nesterov"]),
                               bool(group["maximize"]))
         state["momentum_buffer"] = new_buf
-        return new_data, state
+        return new_data, state, finite
 
 
 def _compiled(data, grad, buf):
