@@ -184,17 +184,26 @@ def _max_pool_rows(xpad, best, arg, b0, b1, kernel, stride, dilation, track, nan
                 taken = arg[b, r, q] if track else arg[0, 0, 0]
                 for c in range(channels):
                     out[c] = first[c]
-                    taken[c] = 0
+                    if track:
+                        taken[c] = 0
                 for i in range(kh):
                     for j in range(kw):
                         if i == 0 and j == 0:
                             continue
                         tap = xpad[b, r * sh + i * dh, q * sw + j * dw]
                         t = arg.dtype.type(i * kw + j)
-                        if nan_aware:
+                        if not track:  # no arg: nothing written but the value (the scratch
+                            _max_tap_value(out, tap)  # shared by the threads stays cold)
+                        elif nan_aware:
                             _max_tap_nan_aware(out, taken, tap, t)
                         else:
                             _max_tap(out, taken, tap, t)
+
+
+def _max_tap_value(out, tap):
+    for c in range(out.shape[0]):
+        v, m = tap[c], out[c]
+        out[c] = m if (m > v or m != m) else v
 
 
 def _max_tap(out, taken, tap, t):
@@ -233,6 +242,7 @@ def _max_unpool_tiled(gy, arg, dx, b0, b1, kernel):
 
 max_pool_rows = max_unpool_tiled = None
 if njit is not None:
+    _max_tap_value = njit(inline="always")(_max_tap_value)
     _max_tap = njit(inline="always")(_max_tap)
     _max_tap_nan_aware = njit(inline="always")(_max_tap_nan_aware)
     max_pool_rows = njit(nogil=True, cache=False)(_max_pool_rows)
