@@ -303,6 +303,28 @@ if njit is not None:
     sgd_momentum = njit(nogil=True, cache=False)(_sgd_momentum)
 
 
+def _col2im_rows(dcols, dx, b0, b1, sh, sw, dh, dw):
+    """dx[b, r*sh + i*dh, q*sw + j*dw, :] += dcols[b, r, q, i, j, :] for samples b0:b1, tap by
+    tap in row-major order: `kernels.col2im_nhwc`'s adds (one NumPy pass per tap over strided
+    runs of C values) in one pass per sample, whose dx stays in cache. dcols: (N, OH, OW, KH,
+    KW, C); dx: (N, HP, WP, C), holding what it already has (zeros for a fresh gradient)."""
+    oh, ow, kh, kw, channels = dcols.shape[1:]
+    for b in range(b0, b1):
+        for i in range(kh):
+            for j in range(kw):
+                for r in range(oh):
+                    rr = r * sh + i * dh
+                    for q in range(ow):
+                        qq = q * sw + j * dw
+                        for c in range(channels):
+                            dx[b, rr, qq, c] += dcols[b, r, q, i, j, c]
+
+
+col2im_rows = None
+if njit is not None:
+    col2im_rows = njit(nogil=True, cache=False)(_col2im_rows)
+
+
 # Elementwise programs: a short run of float arithmetic on one input x and scalar constants,
 # compiled into one loop over x (an imported graph's chains of Add/Sub/Mul/Div/Clip nodes, see
 # onnx/chains.py). A program is a tuple of instructions (op, *operands), op one of "add",

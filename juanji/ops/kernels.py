@@ -368,12 +368,31 @@ def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_siz
     -> (N, HP, WP, C) = sum over taps (i, j) of (gy_rows @ wtaps[i, j]) added at the tap's
     window offset (the adjoint of `window_view`). Samples go in blocks of about `chunk_bytes`
     (default _BLOCK_BYTES / 8) per tap product, so each product is added back while still in
-    cache; the adds then run over whole contiguous rows of OW*C values.
+    cache; the adds then run over whole contiguous rows of OW*C values. With the compiled
+    path, one GEMM per block of samples and a compiled col2im instead (see below).
     """
     xp = xp_of(gy_rows)
-    kh, kw, _, c = wtaps.shape
+    kh, kw, oc, c = wtaps.shape
     oh, ow = out_size
     dx = xp.zeros(padded_shape, dtype=gy_rows.dtype)
+    if (compiled.col2im_rows is not None and isinstance(dx, np.ndarray)
+            and dx.dtype in (np.float32, np.float64)):
+        # One GEMM per block into its columns' gradient (N = KH*KW*C, a product BLAS runs
+        # well, where a GEMM per tap has N = C), then the compiled col2im adds them back tap
+        # by tap while the block's dx is in cache: LeNet-5's 6->16 conv 2.3 -> 1.5 ms,
+        # ResNet-20's 16->32 stride-2 conv 5.7 -> 3.1 ms.
+        wrows = xp.ascontiguousarray(wtaps.transpose(2, 0, 1, 3)).reshape(oc, -1)
+
+        def block_col2im(block):
+            start, stop = block
+            dcols = matmul(gy_rows[start:stop].reshape(-1, oc), wrows)  # (B*OH*OW, KH*KW*C)
+            compiled.col2im_rows(dcols.reshape(stop - start, oh, ow, kh, kw, c),
+                                 dx[start:stop], 0, stop - start, *stride, *dilation)
+
+        parallel_map(block_col2im, sample_blocks(
+            gy_rows.shape[0], oh * ow * kh * kw * c * gy_rows.itemsize, _BLOCK_BYTES // 2),
+            calls_blas=True)
+        return dx
 
     def block_grad(block):
         start, stop = block

@@ -339,3 +339,21 @@ def test_sgd_momentum_step_gives_the_bits_of_the_numpy_path(dtype, settings, mon
         assert g.dtype == e.dtype == dtype
         np.testing.assert_array_equal(g, e)
         assert np.array_equal(np.signbit(g), np.signbit(e))
+
+
+@pytest.mark.parametrize("geometry", [((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (1, 1)),
+                                      ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (2, 1))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_rows_gives_the_bits_of_col2im_nhwc(geometry, dtype):
+    kernel, stride, dilation = geometry
+    rng = np.random.default_rng(6)
+    n, oh, ow, c = 3, 4, 5, 6
+    hp = (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
+    wp = (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
+    dcols = (rng.standard_normal((n, oh, ow, *kernel, c)) * 1e3).astype(dtype)
+    dcols.reshape(-1)[:5] = [np.inf, -np.inf, np.nan, -0.0, 1e-30]
+    expected = kernels.col2im_nhwc(dcols, (n, hp, wp, c), kernel, stride, dilation)
+    got = np.zeros((n, hp, wp, c), dtype)
+    compiled.col2im_rows(dcols, got, 0, n, *stride, *dilation)
+    np.testing.assert_array_equal(got, expected)  # the same adds in the same order
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
