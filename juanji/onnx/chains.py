@@ -19,6 +19,7 @@ import numpy as np
 
 from juanji import function, grad_mode
 from juanji.onnx.handlers.base import Node
+from juanji.ops import compiled
 from juanji.ops.compiled import program_kernel
 from juanji.ops.kernels import elementwise_blocks
 from juanji.tensor import Tensor
@@ -47,9 +48,13 @@ def fuse_chains(steps, constants, output_names):
             continue
         group.members.append((index, operation))
         owner[node.outputs[0]] = group
+    readers = {}  # value name -> indices of the steps that read it
+    for index, (node, _) in enumerate(steps):
+        for name in node.inputs:
+            readers.setdefault(name, set()).add(index)
     chains = {}  # index of the first node -> (Node, ChainStep); other members are dropped
     for group in groups:
-        made = _chain(group, steps, constants, output_names)
+        made = _chain(group, steps, constants, readers, output_names)
         if made is not None:
             chains[group.members[0][0]] = made
     members = {index for group in groups for index, _ in group.members
@@ -110,15 +115,14 @@ def _clip_bounds(node, constants):
     return None if np.isnan(low) or np.isnan(high) else (low, high)
 
 
-def _chain(group, steps, constants, output_names):
+def _chain(group, steps, constants, readers, output_names):
     """(Node, ChainStep) for a group, or None when it has one node or hands more than one
-    value to the rest of the graph."""
+    value to the rest of the graph (`readers`: value name -> indices of the steps reading it)."""
     members = group.members
     made = {steps[index][0].outputs[0] for index, _ in members}
     inside = {index for index, _ in members}
-    read = {name for index, (node, _) in enumerate(steps) if index not in inside
-            for name in node.inputs}
-    handed = (made & read) | (made & set(output_names))
+    handed = {name for name in made if readers.get(name, set()) - inside}
+    handed |= made & set(output_names)
     if len(members) < 2 or len(handed) != 1:
         return None
     result = handed.pop()
@@ -155,8 +159,8 @@ class ChainStep:
 
     def __call__(self, root):
         kernel = program_kernel(self.program)
-        fast = (kernel is not None and function._tracer is None and isinstance(root, Tensor)
-                and root.dtype in (np.float32, np.float64) and root.ndim >= self.ndim
+        fast = (function._tracer is None and isinstance(root, Tensor)
+                and compiled.runs_on(kernel, root.data) and root.ndim >= self.ndim
                 and not (root.requires_grad and grad_mode.is_enabled()))
         if fast:
             x = root.data

@@ -102,18 +102,11 @@ def _masked_gradient(gy, mask):
     which casts the mask block by block), else NumPy's."""
     xp = xp_of(gy)
     gx = xp.empty_like(mask, dtype=gy.dtype)
-    if _compiled(compiled.masked_gradient, gy) and elementwise_blocks(
+    if compiled.runs_on(compiled.masked_gradient, gy) and elementwise_blocks(
             compiled.masked_gradient, gy, mask, gx, flat_only=True):
         return gx
     elementwise_blocks(lambda gy, mask, gx: xp.multiply(gy, mask, out=gx), gy, mask, gx)
     return gx
-
-
-def _compiled(kernel, array):
-    """Whether compiled `kernel` (None without numba) runs on `array`: float32 or float64
-    NumPy data; the NumPy passes otherwise, which it matches bit for bit."""
-    return (kernel is not None and isinstance(array, np.ndarray)
-            and array.dtype in (np.float32, np.float64))
 
 
 class Relu(Function):
@@ -127,7 +120,7 @@ class Relu(Function):
                 xp.greater(x, zero, out=mask)
             xp.maximum(x, zero, out=y)  # NaN stays NaN
 
-        if self.needs_grad[0] and _compiled(compiled.relu_with_mask, x):  # both in one pass
+        if self.needs_grad[0] and compiled.runs_on(compiled.relu_with_mask, x):  # one pass
             y, self.mask = xp.empty_like(x), xp.empty_like(x, dtype=bool)
             if elementwise_blocks(compiled.relu_with_mask, x, y, self.mask, flat_only=True):
                 return y

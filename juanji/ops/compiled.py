@@ -16,12 +16,22 @@ blocks in parallel. This is the only module that imports numba.
 
 import os
 
+import numpy as np
+
 njit = None
 if os.environ.get("JUANJI_COMPILED", "1") != "0":
     try:
         from numba import njit
     except ImportError:  # the NumPy path runs instead
         njit = None
+
+
+def runs_on(kernel, *arrays):
+    """Whether the compiled `kernel` (None without numba) runs on `arrays`: float32 or float64
+    NumPy arrays (the callers fall back to their NumPy path otherwise, e.g. for CuPy arrays,
+    integers or float16)."""
+    return kernel is not None and all(
+        isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
 def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):

@@ -204,7 +204,7 @@ class Conv2d(Function):
         epilogue = conv_epilogue(bias, finish, ow, y_dtype)
         if n == 0:
             self.empty = (x, weight)
-            return xp_of(x).zeros((0, oc, oh, ow), dtype=xp_of(x).result_type(x, weight))
+            return xp_of(x).zeros((0, oc, oh, ow), dtype=y_dtype)
         if groups == c and cg == 1 and groups > 1:
             self.path = "depthwise"
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)

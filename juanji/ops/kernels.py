@@ -375,8 +375,7 @@ def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_siz
     kh, kw, oc, c = wtaps.shape
     oh, ow = out_size
     dx = xp.zeros(padded_shape, dtype=gy_rows.dtype)
-    if (compiled.col2im_rows is not None and isinstance(dx, np.ndarray)
-            and dx.dtype in (np.float32, np.float64)):
+    if compiled.runs_on(compiled.col2im_rows, dx):
         # One GEMM per block into its columns' gradient (N = KH*KW*C, a product BLAS runs
         # well, where a GEMM per tap has N = C), then the compiled col2im adds them back tap
         # by tap while the block's dx is in cache: LeNet-5's 6->16 conv 2.3 -> 1.5 ms,

@@ -31,13 +31,6 @@ def _geometry(x, kernel, stride, padding, dilation, ceil_mode):
     return tuple(out), tuple(extra)
 
 
-def _compiled(dtype, array):
-    """Whether max pooling's compiled kernels (ops/compiled.py) run: with numba, on float32
-    or float64 NumPy arrays; otherwise the NumPy passes, which they match bit for bit."""
-    return (compiled.max_pool_rows is not None and dtype in (np.float32, np.float64)
-            and isinstance(array, np.ndarray))
-
-
 def _lowest(xp, dtype):
     """The padding value that never wins a max: -inf, or the dtype's minimum for integers."""
     if np.issubdtype(dtype, np.floating):
@@ -94,7 +87,7 @@ class MaxPool2d(Function):
                     xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
 
         blocks = sample_blocks(n, best[:1].nbytes * 4)
-        if _compiled(x.dtype, xpad):  # the same passes in one, per block of samples
+        if compiled.runs_on(compiled.max_pool_rows, xpad):  # the passes in one, per block
             tracked = arg if track else xp.zeros((1, 1, 1, c), dtype=tap_type)  # scratch
 
             def pool_block(block, nan_aware=False):  # noqa: F811 (replaces the NumPy form)
@@ -128,7 +121,7 @@ class MaxPool2d(Function):
         def unpool_block(block):
             start, stop = block
             gy_b, arg_b = gy[start:stop], self.arg[start:stop]
-            if tiled and _compiled(gy.dtype, dxpad):
+            if tiled and compiled.runs_on(compiled.max_unpool_tiled, dxpad):
                 compiled.max_unpool_tiled(gy, self.arg, dxpad, start, stop, tuple(kernel))
                 return
             if tiled:

@@ -2,9 +2,9 @@
 
 An optimizer holds `param_groups` (a list of dicts: `"params"` plus that group's settings, missing
 settings filled from `defaults`) and `state` (a dict from parameter to a dict of NumPy arrays).
-Subclasses implement `_update(param, grad, state, group)` for one parameter; the base class
-validates settings, finds the parameters that have a gradient, and saves / loads state in
-PyTorch's `state_dict` layout.
+Subclasses implement `_update(param, grad, state, group)` (or `_updated`, below) for one
+parameter; the base class validates settings, finds the parameters that have a gradient, and
+saves / loads state in PyTorch's `state_dict` layout.
 
 A step is all or nothing. Every gradient is checked for NaN / Inf first; then each `_update`
 runs on copies of the parameter and its state, and the results are checked too (lr = inf, or a
@@ -12,8 +12,9 @@ gradient whose square overflows float32, makes them non-finite). Only when every
 finite are they written back, so a failed step leaves parameters and state bit-identical. The
 price per step is a copy of every parameter and state array, a copy back of the parameter and
 one finiteness pass (a sum) per array; the state dicts take the new arrays. An optimizer may
-instead compute the new arrays directly (`_updated`, as SGD does), which saves the copies:
-SGD with momentum on a 100x4320 weight, 1.20 -> 0.96 ms a step.
+instead compute the new arrays directly (`_updated`, as SGD does, then without `_update`),
+which saves the copies: SGD with momentum on a 100x4320 weight, 1.20 -> 0.96 ms a step (0.57
+with its compiled pass, which checks finiteness as it goes).
 
 Results land in place in `p.data` (the array object never changes, so views and references
 held elsewhere stay valid); the arithmetic follows the operation order of PyTorch's

@@ -53,11 +53,6 @@ class SGD(Optimizer):
                 f"got momentum={settings['momentum']!r}, dampening={settings['dampening']!r}"
             )
 
-    def _update(self, param, grad, state, group):
-        new_param, new_state, _ = self._updated(param, grad, state, group)
-        param[...] = new_param
-        state.update(new_state)
-
     def _updated(self, data, grad, state, group):
         # The new arrays directly (no copies of the old ones first): the same float operations
         # as updating copies in place; `state` and `data` are not changed. The coefficients
@@ -67,7 +62,17 @@ class SGD(Optimizer):
         state = dict(state)
         buf = state.get("momentum_buffer")
         if momentum != 0 and buf is not None and _compiled(data, grad, buf):
-            return self._compiled_update(data, grad, buf, state, group)
+            # the NumPy path below in one pass (ops/compiled.py), each coefficient in the
+            # dtype NumPy computes it in (a Python float meets a float32 array as float32)
+            dtype = data.dtype.type
+            new_data, new_buf = np.empty_like(data), np.empty_like(buf)
+            finite = compiled.sgd_momentum(
+                data.reshape(-1), grad.reshape(-1), buf.reshape(-1), new_data.reshape(-1),
+                new_buf.reshape(-1), dtype(lr), dtype(momentum), dtype(1 - dampening),
+                dtype(decay), dampening != 0, decay != 0, bool(group["nesterov"]),
+                bool(group["maximize"]))
+            state["momentum_buffer"] = new_buf
+            return new_data, state, finite
         if group["maximize"]:
             grad = -grad
         if decay != 0:
@@ -82,25 +87,10 @@ class SGD(Optimizer):
             grad = grad + momentum * buf if group["nesterov"] else buf
         return data - lr * grad, state, False
 
-    def _compiled_update(self, data, grad, buf, state, group):
-        # the NumPy path above in one pass (ops/compiled.py), each coefficient in the dtype
-        # NumPy computes it in (a Python float meets a float32 array as float32)
-        dtype = data.dtype.type
-        lr, momentum, dampening, decay = (float(group[key]) for key in (
-            "lr", "momentum", "dampening", "weight_decay"))
-        new_data, new_buf = np.empty_like(data), np.empty_like(buf)
-        finite = compiled.sgd_momentum(data.reshape(-1), grad.reshape(-1), buf.reshape(-1),
-                              new_data.reshape(-1), new_buf.reshape(-1), dtype(lr),
-                              dtype(momentum), dtype(1 - dampening), dtype(decay),
-                              dampening != 0, decay != 0, bool(group["nesterov"]),
-                              bool(group["maximize"]))
-        state["momentum_buffer"] = new_buf
-        return new_data, state, finite
-
 
 def _compiled(data, grad, buf):
     """Whether the compiled step runs: numba, and C-contiguous float32/float64 arrays of one
     dtype and shape."""
-    return (compiled.sgd_momentum is not None and data.dtype in (np.float32, np.float64)
-            and all(isinstance(a, np.ndarray) and a.dtype == data.dtype and
-                    a.shape == data.shape and a.flags.c_contiguous for a in (data, grad, buf)))
+    return compiled.runs_on(compiled.sgd_momentum, data, grad, buf) and all(
+        a.dtype == data.dtype and a.shape == data.shape and a.flags.c_contiguous
+        for a in (data, grad, buf))
