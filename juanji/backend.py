@@ -116,6 +116,30 @@ def set_num_threads(n):
     _num_threads = n
 
 
+_winograd = True  # set by set_winograd
+
+
+def get_winograd():
+    """Whether inference may run float32 3x3 stride-1 convs by Winograd's F(2x2, 3x3) (see
+    `set_winograd`)."""
+    return _winograd
+
+
+def set_winograd(enabled):
+    """Let (True, the default) or stop (False) the convs use Winograd's minimal filtering
+    F(2x2, 3x3) where it is faster: float32, 3x3, stride 1, no dilation, no groups, at least
+    32 channels in and out, enough output to fill the threads, with the compiled path
+    (`.[fast]`), and only when no gradient is needed (inference). It takes 16 products per
+    2x2 outputs and channel pair instead of 36, and its sums come in another order, so its
+    results differ from the direct conv's in the last bits (as PyTorch's are, or cuDNN's own
+    Winograd kernels'); False keeps every conv on the direct GEMM, the same bits training
+    sees. Like torch.backends.cudnn's switches, it holds for the whole process."""
+    global _winograd
+    if not isinstance(enabled, bool):
+        raise ValueError(f"set_winograd expects True or False; got {enabled!r}")
+    _winograd = enabled
+
+
 def parallel_map(fn, items, calls_blas=False):
     """[fn(item) for item in items], the calls spread over juanji's thread pool.
 

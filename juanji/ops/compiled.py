@@ -393,3 +393,124 @@ def program_kernel(program):
             values.append(_clip(a, b, bounds[0]) if op == "clip" else _binary(op, a, b))
         _programs[program] = _run_program(values[-1])
     return _programs[program]
+
+
+def _winograd_weights(w, half, u):
+    """Winograd F(2x2, 3x3) weight tiles U = G g G^T of every 3x3 filter g = w[k, :, :, c] of
+    channels-last weights w (K, 3, 3, C), into u (16, K, C) (u[4a + b, k, c] = U[a, b]), in
+    w's dtype: G's rows take g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2 and g2, first over g's
+    rows, then over the columns of the result; one loop over the channels per row of G g."""
+    for k in range(w.shape[0]):
+        g, out = w[k], u[:, k]
+        for c in range(w.shape[3]):  # row 0 of G g: g0
+            _winograd_weight_row(g[0, 0, c], g[0, 1, c], g[0, 2, c], half, out, 0, c)
+        for c in range(w.shape[3]):  # row 1: (g0 + g1 + g2) / 2
+            _winograd_weight_row((g[0, 0, c] + g[1, 0, c] + g[2, 0, c]) * half,
+                                 (g[0, 1, c] + g[1, 1, c] + g[2, 1, c]) * half,
+                                 (g[0, 2, c] + g[1, 2, c] + g[2, 2, c]) * half, half, out, 4, c)
+        for c in range(w.shape[3]):  # row 2: (g0 - g1 + g2) / 2
+            _winograd_weight_row((g[0, 0, c] - g[1, 0, c] + g[2, 0, c]) * half,
+                                 (g[0, 1, c] - g[1, 1, c] + g[2, 1, c]) * half,
+                                 (g[0, 2, c] - g[1, 2, c] + g[2, 2, c]) * half, half, out, 8, c)
+        for c in range(w.shape[3]):  # row 3: g2
+            _winograd_weight_row(g[2, 0, c], g[2, 1, c], g[2, 2, c], half, out, 12, c)
+
+
+def _winograd_weight_row(r0, r1, r2, half, out, a, c):
+    """One row (r0, r1, r2) of G g times G^T into out[a:a + 4, c]."""
+    out[a, c] = r0
+    out[a + 1, c] = (r0 + r1 + r2) * half
+    out[a + 2, c] = (r0 - r1 + r2) * half
+    out[a + 3, c] = r2
+
+
+def _winograd_tiles(xpad, v, b0, b1, r0, r1):
+    """Winograd F(2x2, 3x3) input tiles V = B^T d B of samples b0:b1, tile rows r0:r1, into
+    v (16, T, C), tiles in (sample, tile row, tile column) order from v[:, 0].
+
+    xpad: (N, 2*TH + 2, 2*TW + 2, C), the padded input with its 4x4 tiles d overlapping by
+    two; B^T's rows take d0 - d2, d1 + d2, d2 - d1 and d1 - d3, first over d's rows, then
+    over the columns of the result. The inner loops run over a pixel's channels with one
+    output each (LLVM vectorises them)."""
+    tiles_w = (xpad.shape[2] - 2) // 2
+    o = 0
+    for b in range(b0, b1):
+        x = xpad[b]
+        for r in range(r0, r1):
+            i = 2 * r
+            for t in range(tiles_w):
+                j = 2 * t
+                p0, p1, p2, p3 = x[i, j], x[i, j + 1], x[i, j + 2], x[i, j + 3]
+                q0, q1, q2, q3 = x[i + 1, j], x[i + 1, j + 1], x[i + 1, j + 2], x[i + 1, j + 3]
+                s0, s1, s2, s3 = x[i + 2, j], x[i + 2, j + 1], x[i + 2, j + 2], x[i + 2, j + 3]
+                e0, e1, e2, e3 = x[i + 3, j], x[i + 3, j + 1], x[i + 3, j + 2], x[i + 3, j + 3]
+                for c in range(x.shape[2]):  # row 0 of B^T d: d0 - d2
+                    a0, a1, a2, a3 = p0[c] - s0[c], p1[c] - s1[c], p2[c] - s2[c], p3[c] - s3[c]
+                    v[0, o, c], v[1, o, c] = a0 - a2, a1 + a2
+                    v[2, o, c], v[3, o, c] = a2 - a1, a1 - a3
+                for c in range(x.shape[2]):  # row 1: d1 + d2
+                    a0, a1, a2, a3 = q0[c] + s0[c], q1[c] + s1[c], q2[c] + s2[c], q3[c] + s3[c]
+                    v[4, o, c], v[5, o, c] = a0 - a2, a1 + a2
+                    v[6, o, c], v[7, o, c] = a2 - a1, a1 - a3
+                for c in range(x.shape[2]):  # row 2: d2 - d1
+                    a0, a1, a2, a3 = s0[c] - q0[c], s1[c] - q1[c], s2[c] - q2[c], s3[c] - q3[c]
+                    v[8, o, c], v[9, o, c] = a0 - a2, a1 + a2
+                    v[10, o, c], v[11, o, c] = a2 - a1, a1 - a3
+                for c in range(x.shape[2]):  # row 3: d1 - d3
+                    a0, a1, a2, a3 = q0[c] - e0[c], q1[c] - e1[c], q2[c] - e2[c], q3[c] - e3[c]
+                    v[12, o, c], v[13, o, c] = a0 - a2, a1 + a2
+                    v[14, o, c], v[15, o, c] = a2 - a1, a1 - a3
+                o += 1
+
+
+def _winograd_outputs(m, y, sums, b0, b1, r0, r1):
+    """The 2x2 outputs Y = A^T M A of the products m (16, T, K) (tiles as `_winograd_tiles`
+    orders them) into y (N, OH, OW, K), samples b0:b1, tile rows r0:r1; A^T's rows take
+    m0 + m1 + m2 and m1 - m2 - m3, first over M's rows (into the scratch sums (4, K)), then
+    over the columns. A tile's second row or column is dropped where it falls outside an odd
+    OH or OW. Each loop over the K channels has one output (LLVM vectorises it; with several
+    it cannot rule out their overlap with the inputs and runs scalar)."""
+    oh, ow = y.shape[1], y.shape[2]
+    tiles_w = (ow + 1) // 2
+    s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
+    o = 0
+    for b in range(b0, b1):
+        for r in range(r0, r1):
+            i = 2 * r
+            for t in range(tiles_w):
+                j = 2 * t
+                for q in range(4):  # row 0 of A^T M: m0 + m1 + m2
+                    _add3(m[q, o], m[4 + q, o], m[8 + q, o], 1, sums[q])
+                _winograd_output_row(s0, s1, s2, s3, y[b, i], j)
+                if i + 1 < oh:
+                    for q in range(4):  # row 1: m1 - m2 - m3
+                        _add3(m[4 + q, o], m[8 + q, o], m[12 + q, o], -1, sums[q])
+                    _winograd_output_row(s0, s1, s2, s3, y[b, i + 1], j)
+                o += 1
+
+
+def _add3(a, b, c, sign, out):
+    """out = a + b + c (sign 1) or a - b - c (sign -1), over 1-D arrays."""
+    if sign == 1:
+        for k in range(out.shape[0]):
+            out[k] = a[k] + b[k] + c[k]
+    else:
+        for k in range(out.shape[0]):
+            out[k] = a[k] - b[k] - c[k]
+
+
+def _winograd_output_row(s0, s1, s2, s3, row, j):
+    """One row (s0, s1, s2, s3) of A^T M times A into row[j] and, inside the row, row[j + 1]."""
+    _add3(s0, s1, s2, 1, row[j])
+    if j + 1 < row.shape[0]:
+        _add3(s1, s2, s3, -1, row[j + 1])
+
+
+winograd_weights = winograd_tiles = winograd_outputs = None
+if njit is not None:
+    _winograd_weight_row = njit(inline="always")(_winograd_weight_row)
+    _add3 = njit(inline="always")(_add3)
+    _winograd_output_row = njit(inline="always")(_winograd_output_row)
+    winograd_weights = njit(nogil=True, cache=False)(_winograd_weights)
+    winograd_tiles = njit(nogil=True, cache=False)(_winograd_tiles)
+    winograd_outputs = njit(nogil=True, cache=False)(_winograd_outputs)

@@ -18,6 +18,7 @@ from juanji.backend import matmul, parallel_map, xp_of
 from juanji.ops import compiled
 
 _BLOCK_BYTES = 1 << 21  # about 2 MB per block of work: fits in L2/L3, enough for a thread
+_WINOGRAD_BLOCK_TILES = 128  # the fewest tiles in a block of `conv_winograd`, threads allowing
 
 
 def sample_blocks(n, bytes_per_sample, block_bytes=None):
@@ -223,6 +224,55 @@ def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
     block_bytes = 2 * _BLOCK_BYTES if block_bytes is None else block_bytes
     parallel_map(block_product, sample_row_blocks(n, h, w * max(c, oc) * y.itemsize, block_bytes),
                  calls_blas=True)
+    return y
+
+
+def conv_winograd(xp_nhwc, weight, out_size, epilogue=None, block_bytes=None):
+    """A 3x3 stride-1 (groups=1) convolution by Winograd's minimal filtering F(2x2, 3x3), with
+    the compiled kernels: xp_nhwc (N, 2*TH + 2, 2*TW + 2, C), padded so that TH x TW tiles of
+    2x2 outputs cover out_size (OH, OW), by weight (OC, C, 3, 3) -> y (N, OH, OW, OC).
+
+    Each 2x2 block of outputs takes 16 products per channel pair instead of 36: the input's
+    4x4 tiles and the filters are transformed (V = B^T d B, U = G g G^T), the 16 positions are
+    16 GEMMs (tiles, C) @ (C, OC) over the channels, and A^T M A turns each tile's 16 sums into
+    its 2x2 outputs. Blocks of tile rows (about `block_bytes` of V and M, default _BLOCK_BYTES)
+    are transformed, multiplied and transformed back while in cache, spread over the threads;
+    `epilogue(block)` then finishes each block's output rows in place (see `conv_epilogue`).
+
+    The sums come in another order than the direct conv's, through the transforms' adds and
+    halvings, so the result differs from `conv_nhwc`'s in the last bits, as cuDNN's Winograd
+    kernels' do: the error is within gamma_(C+12) of the same evaluation in absolute values
+    (tests/ops/test_conv.py checks that bound against float64). The blocks depend on the
+    sizes alone, so the result does not depend on the thread count.
+    """
+    n, (oh, ow) = xp_nhwc.shape[0], out_size
+    oc, c = weight.shape[:2]
+    tiles_h, tiles_w = (oh + 1) // 2, (ow + 1) // 2
+    u = np.empty((16, oc, c), dtype=weight.dtype)  # the filters' transforms
+    half = weight.dtype.type(0.5)
+    taps = weight.transpose(0, 2, 3, 1)  # (OC, 3, 3, C): a view for channels-last weights
+    parallel_map(lambda s: compiled.winograd_weights(taps[s], half, u[:, s]),
+                 [slice(0, oc // 2), slice(oc // 2, oc)] if oc * c >= 1 << 16 else [slice(0, oc)])
+    y = np.empty((n, oh, ow, oc), dtype=np.result_type(xp_nhwc, weight))
+    ut = u.transpose(0, 2, 1)  # (16, C, OC), read by BLAS in place
+
+    def block_conv(block):
+        start, stop, r0, r1 = block
+        v = np.empty((16, (stop - start) * (r1 - r0) * tiles_w, c), dtype=xp_nhwc.dtype)
+        compiled.winograd_tiles(xp_nhwc, v, start, stop, r0, r1)
+        m = np.matmul(v, ut)  # (16, T, OC)
+        compiled.winograd_outputs(m, y, np.empty((4, oc), dtype=y.dtype), start, stop, r0, r1)
+        if epilogue is not None:
+            epilogue(y[start:stop, 2 * r0 : min(2 * r1, oh)])
+
+    # blocks of at least _WINOGRAD_BLOCK_TILES tiles: BLAS repacks the 16 filters' transforms
+    # for each block's products. The blocks depend on the sizes alone, not on the threads: BLAS
+    # may sum a row in another order in a product of other height
+    tile_bytes = 16 * (c + oc) * xp_nhwc.itemsize  # a tile's V and M
+    block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
+    tiles = max(block_bytes // tile_bytes, _WINOGRAD_BLOCK_TILES)
+    blocks = sample_row_blocks(n, tiles_h, tiles_w * tile_bytes, tiles * tile_bytes)
+    parallel_map(block_conv, blocks, calls_blas=True)
     return y
 
 

@@ -354,3 +354,60 @@ def test_col2im_rows_gives_the_bits_of_col2im_nhwc(geometry, dtype):
     compiled.col2im_rows(dcols, got, 0, n, *stride, *dilation)
     np.testing.assert_array_equal(got, expected)  # the same adds in the same order
     assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+def _rows_then_columns(t, combine):
+    """combine(row0, row1, row2, row3) over axis -3 of t (..., 4, 4, C), then over axis -2 of
+    each result: the two halves of a 4x4 Winograd transform, NumPy pass by pass."""
+    rows = combine(*(t[..., r, :, :] for r in range(4)))  # 4 of (..., 4, C)
+    return [combine(*(row[..., s, :] for s in range(4))) for row in rows]  # 4 x 4 of (..., C)
+
+
+def _input_transform(d0, d1, d2, d3):  # B^T's rows
+    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_transforms_give_the_bits_of_numpy_passes(dtype):
+    """The tiles B^T d B, the filters G g G^T and the outputs A^T M A: the same adds, in the
+    same order, as NumPy passes over whole arrays, NaN, infinities and signed zeros included."""
+    rng = np.random.default_rng(11)
+    n, th, tw, c, k = 2, 3, 4, 5, 6
+    xpad = rng.standard_normal((n, 2 * th + 2, 2 * tw + 2, c)).astype(dtype)
+    xpad.flat[rng.choice(xpad.size, 12, replace=False)] = SPECIAL
+    tiles = np.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(1, 2))[:, ::2, ::2]
+    tiles = tiles.transpose(0, 1, 2, 4, 5, 3)  # (N, TH, TW, 4, 4, C)
+    expected = np.stack([t for row in _rows_then_columns(tiles, _input_transform) for t in row])
+    v = np.empty((16, n * th * tw, c), dtype)
+    compiled.winograd_tiles(xpad, v, 0, n, 0, th)
+    _assert_same_bits([v], [expected.reshape(16, -1, c)])
+    part = np.empty((16, th - 1, c), dtype)  # one sample's tile rows 1:TH, one tile column
+    compiled.winograd_tiles(xpad[:, :, :4], part, 1, 2, 1, th)
+    _assert_same_bits([part], [expected.reshape(16, n, th, tw, c)[:, 1, 1:, 0]])
+
+    w = rng.standard_normal((k, 3, 3, c)).astype(dtype)  # channels-last filters
+    w.flat[:12] = SPECIAL
+    half = dtype(0.5)
+
+    def filter_transform(g0, g1, g2, *_):  # G's rows
+        return [g0, (g0 + g1 + g2) * half, (g0 - g1 + g2) * half, g2]
+
+    padded = np.concatenate([w, np.zeros_like(w[:, :1])], axis=1)  # a 4th row G ignores
+    padded = np.concatenate([padded, np.zeros_like(padded[:, :, :1])], axis=2)
+    u = np.empty((16, k, c), dtype)
+    compiled.winograd_weights(w, half, u)
+    _assert_same_bits([u], [np.stack([t for row in _rows_then_columns(padded, filter_transform)
+                                      for t in row])])
+
+    m = rng.standard_normal((16, n * th * tw, k)).astype(dtype)
+    m.flat[:12] = SPECIAL
+    for oh, ow in ((2 * th, 2 * tw), (2 * th - 1, 2 * tw - 1)):  # even and odd outputs
+        y = np.full((n, oh, ow, k), 7, dtype)
+        compiled.winograd_outputs(m, y, np.empty((4, k), dtype), 0, n, 0, th)
+        mm = m.reshape(4, 4, n, th, tw, k)
+        rows = [mm[0] + mm[1] + mm[2], mm[1] - mm[2] - mm[3]]  # A^T's rows over M's rows
+        full = np.empty((n, th, 2, tw, 2, k), dtype)
+        for a, row in enumerate(rows):
+            full[:, :, a, :, 0] = row[0] + row[1] + row[2]
+            full[:, :, a, :, 1] = row[1] - row[2] - row[3]
+        _assert_same_bits([y], [full.reshape(n, 2 * th, 2 * tw, k)[:, :oh, :ow]])

@@ -11,8 +11,8 @@ from gradcheck import assert_close, gradcheck, to_torch
 import juanji
 import juanji.nn as nn
 import juanji.nn.functional as F
+from juanji.ops import compiled, kernels
 from juanji.ops import conv as conv_ops
-from juanji.ops import kernels
 
 # float32 sums of up to C*KH*KW products in a different order than PyTorch's
 RTOL, ATOL = 1e-4, 1e-4
@@ -324,3 +324,119 @@ def test_channels_first_bias_in_the_product_matches_torch(trained, rebuild_colum
             assert_close(ours.grad, theirs.grad, RTOL, ATOL, msg=f"{name} grad")
         else:
             assert ours.grad is None
+
+
+# Winograd's F(2x2, 3x3): the input's 4x4 tiles d, the filters g and the 4x4 products M
+# transformed by B^T d B, G g G^T and A^T M A
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def _winograd_magnitudes(x, w, padding):
+    """Winograd's evaluation with every number, the transforms' included, by its absolute
+    value, in float64 -> (N, OC, OH, OW): the scale of its rounding errors. Every product and
+    sum of the float32 evaluation is a rounding away from this computation's terms, so the
+    error is at most gamma_n times it, n the longest chain of roundings (Higham, Accuracy and
+    Stability of Numerical Algorithms, 3.5)."""
+    xp = np.pad(np.abs(x).astype(np.float64), ((0, 0), (0, 0), (padding,) * 2, (padding,) * 2))
+    oh, ow = xp.shape[2] - 2, xp.shape[3] - 2
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    xp = np.pad(xp, ((0, 0), (0, 0), (0, 2 * th + 2 - xp.shape[2]), (0, 2 * tw + 2 - xp.shape[3])))
+    u = np.abs(_G) @ np.abs(w).astype(np.float64) @ np.abs(_G).T  # (OC, C, 4, 4)
+    out = np.zeros((x.shape[0], w.shape[0], 2 * th, 2 * tw))
+    for i in range(th):
+        for j in range(tw):
+            d = xp[:, :, 2 * i : 2 * i + 4, 2 * j : 2 * j + 4]  # (N, C, 4, 4)
+            v = np.abs(_BT) @ d @ np.abs(_BT).T
+            m = np.einsum("ncab,kcab->nkab", v, u)
+            out[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = np.abs(_AT) @ m @ np.abs(_AT).T
+    return out[:, :, :oh, :ow]
+
+
+def _winograd_conv(x, w, b, padding, activation=None):
+    """Conv2d under no_grad with Winograd allowed -> (output array, the path it took)."""
+    fn = conv_ops.Conv2d()
+    with juanji.no_grad():
+        y = fn.run(x, w, b, stride=(1, 1), padding=((padding,) * 2,) * 2, dilation=(1, 1),
+                   groups=1, activation=activation)
+    return y.data, fn.path
+
+
+@pytest.mark.parametrize("n, c, oc, h, w, padding", [
+    (2, 32, 48, 9, 11, 1),  # odd output: the last tiles' second row and column dropped
+    (1, 40, 32, 12, 10, 0),  # 'valid'
+    (2, 32, 32, 7, 8, 2),  # padding beyond the kernel's reach
+])
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd_is_within_its_error_bound_and_matches_torch(n, c, oc, h, w, padding, bias,
+                                                              monkeypatch):
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_TILES", 1)  # small layers, so the test runs fast
+    rng = np.random.default_rng(7)
+    x, wt, b = _arrays(rng, (n, c, h, w), (oc, c, 3, 3), (oc,) if bias else None)
+    y, path = _winograd_conv(x, wt, b, padding)
+    assert path == "winograd"
+    exact = TF.conv2d(torch.from_numpy(x).double(), torch.from_numpy(wt).double(),
+                      None if b is None else torch.from_numpy(b).double(), padding=padding)
+    # the longest chain of roundings: 4 in the filter's transform, 2 in the tile's, the
+    # product, C - 1 sums over the channels, 4 in the output transform, the bias
+    chain = 4 + 2 + 1 + (c - 1) + 4 + 1
+    gamma = chain * 2.0**-24 / (1 - chain * 2.0**-24)
+    magnitudes = _winograd_magnitudes(x, wt, padding)
+    bound = gamma * (magnitudes + (0 if b is None else np.abs(b)[:, None, None]))
+    assert np.all(np.abs(y - exact.numpy()) <= bound)
+    assert_close(y, TF.conv2d(to_torch(x), to_torch(wt), None if b is None else to_torch(b),
+                              padding=padding), RTOL, ATOL)
+
+
+@pytest.mark.parametrize("activation", ["relu", "hardswish"])
+def test_winograd_epilogue_gives_the_bits_of_separate_passes(activation, monkeypatch):
+    """Bias and a fused activation applied to each block of output rows: the same bits as the
+    bare Winograd conv followed by the bias and the activation op."""
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_TILES", 1)
+    x, wt, b = _arrays(np.random.default_rng(8), (2, 32, 9, 7), (32, 32, 3, 3), (32,))
+    fused, path = _winograd_conv(x, wt, b, 1, activation)
+    bare, _ = _winograd_conv(x, wt, None, 1)
+    with juanji.no_grad():
+        separate = getattr(F, activation)(juanji.tensor(bare + b[:, None, None])).data
+    assert path == "winograd"
+    np.testing.assert_array_equal(fused, separate)
+
+
+def test_winograd_does_not_depend_on_the_threads(monkeypatch):
+    x, wt = _arrays(np.random.default_rng(9), (3, 32, 30, 18), (40, 32, 3, 3))
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(juanji.backend, "_num_threads", threads)
+        y, path = _winograd_conv(x, wt, None, 1)
+        assert path == "winograd"
+        runs.append(y)
+    for y in runs[1:]:
+        np.testing.assert_array_equal(y, runs[0])
+
+
+def test_winograd_only_where_it_applies(monkeypatch):
+    """Inference on float32 3x3 stride-1 convs of at least 32 channels and 256 tiles, with
+    the compiled path, unless set_winograd(False); everything else takes the direct GEMM,
+    whose bits training sees."""
+    rng = np.random.default_rng(10)
+    x, wt = _arrays(rng, (2, 32, 32, 32), (32, 32, 3, 3))  # 2 * 16 * 16 = 512 tiles
+    assert _winograd_conv(x, wt, None, 1)[1] == "winograd"
+    fn = conv_ops.Conv2d()
+    trained = fn.run(x, juanji.tensor(wt, requires_grad=True), None, stride=(1, 1),
+                     padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    assert fn.path == "im2col"
+    juanji.backend.set_winograd(False)
+    try:
+        direct, path = _winograd_conv(x, wt, None, 1)
+    finally:
+        juanji.backend.set_winograd(True)
+    assert path == "im2col"
+    np.testing.assert_array_equal(direct, trained.data)
+    assert _winograd_conv(x.astype(np.float64), wt.astype(np.float64), None, 1)[1] == "im2col"
+    assert _winograd_conv(x[:, :16], wt[:, :16], None, 1)[1] != "winograd"  # 16 channels
+    assert _winograd_conv(x[:1, :, :16, :16], wt, None, 1)[1] != "winograd"  # 64 tiles
+    monkeypatch.setattr(compiled, "winograd_tiles", None)  # no numba
+    assert _winograd_conv(x, wt, None, 1)[1] == "im2col"
+    with pytest.raises(ValueError, match="set_winograd expects True or False; got 1"):
+        juanji.backend.set_winograd(1)
