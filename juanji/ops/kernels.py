@@ -235,9 +235,9 @@ def conv_winograd(xp_nhwc, weight, out_size, epilogue=None, block_bytes=None):
     Each 2x2 block of outputs takes 16 products per channel pair instead of 36: the input's
     4x4 tiles and the filters are transformed (V = B^T d B, U = G g G^T), the 16 positions are
     16 GEMMs (tiles, C) @ (C, OC) over the channels, and A^T M A turns each tile's 16 sums into
-    its 2x2 outputs. Blocks of tile rows (about `block_bytes` of V and M, default _BLOCK_BYTES)
-    are transformed, multiplied and transformed back while in cache, spread over the threads;
-    `epilogue(block)` then finishes each block's output rows in place (see `conv_epilogue`).
+    its 2x2 outputs. Blocks of tile rows are transformed, multiplied and transformed back,
+    spread over the threads; `epilogue(block)` then finishes each block's output rows in
+    place (see `conv_epilogue`).
 
     The sums come in another order than the direct conv's, through the transforms' adds and
     halvings, so the result differs from `conv_nhwc`'s in the last bits, as cuDNN's Winograd
@@ -259,18 +259,23 @@ def conv_winograd(xp_nhwc, weight, out_size, epilogue=None, block_bytes=None):
     def block_conv(block):
         start, stop, r0, r1 = block
         v = np.empty((16, (stop - start) * (r1 - r0) * tiles_w, c), dtype=xp_nhwc.dtype)
-        compiled.winograd_tiles(xp_nhwc, v, start, stop, r0, r1)
+        compiled.winograd_tiles(xp_nhwc, v, np.empty((4, 4, c), dtype=v.dtype), start, stop,
+                                r0, r1)
         m = np.matmul(v, ut)  # (16, T, OC)
         compiled.winograd_outputs(m, y, np.empty((4, oc), dtype=y.dtype), start, stop, r0, r1)
         if epilogue is not None:
             epilogue(y[start:stop, 2 * r0 : min(2 * r1, oh)])
 
-    # blocks of at least _WINOGRAD_BLOCK_TILES tiles: BLAS repacks the 16 filters' transforms
-    # for each block's products. The blocks depend on the sizes alone, not on the threads: BLAS
-    # may sum a row in another order in a product of other height
+    # Blocks of about `block_bytes` (default 4 * _BLOCK_BYTES) of V and M, at least two (two
+    # threads share the work) of at least _WINOGRAD_BLOCK_TILES tiles: BLAS repacks the 16
+    # filters' transforms for each block's products, so few big blocks beat cache-sized ones
+    # (b8: 64 channels at 56x56 7.9 -> 7.0 ms from 2 to 8 MB, 256 at 14x14 6.2 -> 5.4). They
+    # depend on the sizes alone, not on the threads: BLAS may sum a row in another order in
+    # a product of another height.
     tile_bytes = 16 * (c + oc) * xp_nhwc.itemsize  # a tile's V and M
-    block_bytes = _BLOCK_BYTES if block_bytes is None else block_bytes
-    tiles = max(block_bytes // tile_bytes, _WINOGRAD_BLOCK_TILES)
+    block_bytes = 4 * _BLOCK_BYTES if block_bytes is None else block_bytes
+    half_the_tiles = -(-n * tiles_h * tiles_w // 2)
+    tiles = max(_WINOGRAD_BLOCK_TILES, min(block_bytes // tile_bytes, half_the_tiles))
     blocks = sample_row_blocks(n, tiles_h, tiles_w * tile_bytes, tiles * tile_bytes)
     parallel_map(block_conv, blocks, calls_blas=True)
     return y

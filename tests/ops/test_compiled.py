@@ -379,10 +379,10 @@ def test_winograd_transforms_give_the_bits_of_numpy_passes(dtype):
     tiles = tiles.transpose(0, 1, 2, 4, 5, 3)  # (N, TH, TW, 4, 4, C)
     expected = np.stack([t for row in _rows_then_columns(tiles, _input_transform) for t in row])
     v = np.empty((16, n * th * tw, c), dtype)
-    compiled.winograd_tiles(xpad, v, 0, n, 0, th)
+    compiled.winograd_tiles(xpad, v, np.empty((4, 4, c), dtype), 0, n, 0, th)
     _assert_same_bits([v], [expected.reshape(16, -1, c)])
     part = np.empty((16, th - 1, c), dtype)  # one sample's tile rows 1:TH, one tile column
-    compiled.winograd_tiles(xpad[:, :, :4], part, 1, 2, 1, th)
+    compiled.winograd_tiles(xpad[:, :, :4], part, np.empty((4, 4, c), dtype), 1, 2, 1, th)
     _assert_same_bits([part], [expected.reshape(16, n, th, tw, c)[:, 1, 1:, 0]])
 
     w = rng.standard_normal((k, 3, 3, c)).astype(dtype)  # channels-last filters
