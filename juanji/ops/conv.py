@@ -52,7 +52,7 @@ _NO_PAD = ((0, 0), (0, 0))
 # input in backward (costs one more im2col copy, saves KH*KW times the input's memory).
 _KEEP_COLUMNS_BYTES = 16 << 20
 _WINOGRAD_CHANNELS = 32  # the fewest channels in and out, and 2x2 output tiles, of a conv
-_WINOGRAD_TILES = 256  # that runs by Winograd (see _winograd_wins)
+_WINOGRAD_TILES = 16  # that runs by Winograd (see _winograd_wins)
 
 
 def weight_rows(weight, groups):
@@ -139,10 +139,10 @@ def _winograd_wins(x, weight, stride, dilation, out_size):
     """Whether a (groups=1) conv runs by Winograd's F(2x2, 3x3) (`kernels.conv_winograd`),
     when `backend.set_winograd` allows it and the compiled path is there: float32 3x3 filters
     at stride 1 without dilation, at least _WINOGRAD_CHANNELS channels in and out and
-    _WINOGRAD_TILES 2x2 tiles of output. Measured against the direct GEMM (b8, 2 threads):
-    64 channels at 56x56 13.1 -> 8.9 ms, 256 at 14x14 9.0 -> 6.7; with fewer tiles (512 at
-    7x7: 128) or 16 channels (ResNet-20's first stage) the transforms cost more than they
-    save."""
+    _WINOGRAD_TILES 2x2 tiles of output. Measured against the direct GEMM (2 threads, the
+    weight's re-layout included): b8, 64 channels at 56x56 11.6 -> 7.3 ms, 512 at 7x7 11.8
+    -> 10.2; b1, 256 at 14x14 3.6 -> 2.2, 512 at 7x7 4.8 -> 3.8. With 16 channels (ResNet-20's
+    first stage, b128: 8.0 -> 8.5 ms) the transforms cost more than they save."""
     n, c, h, w = x.shape
     oc = weight.shape[0]
     tiles = n * ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)

@@ -18,7 +18,7 @@ from juanji.backend import matmul, parallel_map, xp_of
 from juanji.ops import compiled
 
 _BLOCK_BYTES = 1 << 21  # about 2 MB per block of work: fits in L2/L3, enough for a thread
-_WINOGRAD_BLOCK_TILES = 128  # the fewest tiles in a block of `conv_winograd`, threads allowing
+_WINOGRAD_BLOCK_TILES = 64  # the fewest tiles in a block of `conv_winograd`
 
 
 def sample_blocks(n, bytes_per_sample, block_bytes=None):
