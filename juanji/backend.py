@@ -128,12 +128,12 @@ def get_winograd():
 def set_winograd(enabled):
     """Let (True, the default) or stop (False) the convs use Winograd's minimal filtering
     F(2x2, 3x3) where it is faster: float32, 3x3, stride 1, no dilation, no groups, at least
-    32 channels in and out, enough output to fill the threads, with the compiled path
-    (`.[fast]`), and only when no gradient is needed (inference). It takes 16 products per
-    2x2 outputs and channel pair instead of 36, and its sums come in another order, so its
-    results differ from the direct conv's in the last bits (as PyTorch's are, or cuDNN's own
-    Winograd kernels'); False keeps every conv on the direct GEMM, the same bits training
-    sees. Like torch.backends.cudnn's switches, it holds for the whole process."""
+    24 channels in and out, enough output to repay transforming the filters, with the
+    compiled path (`.[fast]`), and only when no gradient is needed (inference). It takes 16
+    products per 2x2 outputs and channel pair instead of 36, and its sums come in another
+    order, so its results differ from the direct conv's in the last bits (as cuDNN's Winograd
+    kernels' do); False keeps every conv on the direct GEMM, the same bits training sees.
+    Like torch.backends.cudnn's switches, it holds for the whole process."""
     global _winograd
     if not isinstance(enabled, bool):
         raise ValueError(f"set_winograd expects True or False; got {enabled!r}")

@@ -51,8 +51,11 @@ _NO_PAD = ((0, 0), (0, 0))
 # Columns up to this size are kept for the weight gradient; bigger ones are rebuilt from the
 # input in backward (costs one more im2col copy, saves KH*KW times the input's memory).
 _KEEP_COLUMNS_BYTES = 16 << 20
-_WINOGRAD_CHANNELS = 32  # the fewest channels in and out, and 2x2 output tiles, of a conv
-_WINOGRAD_TILES = 16  # that runs by Winograd (see _winograd_wins)
+# The fewest channels in and out, 2x2 output tiles, and tiles * C * OC products of a conv
+# that runs by Winograd (see _winograd_wins)
+_WINOGRAD_CHANNELS = 24
+_WINOGRAD_TILES = 16
+_WINOGRAD_WORK = 1 << 19
 
 
 def weight_rows(weight, groups):
@@ -138,18 +141,21 @@ def _rebuilds_columns(rows, width, itemsize):
 def _winograd_wins(x, weight, stride, dilation, out_size):
     """Whether a (groups=1) conv runs by Winograd's F(2x2, 3x3) (`kernels.conv_winograd`),
     when `backend.set_winograd` allows it and the compiled path is there: float32 3x3 filters
-    at stride 1 without dilation, at least _WINOGRAD_CHANNELS channels in and out and
-    _WINOGRAD_TILES 2x2 tiles of output. Measured against the direct GEMM (2 threads, the
-    weight's re-layout included): b8, 64 channels at 56x56 11.6 -> 7.3 ms, 512 at 7x7 11.8
-    -> 10.2; b1, 256 at 14x14 3.6 -> 2.2, 512 at 7x7 4.8 -> 3.8. With 16 channels (ResNet-20's
-    first stage, b128: 8.0 -> 8.5 ms) the transforms cost more than they save."""
+    at stride 1 without dilation, at least _WINOGRAD_CHANNELS channels in and out,
+    _WINOGRAD_TILES 2x2 tiles of output and _WINOGRAD_WORK tile-channel products (below that
+    the filters' transform and the fixed costs outweigh the saving). Measured against the
+    direct GEMM (2 threads, the weight's re-layout included): b8, 64 channels at 56x56 11.6
+    -> 7.3 ms, 512 at 7x7 11.8 -> 10.2; b1, 256 at 14x14 3.6 -> 2.2, 512 at 7x7 4.8 -> 3.8,
+    PP-OCRv4's 96 -> 24 at 160x160 10.8 -> 6.8. With 16 channels (ResNet-20's first stage,
+    b128: 7.1-7.4 -> 7.9-8.0 ms) the transforms cost more than they save."""
     n, c, h, w = x.shape
     oc = weight.shape[0]
     tiles = n * ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)
     return (backend.get_winograd() and weight.shape[2:] == (3, 3) and stride == (1, 1)
             and dilation == (1, 1) and x.dtype == weight.dtype == np.float32
             and compiled.runs_on(compiled.winograd_tiles, x, weight)
-            and min(c, oc) >= _WINOGRAD_CHANNELS and tiles >= _WINOGRAD_TILES)
+            and min(c, oc) >= _WINOGRAD_CHANNELS and tiles >= _WINOGRAD_TILES
+            and tiles * c * oc >= _WINOGRAD_WORK)
 
 
 def _channels_first_wins(c, kernel, stride, dilation, ow):

@@ -354,6 +354,12 @@ def _winograd_magnitudes(x, w, padding):
     return out[:, :, :oh, :ow]
 
 
+def _winograd_for_small_layers(monkeypatch):
+    """Winograd also for layers too small to gain from it, so the tests run fast."""
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_TILES", 1)
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_WORK", 1)
+
+
 def _winograd_conv(x, w, b, padding, activation=None):
     """Conv2d under no_grad with Winograd allowed -> (output array, the path it took)."""
     fn = conv_ops.Conv2d()
@@ -371,7 +377,7 @@ def _winograd_conv(x, w, b, padding, activation=None):
 @pytest.mark.parametrize("bias", [True, False])
 def test_winograd_is_within_its_error_bound_and_matches_torch(n, c, oc, h, w, padding, bias,
                                                               monkeypatch):
-    monkeypatch.setattr(conv_ops, "_WINOGRAD_TILES", 1)  # small layers, so the test runs fast
+    _winograd_for_small_layers(monkeypatch)
     rng = np.random.default_rng(7)
     x, wt, b = _arrays(rng, (n, c, h, w), (oc, c, 3, 3), (oc,) if bias else None)
     y, path = _winograd_conv(x, wt, b, padding)
@@ -393,7 +399,7 @@ def test_winograd_is_within_its_error_bound_and_matches_torch(n, c, oc, h, w, pa
 def test_winograd_epilogue_gives_the_bits_of_separate_passes(activation, monkeypatch):
     """Bias and a fused activation applied to each block of output rows: the same bits as the
     bare Winograd conv followed by the bias and the activation op."""
-    monkeypatch.setattr(conv_ops, "_WINOGRAD_TILES", 1)
+    _winograd_for_small_layers(monkeypatch)
     x, wt, b = _arrays(np.random.default_rng(8), (2, 32, 9, 7), (32, 32, 3, 3), (32,))
     fused, path = _winograd_conv(x, wt, b, 1, activation)
     bare, _ = _winograd_conv(x, wt, None, 1)
@@ -404,6 +410,7 @@ def test_winograd_epilogue_gives_the_bits_of_separate_passes(activation, monkeyp
 
 
 def test_winograd_does_not_depend_on_the_threads(monkeypatch):
+    _winograd_for_small_layers(monkeypatch)
     x, wt = _arrays(np.random.default_rng(9), (3, 32, 30, 18), (40, 32, 3, 3))
     runs = []
     for threads in (1, 2, 3):
@@ -416,11 +423,11 @@ def test_winograd_does_not_depend_on_the_threads(monkeypatch):
 
 
 def test_winograd_only_where_it_applies(monkeypatch):
-    """Inference on float32 3x3 stride-1 convs of at least 32 channels and 16 tiles, with
-    the compiled path, unless set_winograd(False); everything else takes the direct GEMM,
-    whose bits training sees."""
+    """Inference on float32 3x3 stride-1 convs of at least 24 channels, 16 tiles and 2^19
+    tile-channel products, with the compiled path, unless set_winograd(False); everything
+    else takes the direct GEMM, whose bits training sees."""
     rng = np.random.default_rng(10)
-    x, wt = _arrays(rng, (2, 32, 32, 32), (32, 32, 3, 3))
+    x, wt = _arrays(rng, (2, 32, 32, 32), (32, 32, 3, 3))  # 512 tiles * 32 * 32 = 2^19
     assert _winograd_conv(x, wt, None, 1)[1] == "winograd"
     fn = conv_ops.Conv2d()
     trained = fn.run(x, juanji.tensor(wt, requires_grad=True), None, stride=(1, 1),
@@ -435,6 +442,7 @@ def test_winograd_only_where_it_applies(monkeypatch):
     np.testing.assert_array_equal(direct, trained.data)
     assert _winograd_conv(x.astype(np.float64), wt.astype(np.float64), None, 1)[1] == "im2col"
     assert _winograd_conv(x[:, :16], wt[:, :16], None, 1)[1] != "winograd"  # 16 channels
+    assert _winograd_conv(x[:1, :, :30], wt, None, 1)[1] != "winograd"  # 240 tiles
     assert _winograd_conv(x[:1, :, :6, :6], wt, None, 1)[1] != "winograd"  # 9 tiles
     monkeypatch.setattr(compiled, "winograd_tiles", None)  # no numba
     assert _winograd_conv(x, wt, None, 1)[1] == "im2col"
