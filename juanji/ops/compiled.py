@@ -395,33 +395,34 @@ def program_kernel(program):
     return _programs[program]
 
 
-def _winograd_weights(w, half, u):
+def _winograd_weights(w, half, rows, u):
     """Winograd F(2x2, 3x3) weight tiles U = G g G^T of every 3x3 filter g = w[k, :, :, c] of
     channels-last weights w (K, 3, 3, C), into u (16, K, C) (u[4a + b, k, c] = U[a, b]), in
     w's dtype: G's rows take g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2 and g2, first over g's
-    rows, then over the columns of the result; one loop over the channels per row of G g."""
+    rows (into the scratch rows (4, 3, C)), then over the columns of the result. Each loop
+    over the channels has one output (LLVM vectorises it, see `_winograd_outputs`)."""
     for k in range(w.shape[0]):
-        g, out = w[k], u[:, k]
-        for c in range(w.shape[3]):  # row 0 of G g: g0
-            _winograd_weight_row(g[0, 0, c], g[0, 1, c], g[0, 2, c], half, out, 0, c)
-        for c in range(w.shape[3]):  # row 1: (g0 + g1 + g2) / 2
-            _winograd_weight_row((g[0, 0, c] + g[1, 0, c] + g[2, 0, c]) * half,
-                                 (g[0, 1, c] + g[1, 1, c] + g[2, 1, c]) * half,
-                                 (g[0, 2, c] + g[1, 2, c] + g[2, 2, c]) * half, half, out, 4, c)
-        for c in range(w.shape[3]):  # row 2: (g0 - g1 + g2) / 2
-            _winograd_weight_row((g[0, 0, c] - g[1, 0, c] + g[2, 0, c]) * half,
-                                 (g[0, 1, c] - g[1, 1, c] + g[2, 1, c]) * half,
-                                 (g[0, 2, c] - g[1, 2, c] + g[2, 2, c]) * half, half, out, 8, c)
-        for c in range(w.shape[3]):  # row 3: g2
-            _winograd_weight_row(g[2, 0, c], g[2, 1, c], g[2, 2, c], half, out, 12, c)
+        g = w[k]
+        for a in range(4):
+            for j in range(3):  # G g, column j
+                _filter_row(g[0, j], g[1, j], g[2, j], half, a, rows[a, j])
+        for a in range(4):
+            for b in range(4):  # (G g) G^T, row a
+                _filter_row(rows[a, 0], rows[a, 1], rows[a, 2], half, b, u[4 * a + b, k])
 
 
-def _winograd_weight_row(r0, r1, r2, half, out, a, c):
-    """One row (r0, r1, r2) of G g times G^T into out[a:a + 4, c]."""
-    out[a, c] = r0
-    out[a + 1, c] = (r0 + r1 + r2) * half
-    out[a + 2, c] = (r0 - r1 + r2) * half
-    out[a + 3, c] = r2
+def _filter_row(g0, g1, g2, half, a, out):
+    """out = row a of G applied to (g0, g1, g2): g0, (g0 + g1 + g2) * half,
+    (g0 - g1 + g2) * half or g2, over 1-D arrays."""
+    for c in range(out.shape[0]):
+        if a == 0:
+            out[c] = g0[c]
+        elif a == 1:
+            out[c] = (g0[c] + g1[c] + g2[c]) * half
+        elif a == 2:
+            out[c] = (g0[c] - g1[c] + g2[c]) * half
+        else:
+            out[c] = g2[c]
 
 
 def _winograd_tiles(xpad, v, rows, b0, b1, r0, r1):
@@ -509,7 +510,7 @@ def _winograd_output_row(s0, s1, s2, s3, row, j):
 
 winograd_weights = winograd_tiles = winograd_outputs = None
 if njit is not None:
-    _winograd_weight_row = njit(inline="always")(_winograd_weight_row)
+    _filter_row = njit(inline="always")(_filter_row)
     _add2 = njit(inline="always")(_add2)
     _add3 = njit(inline="always")(_add3)
     _winograd_output_row = njit(inline="always")(_winograd_output_row)

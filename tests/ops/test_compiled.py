@@ -395,7 +395,7 @@ def test_winograd_transforms_give_the_bits_of_numpy_passes(dtype):
     padded = np.concatenate([w, np.zeros_like(w[:, :1])], axis=1)  # a 4th row G ignores
     padded = np.concatenate([padded, np.zeros_like(padded[:, :, :1])], axis=2)
     u = np.empty((16, k, c), dtype)
-    compiled.winograd_weights(w, half, u)
+    compiled.winograd_weights(w, half, np.empty((4, 3, c), dtype), u)
     _assert_same_bits([u], [np.stack([t for row in _rows_then_columns(padded, filter_transform)
                                       for t in row])])
 
