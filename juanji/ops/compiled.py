@@ -517,3 +517,79 @@ if njit is not None:
     winograd_weights = njit(nogil=True, cache=False)(_winograd_weights)
     winograd_tiles = njit(nogil=True, cache=False)(_winograd_tiles)
     winograd_outputs = njit(nogil=True, cache=False)(_winograd_outputs)
+
+
+def _direct_conv(xpad, w, sums, y, b0, b1, dh, dw):
+    """Stride-1 convolution of samples b0:b1 of padded NCHW xpad (N, C, HP, WP), C-contiguous,
+    by w (OC, C, KH, KW) into channels-last y (N, OH, OW, OC), for layers with a few channels
+    in and out (LeNet-5's first, 1 -> 6), whose GEMMs are too thin for BLAS.
+
+    Each output channel's plane is a sum of shifted whole input planes, flattened: output
+    (r, q) sits at r*WP + q of the scratch sums (OC, (OH - 1)*WP + OW), so each tap is one
+    multiply-add over a long run of memory (the WP - OW columns in between are computed and
+    dropped). The taps are added in (c, i, j) order; then the planes go channels-last."""
+    hp, wp = xpad.shape[2], xpad.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    oh, ow = y.shape[1], y.shape[2]
+    span = sums.shape[1]
+    for b in range(b0, b1):
+        for o in range(w.shape[0]):
+            acc = sums[o]
+            first = True
+            for c in range(w.shape[1]):
+                plane = xpad[b, c].reshape(hp * wp)
+                for i in range(kh):
+                    for j in range(kw):
+                        f = w[o, c, i, j]
+                        # a slice, not plane[off + p]: numba's index wrap-around check would
+                        # keep LLVM from vectorising the loop (3.4 against 18.8 GMAC/s)
+                        src = plane[i * dh * wp + j * dw : i * dh * wp + j * dw + span]
+                        if first:
+                            for p in range(span):
+                                acc[p] = src[p] * f
+                            first = False
+                        else:
+                            for p in range(span):
+                                acc[p] += src[p] * f
+        for r in range(oh):
+            for q in range(ow):
+                out = y[b, r, q]
+                for o in range(w.shape[0]):
+                    out[o] = sums[o, r * wp + q]
+
+
+def _direct_conv_weight_grad(xpad, gy, sums, gw, b0, b1, dh, dw):
+    """gw (OC, C, KH, KW), float64, += the weight gradient of `_direct_conv` for samples
+    b0:b1: per sample and tap, the dot of gy's output plane, laid out like `_direct_conv`'s
+    sums (zeros in the dropped columns), with the shifted input plane. Compiled with
+    reassociation (fast-math "reassoc") so LLVM vectorises the dots: each is summed in
+    partial sums, in the gradient's dtype, then added to gw in float64."""
+    hp, wp = xpad.shape[2], xpad.shape[3]
+    kh, kw = gw.shape[2], gw.shape[3]
+    oh, ow = gy.shape[1], gy.shape[2]
+    span = sums.shape[1]
+    sums[:] = 0
+    for b in range(b0, b1):
+        for r in range(oh):
+            for q in range(ow):
+                g = gy[b, r, q]
+                for o in range(gw.shape[0]):
+                    sums[o, r * wp + q] = g[o]
+        for o in range(gw.shape[0]):
+            plane_gy = sums[o]
+            for c in range(gw.shape[1]):
+                plane = xpad[b, c].reshape(hp * wp)
+                for i in range(kh):
+                    for j in range(kw):
+                        src = plane[i * dh * wp + j * dw : i * dh * wp + j * dw + span]
+                        d = plane_gy[0] * src[0]
+                        for p in range(1, span):
+                            d += plane_gy[p] * src[p]
+                        gw[o, c, i, j] += d
+
+
+direct_conv = direct_conv_weight_grad = None
+if njit is not None:
+    direct_conv = njit(nogil=True, cache=False)(_direct_conv)
+    direct_conv_weight_grad = njit(nogil=True, cache=False, fastmath={"reassoc"})(
+        _direct_conv_weight_grad)

@@ -388,6 +388,44 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
     return y, cols
 
 
+def conv_direct(xpad, weight, dilation, out_size, epilogue=None):
+    """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
+    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), with the compiled direct kernel
+    (`compiled.direct_conv`: a multiply-add of shifted whole planes per tap) for layers with a
+    few channels in and out, in blocks of samples over the threads; `epilogue(block)` then
+    finishes each block (see `conv_epilogue`)."""
+    n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
+    span = (oh - 1) * xpad.shape[3] + ow
+    y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
+
+    def block_conv(block):
+        start, stop = block
+        compiled.direct_conv(xpad, weight, np.empty((oc, span), dtype=y.dtype), y, start, stop,
+                             *dilation)
+        if epilogue is not None:
+            epilogue(y[start:stop])
+
+    parallel_map(block_conv, sample_blocks(n, oh * ow * oc * y.itemsize))
+    return y
+
+
+def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
+    """Weight gradient (OC, C, KH, KW) of `conv_direct` from gy_nhwc (N, OH, OW, OC): blocks
+    of samples over the threads, each summed in float64 (`compiled.direct_conv_weight_grad`),
+    then the blocks in order, so the result does not depend on the thread count."""
+    n, oh, ow, oc = gy_nhwc.shape
+    span = (oh - 1) * xpad.shape[3] + ow
+
+    def block_grad(block):
+        gw = np.zeros(w_shape, dtype=np.float64)
+        compiled.direct_conv_weight_grad(xpad, gy_nhwc, np.empty((oc, span), gy_nhwc.dtype),
+                                         gw, block[0], block[1], *dilation)
+        return gw
+
+    blocks = sample_blocks(n, oh * ow * oc * gy_nhwc.itemsize)
+    return sum_in_order(parallel_map(block_grad, blocks)).astype(gy_nhwc.dtype)
+
+
 def conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out_size, xpad=None,
                                     cols=None, chunk_bytes=None, ones=False):
     """Weight gradient of `conv_channels_first`: (OC, C*KH*KW) = gy_rows^T @ columns^T, with

@@ -54,7 +54,9 @@ CONV2D_GRID = [
     (1, 1, 1, 1, 3, 3, 3, 1, 0, 1),  # kernel = input
     (2, 3, 4, 1, 6, 5, 2, 1, 2, 1),  # stride 1, padding beyond the kernel's reach
     (2, 4, 3, 1, 7, 6, (3, 2), 1, (2, 1), (2, 1)),  # OC <= C: input gradient as a conv
-    (2, 1, 4, 1, 9, 12, 3, 1, 1, 1),  # one input channel: channels-first columns
+    (2, 1, 4, 1, 9, 12, 3, 1, 1, 1),  # 1 -> 4 channels: the compiled direct kernel
+    (2, 2, 3, 1, 8, 15, (3, 2), 1, (1, 0), (1, 2)),  # direct, dilated, asymmetric
+    (2, 1, 12, 1, 9, 12, 3, 1, 1, 1),  # one input channel: channels-first columns
     (2, 2, 3, 1, 8, 15, (3, 2), (2, 1), (1, 0), (1, 2)),  # channels-first, dilated
     (2, 3, 4, 1, 9, 21, 3, 2, 1, 1),  # a 3x3 stride-2 RGB stem: channels-first at stride 2
 ]
@@ -81,7 +83,8 @@ def test_conv2d_paths_are_taken():
     cases = {"pointwise": ((2, 4, 5, 5), (6, 4, 1, 1), 1, 1),
              "depthwise": ((2, 4, 5, 5), (8, 1, 3, 3), 1, 4),
              "im2col": ((2, 4, 5, 5), (6, 2, 3, 3), 1, 2),
-             "channels_first": ((2, 1, 5, 9), (6, 1, 3, 3), 1, 1),
+             "channels_first": ((2, 1, 5, 9), (12, 1, 3, 3), 1, 1),
+             "direct": ((2, 1, 5, 9), (6, 1, 3, 3), 1, 1),
              "channels_first stride 2": ((2, 3, 9, 21), (4, 3, 3, 3), 2, 1)}
     for path, (xs, ws, s, g) in cases.items():
         fn = conv_ops.Conv2d()
@@ -305,7 +308,7 @@ def test_channels_first_bias_in_the_product_matches_torch(trained, rebuild_colum
     if rebuild_columns:
         monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)
     rng = np.random.default_rng(4)
-    x, w, b = _arrays(rng, (3, 1, 9, 12), (5, 1, 3, 3), (5,))
+    x, w, b = _arrays(rng, (3, 1, 9, 12), (12, 1, 3, 3), (12,))
     fn = conv_ops.Conv2d()
     jw = juanji.tensor(w, requires_grad=trained != "bias only")
     jb = juanji.tensor(b, requires_grad=trained != "weight only")
@@ -448,3 +451,19 @@ def test_winograd_only_where_it_applies(monkeypatch):
     assert _winograd_conv(x, wt, None, 1)[1] == "im2col"
     with pytest.raises(ValueError, match="set_winograd expects True or False; got 1"):
         juanji.backend.set_winograd(1)
+
+
+def test_direct_conv_weight_gradient_does_not_depend_on_the_threads(monkeypatch):
+    """The compiled direct kernel's blocks of samples are summed in order, in float64."""
+    rng = np.random.default_rng(12)
+    x, w, gy = _arrays(rng, (40, 1, 12, 12), (6, 1, 5, 5), (40, 6, 12, 12))
+    grads = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(juanji.backend, "_num_threads", threads)
+        fn = conv_ops.Conv2d()
+        fn.run(x, juanji.tensor(w, requires_grad=True), None, stride=(1, 1),
+               padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1)
+        assert fn.path == "direct"
+        grads.append(fn.backward(gy)[1])
+    for gw in grads[1:]:
+        np.testing.assert_array_equal(gw, grads[0])
