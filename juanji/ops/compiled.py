@@ -9,6 +9,13 @@ multiply-adds and no reassociation), and tests/ops/test_compiled.py checks them 
 against it; the sums (batch norm's statistics and gradient sums) accumulate in float64 and are
 checked to float32 rounding.
 
+Two groups of kernels compute what a GEMM computes on the NumPy path, so no NumPy pass gives
+their bits: Winograd's transforms (`winograd_*`, for `kernels.conv_winograd`) and the direct
+conv for layers with a few channels (`direct_conv*`). tests/ops/test_conv.py checks them
+against float64 (Winograd within its error bound) and PyTorch, and the transforms against
+NumPy passes bit for bit. The direct weight gradient alone is compiled with reassociation
+(fast-math "reassoc") so that its dot products vectorise.
+
 Each kernel is compiled on its first call for the dtypes it meets (about half a second, once per
 process; nothing is cached on disk) and releases the GIL, so juanji's own thread pool runs its
 blocks in parallel. This is the only module that imports numba.

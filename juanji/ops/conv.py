@@ -13,7 +13,10 @@ convolution. Both are GEMMs over channels-last columns:
 
 Two fast paths skip the window machinery: a 1x1 conv at stride 1 without padding is a direct
 GEMM on the input, and a depthwise conv (one input channel per group) is a multiply-add per
-kernel tap, which beats a batched GEMM of C tiny matrices.
+kernel tap, which beats a batched GEMM of C tiny matrices. With the compiled path two more
+replace the GEMM: in inference, 3x3 stride-1 float32 convs with enough channels run by
+Winograd's F(2x2, 3x3) (`kernels.conv_winograd`, see `_winograd_wins`), and stride-1 convs
+with a few channels in and out (LeNet-5's first) run a direct kernel (`kernels.conv_direct`).
 `padding` is ((top, bottom), (left, right)) in every op here.
 """
 

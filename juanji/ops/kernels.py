@@ -251,9 +251,12 @@ def conv_winograd(xp_nhwc, weight, out_size, epilogue=None, block_bytes=None):
     u = np.empty((16, oc, c), dtype=weight.dtype)  # the filters' transforms
     half = weight.dtype.type(0.5)
     taps = weight.transpose(0, 2, 3, 1)  # (OC, 3, 3, C): a view for channels-last weights
-    parallel_map(lambda s: compiled.winograd_weights(taps[s], half, np.empty((4, 3, c), u.dtype),
-                                                     u[:, s]),
-                 [slice(0, oc // 2), slice(oc // 2, oc)] if oc * c >= 1 << 16 else [slice(0, oc)])
+
+    def transform(s):  # the filters of output channels s
+        compiled.winograd_weights(taps[s], half, np.empty((4, 3, c), u.dtype), u[:, s])
+
+    parallel_map(transform, [slice(0, oc // 2), slice(oc // 2, oc)] if oc * c >= 1 << 16
+                 else [slice(0, oc)])
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(xp_nhwc, weight))
     ut = u.transpose(0, 2, 1)  # (16, C, OC), read by BLAS in place
 
