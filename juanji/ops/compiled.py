@@ -432,34 +432,52 @@ def _filter_row(g0, g1, g2, half, a, out):
             out[c] = g2[c]
 
 
-def _winograd_tiles(xpad, v, rows, b0, b1, r0, r1):
+def _winograd_tiles(x, top, left, tiles_w, v, rows, patch, b0, b1, r0, r1):
     """Winograd F(2x2, 3x3) input tiles V = B^T d B of samples b0:b1, tile rows r0:r1, into
     v (16, T, C), tiles in (sample, tile row, tile column) order from v[:, 0].
 
-    xpad: (N, 2*TH + 2, 2*TW + 2, C), the padded input with its 4x4 tiles d overlapping by
-    two; B^T's rows take d0 - d2, d1 + d2, d2 - d1 and d1 - d3, first over d's rows (into
-    the scratch rows (4, 4, C)), then over the columns of the result. Each loop over a
-    pixel's channels has one output (LLVM vectorises it, see `_winograd_outputs`)."""
-    tiles_w = (xpad.shape[2] - 2) // 2
+    x: (N, H, W, C), C-contiguous, read as if padded by `top` rows and `left` columns of
+    zeros (and by as many as the tiles need after it): tile (r, t) is the padded input's 4x4
+    window d at (2r, 2t), the windows overlapping by two, tiles_w of them per row. A window
+    inside x is read in place; one that reaches into the padding is first copied into
+    patch (4, 4, C), with zeros around it: no padded copy of x is made."""
+    h, w = x.shape[1], x.shape[2]
     o = 0
     for b in range(b0, b1):
-        x = xpad[b]
+        xb = x[b]
         for r in range(r0, r1):
-            i = 2 * r
+            i = 2 * r - top
             for t in range(tiles_w):
-                j = 2 * t
-                for s in range(4):  # B^T d, column s
-                    _add2(x[i, j + s], x[i + 2, j + s], -1, rows[0, s])
-                    _add2(x[i + 1, j + s], x[i + 2, j + s], 1, rows[1, s])
-                    _add2(x[i + 2, j + s], x[i + 1, j + s], -1, rows[2, s])
-                    _add2(x[i + 1, j + s], x[i + 3, j + s], -1, rows[3, s])
-                for a in range(4):  # (B^T d) B, row a
-                    row = rows[a]
-                    _add2(row[0], row[2], -1, v[4 * a, o])
-                    _add2(row[1], row[2], 1, v[4 * a + 1, o])
-                    _add2(row[2], row[1], -1, v[4 * a + 2, o])
-                    _add2(row[1], row[3], -1, v[4 * a + 3, o])
+                j = 2 * t - left
+                if i >= 0 and i + 4 <= h and j >= 0 and j + 4 <= w:
+                    _winograd_tile(xb, i, j, rows, v, o)
+                else:
+                    for a in range(4):
+                        for s in range(4):
+                            if 0 <= i + a < h and 0 <= j + s < w:
+                                patch[a, s, :] = xb[i + a, j + s]
+                            else:
+                                patch[a, s, :] = 0
+                    _winograd_tile(patch, 0, 0, rows, v, o)
                 o += 1
+
+
+def _winograd_tile(x, i, j, rows, v, o):
+    """B^T d B of the 4x4 window d = x[i:i + 4, j:j + 4] (x: (H, W, C)) into v[:, o]: B^T's
+    rows take d0 - d2, d1 + d2, d2 - d1 and d1 - d3, first over d's rows (into the scratch
+    rows (4, 4, C)), then over the columns of the result. Each loop over a pixel's channels
+    has one output (LLVM vectorises it, see `_winograd_outputs`)."""
+    for s in range(4):  # B^T d, column s
+        _add2(x[i, j + s], x[i + 2, j + s], -1, rows[0, s])
+        _add2(x[i + 1, j + s], x[i + 2, j + s], 1, rows[1, s])
+        _add2(x[i + 2, j + s], x[i + 1, j + s], -1, rows[2, s])
+        _add2(x[i + 1, j + s], x[i + 3, j + s], -1, rows[3, s])
+    for a in range(4):  # (B^T d) B, row a
+        row = rows[a]
+        _add2(row[0], row[2], -1, v[4 * a, o])
+        _add2(row[1], row[2], 1, v[4 * a + 1, o])
+        _add2(row[2], row[1], -1, v[4 * a + 2, o])
+        _add2(row[1], row[3], -1, v[4 * a + 3, o])
 
 
 def _add2(a, b, sign, out):
@@ -519,6 +537,7 @@ winograd_weights = winograd_tiles = winograd_outputs = None
 if njit is not None:
     _filter_row = njit(inline="always")(_filter_row)
     _add2 = njit(inline="always")(_add2)
+    _winograd_tile = njit(inline="always")(_winograd_tile)
     _add3 = njit(inline="always")(_add3)
     _winograd_output_row = njit(inline="always")(_winograd_output_row)
     winograd_weights = njit(nogil=True, cache=False)(_winograd_weights)

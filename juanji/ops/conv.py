@@ -257,9 +257,7 @@ class Conv2d(Function):
         elif (groups == 1 and not any(self.needs_grad)
               and _winograd_wins(x, weight, stride, dilation, (oh, ow))):
             self.path = "winograd"
-            tiles_h, tiles_w = (oh + 1) // 2, (ow + 1) // 2  # 2x2 outputs per tile
-            xpad = pad_nhwc(x, *padding, extra_h=2 * tiles_h - oh, extra_w=2 * tiles_w - ow)
-            y = conv_winograd(xpad, weight, (oh, ow), epilogue)  # (N, OH, OW, OC)
+            y = conv_winograd(x, weight, padding, (oh, ow), epilogue)  # (N, OH, OW, OC)
             epilogue = None  # applied
             self.saved = None  # inference only
         elif (groups == 1 and stride == (1, 1) and c * oc <= _DIRECT_CHANNELS

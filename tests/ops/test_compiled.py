@@ -373,16 +373,22 @@ def test_winograd_transforms_give_the_bits_of_numpy_passes(dtype):
     same order, as NumPy passes over whole arrays, NaN, infinities and signed zeros included."""
     rng = np.random.default_rng(11)
     n, th, tw, c, k = 2, 3, 4, 5, 6
-    xpad = rng.standard_normal((n, 2 * th + 2, 2 * tw + 2, c)).astype(dtype)
-    xpad.flat[rng.choice(xpad.size, 12, replace=False)] = SPECIAL
-    tiles = np.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(1, 2))[:, ::2, ::2]
-    tiles = tiles.transpose(0, 1, 2, 4, 5, 3)  # (N, TH, TW, 4, 4, C)
-    expected = np.stack([t for row in _rows_then_columns(tiles, _input_transform) for t in row])
+    x = rng.standard_normal((n, 2 * th + 1, 2 * tw - 1, c)).astype(dtype)
+    x.flat[rng.choice(x.size, 12, replace=False)] = SPECIAL
     v = np.empty((16, n * th * tw, c), dtype)
-    compiled.winograd_tiles(xpad, v, np.empty((4, 4, c), dtype), 0, n, 0, th)
-    _assert_same_bits([v], [expected.reshape(16, -1, c)])
+    scratch = np.empty((4, 4, c), dtype), np.empty((4, 4, c), dtype)
+    for top, left in ((1, 1), (0, 2), (2, 0)):  # the tiles' padding, read as zeros
+        xpad = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype)
+        xpad[:, top : top + x.shape[1], left : left + x.shape[2]] = x[:, : 2 * th + 2 - top,
+                                                                     : 2 * tw + 2 - left]
+        tiles = np.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(1, 2))[:, ::2, ::2]
+        tiles = tiles.transpose(0, 1, 2, 4, 5, 3)  # (N, TH, TW, 4, 4, C)
+        expected = np.stack([t for row in _rows_then_columns(tiles, _input_transform)
+                             for t in row])
+        compiled.winograd_tiles(x, top, left, tw, v, *scratch, 0, n, 0, th)
+        _assert_same_bits([v], [expected.reshape(16, -1, c)])
     part = np.empty((16, th - 1, c), dtype)  # one sample's tile rows 1:TH, one tile column
-    compiled.winograd_tiles(xpad[:, :, :4], part, np.empty((4, 4, c), dtype), 1, 2, 1, th)
+    compiled.winograd_tiles(x, top, left, 1, part, *scratch, 1, 2, 1, th)
     _assert_same_bits([part], [expected.reshape(16, n, th, tw, c)[:, 1, 1:, 0]])
 
     w = rng.standard_normal((k, 3, 3, c)).astype(dtype)  # channels-last filters

@@ -467,3 +467,16 @@ def test_direct_conv_weight_gradient_does_not_depend_on_the_threads(monkeypatch)
         grads.append(fn.backward(gy)[1])
     for gw in grads[1:]:
         np.testing.assert_array_equal(gw, grads[0])
+
+
+def test_winograd_reads_channels_last_memory_in_place(monkeypatch):
+    """A conv's output (channels-last memory) is tiled in place, its padding read as zeros:
+    the same bits as from the NCHW copy."""
+    _winograd_for_small_layers(monkeypatch)
+    x, wt = _arrays(np.random.default_rng(13), (2, 32, 9, 11), (40, 32, 3, 3))
+    x[0, 0, 0, :3] = [-0.0, np.inf, np.nan]
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for padding in (0, 1, 2):
+        (y, path), (y_cl, _) = (_winograd_conv(a, wt, None, padding) for a in (x, channels_last))
+        assert path == "winograd"
+        np.testing.assert_array_equal(y, y_cl)
