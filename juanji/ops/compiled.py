@@ -490,13 +490,16 @@ def _add2(a, b, sign, out):
             out[k] = a[k] - b[k]
 
 
-def _winograd_outputs(m, y, sums, b0, b1, r0, r1):
+def _winograd_outputs(m, y, sums, bias, relu, b0, b1, r0, r1):
     """The 2x2 outputs Y = A^T M A of the products m (16, T, K) (tiles as `_winograd_tiles`
     orders them) into y (N, OH, OW, K), samples b0:b1, tile rows r0:r1; A^T's rows take
     m0 + m1 + m2 and m1 - m2 - m3, first over M's rows (into the scratch sums (4, K)), then
     over the columns. A tile's second row or column is dropped where it falls outside an odd
     OH or OW. Each loop over the K channels has one output (LLVM vectorises it; with several
-    it cannot rule out their overlap with the inputs and runs scalar: 1.6-2x)."""
+    it cannot rule out their overlap with the inputs and runs scalar: 1.6-2x). Then bias (K,)
+    (none when empty) is added and, when relu, max(., 0) taken, as np.maximum gives it: the
+    operations of the conv's epilogue pass (`kernels.conv_epilogue`), while the output is in
+    L1."""
     oh, ow = y.shape[1], y.shape[2]
     tiles_w = (ow + 1) // 2
     s0, s1, s2, s3 = sums[0], sums[1], sums[2], sums[3]
@@ -508,11 +511,11 @@ def _winograd_outputs(m, y, sums, b0, b1, r0, r1):
                 j = 2 * t
                 for q in range(4):  # row 0 of A^T M: m0 + m1 + m2
                     _add3(m[q, o], m[4 + q, o], m[8 + q, o], 1, sums[q])
-                _winograd_output_row(s0, s1, s2, s3, y[b, i], j)
+                _winograd_output_row(s0, s1, s2, s3, y[b, i], j, bias, relu)
                 if i + 1 < oh:
                     for q in range(4):  # row 1: m1 - m2 - m3
                         _add3(m[4 + q, o], m[8 + q, o], m[12 + q, o], -1, sums[q])
-                    _winograd_output_row(s0, s1, s2, s3, y[b, i + 1], j)
+                    _winograd_output_row(s0, s1, s2, s3, y[b, i + 1], j, bias, relu)
                 o += 1
 
 
@@ -526,11 +529,27 @@ def _add3(a, b, c, sign, out):
             out[k] = a[k] - b[k] - c[k]
 
 
-def _winograd_output_row(s0, s1, s2, s3, row, j):
-    """One row (s0, s1, s2, s3) of A^T M times A into row[j] and, inside the row, row[j + 1]."""
+def _winograd_output_row(s0, s1, s2, s3, row, j, bias, relu):
+    """One row (s0, s1, s2, s3) of A^T M times A into row[j] and, inside the row, row[j + 1],
+    each finished by `_bias_relu`."""
     _add3(s0, s1, s2, 1, row[j])
+    _bias_relu(row[j], bias, relu)
     if j + 1 < row.shape[0]:
         _add3(s1, s2, s3, -1, row[j + 1])
+        _bias_relu(row[j + 1], bias, relu)
+
+
+def _bias_relu(out, bias, relu):
+    """out += bias (unless empty), then max(out, 0) as np.maximum gives it when relu (NaN
+    stays NaN, -0.0 becomes 0.0), over 1-D arrays."""
+    zero = out.dtype.type(0)
+    if bias.shape[0]:
+        for k in range(out.shape[0]):
+            out[k] += bias[k]
+    if relu:
+        for k in range(out.shape[0]):
+            v = out[k]
+            out[k] = v if (v > zero or v != v) else zero
 
 
 winograd_weights = winograd_tiles = winograd_outputs = None
@@ -539,6 +558,7 @@ if njit is not None:
     _add2 = njit(inline="always")(_add2)
     _winograd_tile = njit(inline="always")(_winograd_tile)
     _add3 = njit(inline="always")(_add3)
+    _bias_relu = njit(inline="always")(_bias_relu)
     _winograd_output_row = njit(inline="always")(_winograd_output_row)
     winograd_weights = njit(nogil=True, cache=False)(_winograd_weights)
     winograd_tiles = njit(nogil=True, cache=False)(_winograd_tiles)

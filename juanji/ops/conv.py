@@ -257,7 +257,9 @@ class Conv2d(Function):
         elif (groups == 1 and not any(self.needs_grad)
               and _winograd_wins(x, weight, stride, dilation, (oh, ow))):
             self.path = "winograd"
-            y = conv_winograd(x, weight, padding, (oh, ow), epilogue)  # (N, OH, OW, OC)
+            relu = activation == "relu"  # applied in the output transform, with the bias
+            y = conv_winograd(x, weight, padding, (oh, ow), bias, relu, None if relu else
+                              conv_epilogue(None, finish, ow, y_dtype))  # (N, OH, OW, OC)
             epilogue = None  # applied
             self.saved = None  # inference only
         elif (groups == 1 and stride == (1, 1) and c * oc <= _DIRECT_CHANNELS

@@ -227,7 +227,8 @@ def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
     return y
 
 
-def conv_winograd(x, weight, padding, out_size, epilogue=None, block_bytes=None):
+def conv_winograd(x, weight, padding, out_size, bias=None, relu=False, epilogue=None,
+                  block_bytes=None):
     """A 3x3 stride-1 (groups=1) convolution by Winograd's minimal filtering F(2x2, 3x3), with
     the compiled kernels: x (N, C, H, W) padded by `padding` ((top, bottom), (left, right)),
     by weight (OC, C, 3, 3) -> y (N, OH, OW, OC). The tiles are read from channels-last memory
@@ -239,8 +240,10 @@ def conv_winograd(x, weight, padding, out_size, epilogue=None, block_bytes=None)
     4x4 tiles and the filters are transformed (V = B^T d B, U = G g G^T), the 16 positions are
     16 GEMMs (tiles, C) @ (C, OC) over the channels, and A^T M A turns each tile's 16 sums into
     its 2x2 outputs. Blocks of tile rows are transformed, multiplied and transformed back,
-    spread over the threads; `epilogue(block)` then finishes each block's output rows in
-    place (see `conv_epilogue`).
+    spread over the threads. The output transform adds `bias` (OC,) and applies a ReLU
+    (`relu`) as it writes each output, with the operations of `conv_epilogue`'s pass;
+    `epilogue(block)`, when given, then finishes each block's output rows in place (another
+    activation, see `conv_epilogue`).
 
     The sums come in another order than the direct conv's, through the transforms' adds and
     halvings, so the result differs from `conv_nhwc`'s in the last bits, as cuDNN's Winograd
@@ -263,6 +266,7 @@ def conv_winograd(x, weight, padding, out_size, epilogue=None, block_bytes=None)
     parallel_map(transform, [slice(0, oc // 2), slice(oc // 2, oc)] if oc * c >= 1 << 16
                  else [slice(0, oc)])
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(x, weight))
+    bias_y = np.empty(0, y.dtype) if bias is None else bias.astype(y.dtype)
     ut = u.transpose(0, 2, 1)  # (16, C, OC), read by BLAS in place
 
     def block_conv(block):
@@ -271,7 +275,8 @@ def conv_winograd(x, weight, padding, out_size, epilogue=None, block_bytes=None)
         compiled.winograd_tiles(x_nhwc, top, left, tiles_w, v, np.empty((4, 4, c), v.dtype),
                                 np.empty((4, 4, c), v.dtype), start, stop, r0, r1)
         m = np.matmul(v, ut)  # (16, T, OC)
-        compiled.winograd_outputs(m, y, np.empty((4, oc), dtype=y.dtype), start, stop, r0, r1)
+        compiled.winograd_outputs(m, y, np.empty((4, oc), dtype=y.dtype), bias_y, relu, start,
+                                  stop, r0, r1)
         if epilogue is not None:
             epilogue(y[start:stop, 2 * r0 : min(2 * r1, oh)])
 

@@ -407,13 +407,19 @@ def test_winograd_transforms_give_the_bits_of_numpy_passes(dtype):
 
     m = rng.standard_normal((16, n * th * tw, k)).astype(dtype)
     m.flat[:12] = SPECIAL
+    bias = rng.standard_normal(k).astype(dtype)
+    bias[:2] = [-0.0, np.nan]
     for oh, ow in ((2 * th, 2 * tw), (2 * th - 1, 2 * tw - 1)):  # even and odd outputs
-        y = np.full((n, oh, ow, k), 7, dtype)
-        compiled.winograd_outputs(m, y, np.empty((4, k), dtype), 0, n, 0, th)
         mm = m.reshape(4, 4, n, th, tw, k)
         rows = [mm[0] + mm[1] + mm[2], mm[1] - mm[2] - mm[3]]  # A^T's rows over M's rows
         full = np.empty((n, th, 2, tw, 2, k), dtype)
         for a, row in enumerate(rows):
             full[:, :, a, :, 0] = row[0] + row[1] + row[2]
             full[:, :, a, :, 1] = row[1] - row[2] - row[3]
-        _assert_same_bits([y], [full.reshape(n, 2 * th, 2 * tw, k)[:, :oh, :ow]])
+        full = full.reshape(n, 2 * th, 2 * tw, k)[:, :oh, :ow]
+        for with_bias, relu in ((False, False), (True, False), (True, True), (False, True)):
+            y = np.full((n, oh, ow, k), 7, dtype)
+            compiled.winograd_outputs(m, y, np.empty((4, k), dtype),
+                                      bias if with_bias else np.empty(0, dtype), relu, 0, n, 0, th)
+            expected = full + bias if with_bias else full.copy()
+            _assert_same_bits([y], [np.maximum(expected, 0) if relu else expected])
