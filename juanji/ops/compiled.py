@@ -41,6 +41,16 @@ def runs_on(kernel, *arrays):
         isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
+def _relu_value(v, zero):
+    """max(v, 0) of one value as np.maximum gives it (NaN stays NaN, -0.0 becomes 0.0): what
+    every compiled ReLU writes, to match `kernels.relu_in_place` and the Relu op."""
+    return v if (v > zero or v != v) else zero
+
+
+if njit is not None:
+    _relu_value = njit(inline="always")(_relu_value)
+
+
 def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):
     """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y.
 
@@ -169,9 +179,7 @@ def _affine(x, scale, shift, relu, out):
     for r in range(rows):
         for c in range(channels):
             v = x[r, c] * scale[c] + shift[c]
-            if relu and not (v >= zero or v != v):
-                v = zero
-            out[r, c] = v
+            out[r, c] = _relu_value(v, zero) if relu else v
 
 
 channel_sums_and_squares = channel_grad_sums = batch_norm_input_grad = affine = None
@@ -273,7 +281,7 @@ def _relu_with_mask(x, y, mask):
     for k in range(x.shape[0]):
         v = x[k]
         mask[k] = v > zero
-        y[k] = v if (v > zero or v != v) else zero
+        y[k] = _relu_value(v, zero)
 
 
 def _masked_gradient(gy, mask, gx):
@@ -548,8 +556,7 @@ def _bias_relu(out, bias, relu):
             out[k] += bias[k]
     if relu:
         for k in range(out.shape[0]):
-            v = out[k]
-            out[k] = v if (v > zero or v != v) else zero
+            out[k] = _relu_value(out[k], zero)
 
 
 winograd_weights = winograd_tiles = winograd_outputs = None

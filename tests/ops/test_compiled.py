@@ -117,6 +117,7 @@ def test_batch_norm_passes_give_the_bits_of_the_numpy_passes(dtype, relu, monkey
     rows[0, :3] = [np.nan, np.inf, -0.0]
     gy = rng.standard_normal(rows.shape).astype(dtype)
     mean, scale, k, shift = (rng.standard_normal(5) for _ in range(4))
+    rows[1, 0], scale[0], shift[0] = -0.0, abs(scale[0]), -0.0  # x * scale + shift = -0.0
     finish = kernels.relu_in_place if relu else None
 
     def passes():
