@@ -158,7 +158,7 @@ def _winograd_wins(x, weight, stride, dilation, out_size):
     -> 7.3 ms, 512 at 7x7 11.8 -> 10.2; b1, 256 at 14x14 3.6 -> 2.2, 512 at 7x7 4.8 -> 3.8,
     PP-OCRv4's 96 -> 24 at 160x160 10.8 -> 6.8. With 16 channels (ResNet-20's first stage,
     b128: 7.1-7.4 -> 7.9-8.0 ms) the transforms cost more than they save."""
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     oc = weight.shape[0]
     tiles = n * ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)
     return (backend.get_winograd() and weight.shape[2:] == (3, 3) and stride == (1, 1)
@@ -263,7 +263,7 @@ class Conv2d(Function):
             epilogue = None  # applied
             self.saved = None  # inference only
         elif (groups == 1 and stride == (1, 1) and c * oc <= _DIRECT_CHANNELS
-              and x.dtype == weight.dtype and compiled.runs_on(compiled.direct_conv, x)):
+              and x.dtype == weight.dtype and compiled.runs_on(compiled.direct_conv, x, weight)):
             self.path = "direct"
             xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
             y = conv_direct(xpad, weight, dilation, (oh, ow), epilogue)  # (N, OH, OW, OC)
