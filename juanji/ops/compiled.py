@@ -51,37 +51,120 @@ if njit is not None:
     _relu_value = njit(inline="always")(_relu_value)
 
 
-def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):
-    """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y.
+def _add_taps(out, x, taps, j, count, shift, fresh):
+    """out[k] = ((out[k] + x_j[k] * t_j[k]) + x_j+1[k] * t_j+1[k]) ... for `count` (1 to 3)
+    taps from j of one kernel row, added in order, where x_m = x[(m - j) * shift:] and t_m =
+    taps[m]; fresh: the first product starts the sum instead of out. Three taps per pass read
+    and write out once instead of three times."""
+    width = out.shape[0]
+    x0, t0 = x[:width], taps[j]
+    if count == 1:
+        for k in range(width):
+            out[k] = x0[k] * t0[k] if fresh else out[k] + x0[k] * t0[k]
+        return
+    x1, t1 = x[shift : shift + width], taps[j + 1]
+    if count == 2 and fresh:
+        for k in range(width):
+            out[k] = x0[k] * t0[k] + x1[k] * t1[k]
+    elif count == 2:
+        for k in range(width):
+            out[k] = (out[k] + x0[k] * t0[k]) + x1[k] * t1[k]
+    else:
+        x2, t2 = x[2 * shift : 2 * shift + width], taps[j + 2]
+        if fresh:
+            for k in range(width):
+                out[k] = (x0[k] * t0[k] + x1[k] * t1[k]) + x2[k] * t2[k]
+        else:
+            for k in range(width):
+                out[k] = ((out[k] + x0[k] * t0[k]) + x1[k] * t1[k]) + x2[k] * t2[k]
 
-    xpad: padded (N, HP, WP, C); taps: (KH, KW, C), C-contiguous; bias: (C,) or empty;
-    y: (N, OH, OW, C). Each output is the first tap's product, then each further tap's product
-    added, taps in row-major order, then the bias added: what `kernels.depthwise_nhwc` and the
-    conv's epilogue compute with one NumPy pass per tap and for the bias, here one pass over
-    the output with a pixel's channels in the innermost loop (which LLVM vectorises; a depth
-    multiplier above 1 keeps to the NumPy path).
+
+def _add_pixel_taps(y, b, r, xpad, row, sw, taps, i, j, count, dw, fresh):
+    """`_add_taps` for each output pixel q of row r, y[b, r, q] (C,), from the input pixels
+    xpad[b, row, q * SW + (j + m) * DW] and taps[i, j + m], m < count, indexed in place:
+    slicing views per pixel costs more than its few vectors of work."""
+    first = j * dw
+    for q in range(y.shape[2]):
+        col = q * sw + first
+        if fresh and count == 1:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = xpad[b, row, col, c] * taps[i, j, c]
+        elif fresh and count == 2:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = (xpad[b, row, col, c] * taps[i, j, c]
+                                 + xpad[b, row, col + dw, c] * taps[i, j + 1, c])
+        elif fresh:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = ((xpad[b, row, col, c] * taps[i, j, c]
+                                  + xpad[b, row, col + dw, c] * taps[i, j + 1, c])
+                                 + xpad[b, row, col + 2 * dw, c] * taps[i, j + 2, c])
+        elif count == 1:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = y[b, r, q, c] + xpad[b, row, col, c] * taps[i, j, c]
+        elif count == 2:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = ((y[b, r, q, c] + xpad[b, row, col, c] * taps[i, j, c])
+                                 + xpad[b, row, col + dw, c] * taps[i, j + 1, c])
+        else:
+            for c in range(y.shape[3]):
+                y[b, r, q, c] = (((y[b, r, q, c] + xpad[b, row, col, c] * taps[i, j, c])
+                                  + xpad[b, row, col + dw, c] * taps[i, j + 1, c])
+                                 + xpad[b, row, col + 2 * dw, c] * taps[i, j + 2, c])
+
+
+def _depthwise_rows(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw):
+    """Depthwise cross-correlation of samples b0:b1, output rows r0:r1, into y, one output
+    pixel at a time (any stride).
+
+    xpad: padded (N, HP, WP, C); taps: (KH, KW, C); bias: (C,) or empty; y: (N, OH, OW, C).
+    Each output is the first tap's product, then each further tap's product added, taps in
+    row-major order, then the bias added: what `kernels.depthwise_nhwc` and the conv's
+    epilogue compute with one NumPy pass per tap and for the bias (taps in threes along a
+    kernel row, see `_add_taps`). A depth multiplier above 1 keeps to the NumPy path.
     """
     kh, kw, channels = taps.shape
     for b in range(b0, b1):
         for r in range(r0, r1):
-            for q in range(y.shape[2]):
-                out = y[b, r, q]  # (C,)
-                pixel, tap = xpad[b, r * sh, q * sw], taps[0, 0]
-                for c in range(channels):
-                    out[c] = pixel[c] * tap[c]
-                for i in range(kh):
-                    for j in range(kw):
-                        if i == 0 and j == 0:
-                            continue
-                        pixel, tap = xpad[b, r * sh + i * dh, q * sw + j * dw], taps[i, j]
-                        for c in range(channels):
-                            out[c] += pixel[c] * tap[c]
-                if bias.shape[0]:
+            for i in range(kh):
+                for j in range(0, kw, 3):
+                    _add_pixel_taps(y, b, r, xpad, r * sh + i * dh, sw, taps, i, j,
+                                    min(3, kw - j), dw, i == 0 and j == 0)
+            if bias.shape[0]:
+                for q in range(y.shape[2]):
                     for c in range(channels):
-                        out[c] += bias[c]
+                        y[b, r, q, c] += bias[c]
+
+
+def _depthwise_row_runs(xflat, row_taps, row_bias, yflat, b0, b1, r0, r1, sh, dh, shift):
+    """`_depthwise_rows` at stride 1 across, a whole output row per pass: for few channels,
+    whose per-pixel runs of C values are too short to vectorise well (C = 16: 2x).
+
+    xflat: padded (N, HP, WP*C); yflat: (N, OH, OW*C); row_taps: (KH, KW, OW*C) and row_bias:
+    (OW*C,) or empty, the taps and bias repeated along the row; shift = DW*C, from one tap's
+    input to the next one's. The same float operations in the same order.
+    """
+    kh, kw, width = row_taps.shape
+    for b in range(b0, b1):
+        for r in range(r0, r1):
+            out = yflat[b, r]
+            for i in range(kh):
+                x = xflat[b, r * sh + i * dh]
+                for j in range(0, kw, 3):
+                    _add_taps(out, x[j * shift :], row_taps[i], j, min(3, kw - j), shift,
+                              i == 0 and j == 0)
+            if row_bias.shape[0]:
+                for k in range(width):
+                    out[k] += row_bias[k]
+
+
+if njit is not None:
+    _add_taps = njit(inline="always")(_add_taps)
+    _add_pixel_taps = njit(inline="always")(_add_pixel_taps)
 
 
 depthwise_rows = None if njit is None else njit(nogil=True, cache=False)(_depthwise_rows)
+depthwise_row_runs = (None if njit is None
+                      else njit(nogil=True, cache=False)(_depthwise_row_runs))
 
 
 def _gate(v, three, six, zero, times_x):

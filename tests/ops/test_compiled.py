@@ -15,6 +15,12 @@ DEPTHWISE = [
     (1, 4, 1, 11, 9, (3, 3), (2, 2), (1, 1)),  # batch 1, strided
     (2, 3, 2, 8, 10, (3, 2), (1, 2), (2, 1)),  # depth multiplier 2, dilated, asymmetric
     (3, 6, 1, 7, 7, (5, 5), (1, 1), (1, 1)),
+    # the compiled kernel's runs: one per output pixel above 64 channels or when strided
+    # across, one per output row otherwise; taps in threes along a kernel row (7 = 3 + 3 + 1)
+    (2, 70, 1, 6, 7, (3, 5), (1, 1), (1, 1)),
+    (2, 66, 1, 8, 9, (3, 3), (2, 1), (1, 2)),
+    (1, 3, 1, 10, 16, (2, 7), (1, 1), (2, 2)),
+    (1, 8, 1, 9, 10, (3, 4), (2, 1), (1, 1)),
 ]
 
 
@@ -30,7 +36,7 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     n, c, m, h, w, kernel, stride, dilation = case
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    x.reshape(-1)[:3] = [np.nan, np.inf, -np.inf]
+    x.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]  # a sum may start from -0.0
     xpad = kernels.pad_nhwc(x, (1, 1), (1, 0))
     taps = rng.standard_normal((*kernel, c, m)).astype(dtype).transpose(0, 1, 2, 3)
     out = [(xpad.shape[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
@@ -45,6 +51,19 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     assert got.dtype == want.dtype == dtype and np.isnan(want).any()
     assert activation != "relu" or (want == 0).any()
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("channels", [3, 70])  # a run per output row, per output pixel
+def test_depthwise_rows_keep_a_sum_of_negative_zeros(channels, monkeypatch):
+    # every product -0.0: the NumPy passes give -0.0 (the first product, then -0.0 added), so
+    # a compiled sum must not start from +0.0
+    xpad = np.full((1, 5, 6, channels), -0.0, dtype=np.float32)
+    taps = np.ones((3, 3, channels, 1), dtype=np.float32)
+    got = kernels.depthwise_nhwc(xpad, taps, (1, 1), (1, 1), (3, 4))
+    monkeypatch.setattr(compiled, "depthwise_rows", None)
+    want = kernels.depthwise_nhwc(xpad, taps, (1, 1), (1, 1), (3, 4))
+    assert np.signbit(want).all()
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_compiled_kernels_are_off_without_numba_or_when_asked(monkeypatch):
