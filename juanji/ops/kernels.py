@@ -781,8 +781,12 @@ def channel_moments(rows, channels, period):
 
 
 def relu_in_place(x):
-    """x <- max(x, 0) (NaN stays NaN), the Relu op's forward on a block in place."""
-    xp_of(x).maximum(x, x.dtype.type(0), out=x)
+    """x <- max(x, 0) (NaN stays NaN), the Relu op's forward on a block in place: one
+    compiled pass over contiguous float memory, else NumPy's maximum."""
+    if compiled.runs_on(compiled.relu_in_place, x) and x.flags.c_contiguous:
+        compiled.relu_in_place(x.reshape(-1))  # a view
+    else:
+        xp_of(x).maximum(x, x.dtype.type(0), out=x)
 
 
 def relu_gradient(gy, y):

@@ -226,6 +226,52 @@ def test_layers_match_torch_modules(layer, ref):
     assert layer.state_dict() == {} and list(layer.parameters()) == []
 
 
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+def _special_values(shape, dtype, layout):
+    x = _input(shape).astype(dtype)
+    x.reshape(-1)[:4] = [np.nan, -0.0, -np.inf, np.inf]
+    if layout == "channels_last":  # an NCHW view of NHWC memory, what a conv returns
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_relu_inplace_under_no_grad_writes_over_its_input(dtype, layout):
+    # PyTorch's relu_: the input's memory holds the result, bit for bit the new-array result
+    x = _special_values((2, 3, 5, 7), dtype, layout)
+    want = F.relu(juanji.tensor(x.copy())).data
+    xj = juanji.Tensor(x)
+    with juanji.no_grad():
+        y = nn.ReLU(inplace=True)(xj)
+    assert np.shares_memory(y.data, x) and xj.data is x
+    np.testing.assert_array_equal(_bits(x), _bits(want))  # NaN kept, -0.0 became +0.0
+    assert np.isnan(want).any() and (want == 0).any() and not np.signbit(want).any()
+    np.testing.assert_array_equal(y.data, want)
+
+
+def test_relu_inplace_with_gradients_on_or_read_only_input_makes_a_new_tensor():
+    x = _special_values((2, 3, 4, 4), np.float32, "nchw")
+    kept = x.copy()
+    xj = juanji.tensor(x, requires_grad=True)
+    y = F.relu(xj, inplace=True)  # gradients on: x may be kept for a backward
+    np.testing.assert_array_equal(xj.data.view(np.uint8), kept.view(np.uint8))
+    y.sum().backward()
+    np.testing.assert_array_equal(xj.grad, (kept > 0).astype(np.float32))
+    read_only = kept.copy()
+    read_only.flags.writeable = False
+    with juanji.no_grad():
+        y = F.relu(juanji.Tensor(read_only), inplace=True)
+    assert not np.shares_memory(y.data, read_only)
+    np.testing.assert_array_equal(read_only.view(np.uint8), kept.view(np.uint8))
+    with juanji.no_grad():  # inplace=False never writes over its input
+        F.relu(juanji.Tensor(x))
+    np.testing.assert_array_equal(x.view(np.uint8), kept.view(np.uint8))
+
+
 def test_layer_argument_errors():
     with pytest.raises(ValueError, match="approximate"):
         nn.GELU("fast")

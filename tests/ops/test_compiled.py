@@ -66,6 +66,17 @@ def test_depthwise_rows_keep_a_sum_of_negative_zeros(channels, monkeypatch):
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_in_place_gives_the_bits_of_numpys_maximum(dtype, monkeypatch):
+    x = np.random.default_rng(0).standard_normal((3, 37)).astype(dtype)
+    x.reshape(-1)[:6] = [np.nan, -np.nan, -0.0, 0.0, -np.inf, np.inf]
+    got, want = x.copy(), x.copy()
+    kernels.relu_in_place(got)
+    monkeypatch.setattr(compiled, "relu_in_place", None)
+    kernels.relu_in_place(want)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 def test_compiled_kernels_are_off_without_numba_or_when_asked(monkeypatch):
     import importlib
 

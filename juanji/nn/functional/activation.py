@@ -1,7 +1,8 @@
 """Activation functions and the softmax family (PyTorch's names, argument order, defaults).
 
-`inplace` is accepted wherever PyTorch accepts it, for compatibility; juanji never mutates its
-input and always returns a new tensor.
+`inplace` is accepted wherever PyTorch accepts it, for compatibility. relu alone acts on it: under
+no_grad it writes over its input, as PyTorch's does; every other function, and relu with
+gradients on, returns a new tensor and leaves its input as it was.
 """
 
 import numbers
@@ -34,9 +35,13 @@ def _already_applied(input, name):
 
 
 def relu(input, inplace=False):
-    """max(x, 0); gradient 0 at x = 0."""
+    """max(x, 0); gradient 0 at x = 0. inplace=True writes the result over the input's memory
+    when gradients are off (no_grad), as PyTorch's does; with gradients on it makes a new
+    tensor (see ops.activation.Relu)."""
     if _already_applied(input, "relu"):
         return input
+    if inplace:
+        return activation.Relu.apply(input, inplace=True)
     return activation.Relu.apply(input)
 
 

@@ -1,6 +1,7 @@
 """Activation layers: hold the options, call nn.functional.
 
-`inplace` is accepted where PyTorch accepts it; juanji never mutates its input.
+`inplace` is accepted where PyTorch accepts it; only ReLU acts on it (under no_grad it writes
+over its input, as PyTorch's does); the others never mutate their input.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ __all__ = [
 
 
 class _Inplace(Module):
-    """Base of the activations that take only `inplace` (accepted, ignored)."""
+    """Base of the activations that take only `inplace` (ReLU's acts on it, see ReLU)."""
 
     def __init__(self, inplace=False):
         super().__init__()
@@ -35,10 +36,11 @@ def mark_activated(tensor, activation):
 
 
 class ReLU(_Inplace):
-    """max(x, 0). `inplace` is accepted for PyTorch compatibility; juanji never mutates input."""
+    """max(x, 0). inplace=True: under no_grad the result is written over x's memory, as
+    PyTorch's ReLU(inplace=True) does (see F.relu); with gradients on, a new tensor."""
 
     def forward(self, x):
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
 
 
 class ReLU6(_Inplace):
