@@ -680,16 +680,17 @@ def channels_last_rows(x):
     undoes it.
     """
     xp = xp_of(x)
-    moved = xp.ascontiguousarray(xp.moveaxis(x, 1, -1))  # (N, *S, C), a view when it can be
+    last = (0, *range(2, x.ndim), 1)  # moveaxis(x, 1, -1) without its argument checks
+    moved = xp.ascontiguousarray(x.transpose(last))  # (N, *S, C), a view when it can be
     period = x.shape[-1] if x.ndim > 2 else 1
     return moved.reshape(-1, period * x.shape[1]), period
 
 
 def rows_to_channels_first(rows, shape):
     """Inverse of `channels_last_rows`: (R, P*C) -> NCHW view (N, C, *S) of `shape`."""
-    xp = xp_of(rows)
     n, c, *spatial = shape
-    return xp.moveaxis(rows.reshape(n, *spatial, c), -1, 1)
+    first = (0, len(shape) - 1, *range(1, len(shape) - 1))  # moveaxis(..., -1, 1)
+    return rows.reshape(n, *spatial, c).transpose(first)
 
 
 def tile_channels(v, period):
@@ -898,15 +899,17 @@ def channel_combination(terms, shift, period, out=None, finish=None):
     xp = xp_of(terms[0][0])
     first = terms[0][0]
     out = xp.empty_like(first) if out is None else out
-    tiled = [(rows, None if scale is None else tile_channels(scale, period).astype(first.dtype))
-             for rows, scale in terms]
-    tiled_shift = None if shift is None else tile_channels(shift, period).astype(first.dtype)
     # batch norm's x * scale + shift (and ReLU): one compiled pass, the same operations
     channels = None if shift is None else shift.shape[0]
     affine = (compiled.affine is not None and xp is np and len(terms) == 1 and out is not first
               and terms[0][1] is not None and shift is not None and first.flags.c_contiguous
               and finish in (None, relu_in_place))
     flat = None if not affine else [v.astype(first.dtype) for v in (terms[0][1], shift)]
+    tiled = tiled_shift = None  # the NumPy passes' per-channel vectors along the rows
+    if not affine:
+        tiled = [(rows, None if scale is None else
+                  tile_channels(scale, period).astype(first.dtype)) for rows, scale in terms]
+        tiled_shift = None if shift is None else tile_channels(shift, period).astype(first.dtype)
 
     def combine(block):
         start, stop = block

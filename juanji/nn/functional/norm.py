@@ -1,8 +1,7 @@
 """Normalisation functions: batch_norm, layer_norm, group_norm, local_response_norm."""
 
+import math
 import numbers
-
-import numpy as np
 
 from juanji.nn.args import one_of, single
 from juanji.ops import norm
@@ -42,7 +41,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     input = as_tensor(input)
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects an (N, C, *) input; got shape {tuple(input.shape)}")
-    count = input.shape[0] * int(np.prod(input.shape[2:], dtype=np.int64))
+    count = input.shape[0] * math.prod(input.shape[2:])
     if training and count == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
                          f"size {list(input.shape)}")
