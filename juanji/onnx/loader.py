@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 
+from juanji import function
 from juanji.nn.module import Module, Parameter
 from juanji.onnx.chains import ChainStep, fuse_chains
 from juanji.onnx.handlers import HANDLERS
@@ -189,17 +190,29 @@ class OnnxModule(Module):
             raise ValueError(f"the model takes {len(self._inputs)} input(s) "
                              f"{self.input_names}; got {len(inputs)}")
         values = dict(self._constants)
+        given = [*inputs]  # what the caller passed, and the checked Tensors
         for spec, value in zip(self._inputs, inputs):
             values[spec[0]] = _check_input(spec, value)
+            given.append(values[spec[0]])
         last_use = {}
         for i, (node, _) in enumerate(self._steps):
             for name in node.inputs:
                 last_use[name] = i
         keep = set(self.output_names) | set(self._constants)
+        made = {}  # the values computed so far and still alive (no constants, no inputs)
+        protected = None  # see _protected_roots, found when first needed
         for i, (node, step) in enumerate(self._steps):
             args = [values[name] if name else None for name in node.inputs]
+            # an activation may write over its input (see _may_overwrite); not while a tracer
+            # (export, fuse_activations) records the tensors
+            overwrite = (getattr(step, "in_place", None) is not None
+                         and function._tracer is None and node.inputs[0] in made)
+            if overwrite and protected is None:
+                protected = _protected_roots(self._constants, given)
+            overwrite = overwrite and _may_overwrite(node.inputs[0], i, last_use, keep, made,
+                                                     protected)
             try:
-                out = step(*args)
+                out = step.in_place(*args) if overwrite else step(*args)
             except (ValueError, TypeError, IndexError) as error:
                 if isinstance(step, ChainStep):
                     raise  # it names the node of the group that failed
@@ -207,10 +220,11 @@ class OnnxModule(Module):
             outs = out if isinstance(out, tuple) else (out,)
             for name, value in zip(node.outputs, outs):
                 if name:
-                    values[name] = value
+                    values[name] = made[name] = value
             for name in node.inputs:
                 if last_use.get(name) == i and name not in keep:
                     values.pop(name, None)
+                    made.pop(name, None)
         results = tuple(_as_output(values[name]) for name in self.output_names)
         return results[0] if len(results) == 1 else results
 
@@ -241,6 +255,41 @@ class OnnxModule(Module):
 
     def extra_repr(self):
         return f"inputs={self.input_names}, outputs={self.output_names}, opset={self.opset}"
+
+
+def _may_overwrite(name, i, last_use, keep, made, protected):
+    """Whether node i may write over value `name` (an activation run in place): a value the
+    graph computed, not a graph output, read by no later node, whose memory is neither a
+    constant's or an input's (`protected`, ids of memory roots) nor shared with another live
+    value (a Reshape or Identity of it, say)."""
+    data = _array_of(made.get(name))
+    if data is None or last_use.get(name) != i or name in keep:
+        return False
+    root = _memory_root(data)
+    if id(root) in protected:
+        return False
+    return not any(_memory_root(other) is root for other in
+                   (_array_of(value) for key, value in made.items() if key != name)
+                   if other is not None)
+
+
+def _array_of(value):
+    """The NumPy array of a graph value (a Tensor or an array), else None."""
+    data = value.data if isinstance(value, Tensor) else value
+    return data if isinstance(data, np.ndarray) else None
+
+
+def _memory_root(array):
+    """The array that owns `array`'s memory (the end of its chain of views)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _protected_roots(constants, inputs):
+    """ids of the memory roots of the graph's constants and inputs, which no node may write."""
+    arrays = (_array_of(value) for value in [*constants.values(), *inputs])
+    return {id(_memory_root(a)) for a in arrays if a is not None}
 
 
 def _copy_step(step, memo):

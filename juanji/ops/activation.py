@@ -87,6 +87,12 @@ def _sigmoid(x):
     return half * (1 + xp_of(x).tanh(half * x))
 
 
+def _overwritable(x):
+    """Whether an op asked to work in place may write over x: gradients are off (no_grad, so
+    no op keeps x for a backward) and x's memory is writable."""
+    return not grad_mode.is_enabled() and getattr(x.flags, "writeable", True)
+
+
 def _with_mask(x, need_mask, fill):
     """y (and the bool gradient mask when need_mask) for x, computed by fill(x, y, mask=None)
     in blocks over the threads -> (y, mask or None)."""
@@ -122,7 +128,7 @@ class Relu(Function):
 
     def forward(self, x, inplace=False):
         xp, zero = xp_of(x), x.dtype.type(0)
-        if inplace and not grad_mode.is_enabled() and getattr(x.flags, "writeable", True):
+        if inplace and _overwritable(x):
             elementwise_blocks(relu_in_place, x)
             return x
 
@@ -328,7 +334,11 @@ class Hardswish(Function):
 
     input_kinds = "f"
 
-    def forward(self, x):
+    def forward(self, x, inplace=False):
+        # inplace=True: as Relu's, when x's memory is one run (the compiled pass reads it flat)
+        if inplace and _overwritable(x) and elementwise_blocks(
+                hard_gate_in_place, x, flat_only=True):
+            return x
         self.x = x
         return hard_gate(x, times_x=True)
 
@@ -342,7 +352,7 @@ class Hardsigmoid(Function):
     input_kinds = "f"
 
     def forward(self, x):
-        self.mask = (x > -3) & (x < 3)
+        self.mask = (x > -3) & (x < 3) if self.needs_grad[0] else None
         return hard_gate(x, times_x=False)
 
     def backward(self, gy):

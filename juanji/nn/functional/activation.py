@@ -1,8 +1,8 @@
 """Activation functions and the softmax family (PyTorch's names, argument order, defaults).
 
-`inplace` is accepted wherever PyTorch accepts it, for compatibility. relu alone acts on it: under
-no_grad it writes over its input, as PyTorch's does; every other function, and relu with
-gradients on, returns a new tensor and leaves its input as it was.
+`inplace` is accepted wherever PyTorch accepts it, for compatibility. relu and hardswish act on
+it: under no_grad they write over their input, as PyTorch's do; every other function, and
+these two with gradients on, return a new tensor and leave their input as it was.
 """
 
 import numbers
@@ -110,9 +110,11 @@ def silu(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
-    """x * relu6(x + 3) / 6 (MobileNetV3)."""
+    """x * relu6(x + 3) / 6 (MobileNetV3). inplace=True as relu's."""
     if _already_applied(input, "hardswish"):
         return input
+    if inplace:
+        return activation.Hardswish.apply(input, inplace=True)
     return activation.Hardswish.apply(input)
 
 

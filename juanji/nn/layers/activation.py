@@ -1,7 +1,7 @@
 """Activation layers: hold the options, call nn.functional.
 
-`inplace` is accepted where PyTorch accepts it; only ReLU acts on it (under no_grad it writes
-over its input, as PyTorch's does); the others never mutate their input.
+`inplace` is accepted where PyTorch accepts it; ReLU and Hardswish act on it (under no_grad
+they write over their input, as PyTorch's do); the others never mutate their input.
 """
 
 import numpy as np
@@ -17,7 +17,7 @@ __all__ = [
 
 
 class _Inplace(Module):
-    """Base of the activations that take only `inplace` (ReLU's acts on it, see ReLU)."""
+    """Base of the activations that take only `inplace` (ReLU's and Hardswish's act on it)."""
 
     def __init__(self, inplace=False):
         super().__init__()
@@ -146,10 +146,10 @@ class SiLU(_Inplace):
 
 
 class Hardswish(_Inplace):
-    """x * relu6(x + 3) / 6."""
+    """x * relu6(x + 3) / 6. inplace=True as ReLU's."""
 
     def forward(self, x):
-        return F.hardswish(x)
+        return F.hardswish(x, inplace=self.inplace)
 
 
 class Hardsigmoid(_Inplace):

@@ -21,6 +21,21 @@ def _unary(fn):
     return lambda node, ctx: (lambda x: fn(as_float(x), node))
 
 
+class Overwriting:
+    """A step x -> fn(x) that may also run as fn(x, inplace=True), writing over x: the graph
+    does so when no other node reads x afterwards and x shares no memory with another value
+    (see OnnxModule.forward); fn acts on inplace only under no_grad."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, x):
+        return self.fn(as_float(x))
+
+    def in_place(self, x):
+        return self.fn(as_float(x), inplace=True)
+
+
 def prelu(node, ctx):
     slope = ctx.const(node.inputs[1])
     if slope is None:
@@ -80,7 +95,7 @@ def _softmax(fn):
 
 
 HANDLERS = {
-    "Relu": _unary(lambda x, node: F.relu(x)),
+    "Relu": lambda node, ctx: Overwriting(F.relu),
     "LeakyRelu": _unary(lambda x, node: F.leaky_relu(x, node.attr("alpha", 0.01))),
     "PRelu": prelu,
     "Elu": _unary(lambda x, node: F.elu(x, node.attr("alpha", 1.0))),
@@ -88,7 +103,7 @@ HANDLERS = {
     "Celu": _unary(_celu),
     "Sigmoid": _unary(lambda x, node: F.sigmoid(x)),
     "HardSigmoid": _unary(_hard_sigmoid),
-    "HardSwish": _unary(lambda x, node: F.hardswish(x)),
+    "HardSwish": lambda node, ctx: Overwriting(F.hardswish),
     "Tanh": _unary(lambda x, node: F.tanh(x)),
     "Softplus": _unary(lambda x, node: F.softplus(x)),
     "Softsign": _unary(lambda x, node: x / (x.abs() + 1.0)),
