@@ -18,11 +18,15 @@ import types
 
 import numpy as np
 
-from juanji import function
+from juanji import function, grad_mode
+from juanji.nn import functional as F
 from juanji.nn.module import Module, Parameter
 from juanji.onnx.chains import ChainStep, fuse_chains
 from juanji.onnx.handlers import HANDLERS
+from juanji.onnx.handlers.activation import Overwriting
 from juanji.onnx.handlers.base import Node, Unsupported
+from juanji.onnx.handlers.conv import ConvStep
+from juanji.onnx.handlers.norm import BatchNormStep
 from juanji.onnx.reader import OnnxImportError, import_onnx, read_model, to_array
 from juanji.tensor import Tensor
 
@@ -110,6 +114,10 @@ class LayerRef:
     def __call__(self, *args, **kwargs):
         return getattr(self.module, self.name)(*args, **kwargs)
 
+    def current(self):
+        """The sub-module the name refers to now."""
+        return getattr(self.module, self.name)
+
     def __getattr__(self, attr):
         if attr.startswith("__") or attr in LayerRef.__slots__:  # probed before __init__
             raise AttributeError(attr)
@@ -145,6 +153,7 @@ class OnnxModule(Module):
         self._steps = fuse_chains(self._build(graph, constants, tensor_to_array), constants,
                                   self.output_names)
         self._constants = constants
+        self._conv_chains = _conv_chains(self._steps, self.output_names)
 
     def _build(self, graph, constants, tensor_to_array):
         ctx, steps, problems = _Build(self, constants), [], []
@@ -201,8 +210,21 @@ class OnnxModule(Module):
         keep = set(self.output_names) | set(self._constants)
         made = {}  # the values computed so far and still alive (no constants, no inputs)
         protected = None  # see _protected_roots, found when first needed
+        skip = set()  # steps a fused conv has done
         for i, (node, step) in enumerate(self._steps):
+            if i in skip:
+                continue
             args = [values[name] if name else None for name in node.inputs]
+            fused = self._fused_conv(i, args[0]) if i in self._conv_chains else None
+            if fused is not None:
+                node, out = fused  # the chain's last node and its output
+                skip.update(self._conv_chains[i][:2])
+                values[node.outputs[0]] = made[node.outputs[0]] = out
+                for name in self._steps[i][0].inputs:
+                    if last_use.get(name) == i and name not in keep:
+                        values.pop(name, None)
+                        made.pop(name, None)
+                continue
             # an activation may write over its input (see _may_overwrite); not while a tracer
             # (export, fuse_activations) records the tensors
             overwrite = (getattr(step, "in_place", None) is not None
@@ -227,6 +249,23 @@ class OnnxModule(Module):
                     made.pop(name, None)
         results = tuple(_as_output(values[name]) for name in self.output_names)
         return results[0] if len(results) == 1 else results
+
+    def _fused_conv(self, i, x):
+        """(last node, output) of conv step i and the batch norm (and activation) after it
+        run as one conv pass (`ConvStep.with_batch_norm`, the same bits as the steps), when
+        nothing can tell the difference: no gradients, no tracer (export,
+        fuse_activations), the layers still an eval-mode conv and batch norm without hooks
+        or fused activations of their own; else None (the steps run one by one)."""
+        if grad_mode.is_enabled() or function._tracer is not None or not isinstance(x, Tensor):
+            return None
+        j, k, activation = self._conv_chains[i]
+        conv, norm = self._steps[i][1], self._steps[j][1]
+        if not conv.fusable():
+            return None
+        affine = norm.eval_affine(np.result_type(x.dtype, conv.layer.weight.dtype))
+        if affine is None:
+            return None
+        return self._steps[j if k is None else k][0], conv.with_batch_norm(x, affine, activation)
 
     def readers(self, layer):
         """What reads the outputs of the node that runs sub-module `layer`: for each reading
@@ -255,6 +294,36 @@ class OnnxModule(Module):
 
     def extra_repr(self):
         return f"inputs={self.input_names}, outputs={self.output_names}, opset={self.opset}"
+
+
+def _conv_chains(steps, output_names):
+    """{index of a Conv step: (index of the BatchNormalization step after it, index of the
+    Relu or HardSwish step after that or None, 'relu' / 'hardswish' / None)} for each
+    Conv -> BatchNormalization (-> activation) run of steps in which each value passed on is
+    read by the next step alone and is no graph output: what `OnnxModule._fused_conv` may run
+    as one pass."""
+    kinds = {F.relu: "relu", F.hardswish: "hardswish"}
+    readers = {}
+    for node, _ in steps:
+        for name in node.inputs:
+            readers[name] = readers.get(name, 0) + 1
+
+    def passes_on(index, to):  # step index's output read by step `to` alone
+        name = steps[index][0].outputs[0]
+        return (to < len(steps) and readers.get(name) == 1 and name not in output_names
+                and steps[to][0].inputs[:1] == [name])
+
+    chains = {}
+    for i, (_, step) in enumerate(steps):
+        if not (isinstance(step, ConvStep) and passes_on(i, i + 1)
+                and isinstance(steps[i + 1][1], BatchNormStep)):
+            continue
+        after = steps[i + 2][1] if i + 2 < len(steps) else None
+        if isinstance(after, Overwriting) and after.fn in kinds and passes_on(i + 1, i + 2):
+            chains[i] = (i + 1, i + 2, kinds[after.fn])
+        else:
+            chains[i] = (i + 1, None, None)
+    return chains
 
 
 def _may_overwrite(name, i, last_use, keep, made, protected):

@@ -50,6 +50,7 @@ from juanji.ops.kernels import (
     pad_nhwc,
     relu_gradient,
     sample_blocks,
+    tile_channels,
 )
 
 _NO_PAD = ((0, 0), (0, 0))
@@ -204,6 +205,21 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     return crop_nchw(dxpad, padding, x_shape[2:])
 
 
+def _affine_then(affine, finish, out_width, dtype):
+    """finish(rows) after rows * scale + shift per output channel, over a conv epilogue's rows
+    (B*OH', OW*OC): an eval-mode batch norm's pass (`norm.per_channel_affine` gives the
+    vectors; the same two roundings per value as its pass), then the activation, if any."""
+    scale, shift = (tile_channels(v, out_width).astype(dtype) for v in affine)
+
+    def then(rows):
+        xp_of(rows).multiply(rows, scale, out=rows)
+        rows += shift
+        if finish is not None:
+            finish(rows)
+
+    return then
+
+
 def empty_batch_grads(needs_grad, x, weight, oc):
     """Zero gradients of a conv's (x, weight, bias) for an empty batch (N = 0): no sample adds
     anything, and the blocked kernels need at least one sample, so the ops skip them."""
@@ -219,6 +235,11 @@ class Conv2d(Function):
     Output channel oc belongs to group oc // (OC/G), as in PyTorch (depthwise with a depth
     multiplier M: oc = c * M + m). The GEMM runs channels-last: the returned array is an NCHW
     view of NHWC memory, which the next windowed op reads without a copy.
+
+    activation ('relu' or 'hardswish') and, for inference only, affine ((scale, shift), each
+    (OC,): an eval-mode batch norm's y * scale + shift, see norm.per_channel_affine, applied
+    before the activation) are applied to each block of the output while in cache, with the
+    float operations of the separate passes: the same bits.
     """
 
     input_kinds = "f"
@@ -226,7 +247,7 @@ class Conv2d(Function):
     bias_in_product = False  # the channels-first path multiplies its bias in (see forward)
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=_NO_PAD, dilation=(1, 1),
-                groups=1, activation=None):
+                groups=1, activation=None, affine=None):
         n, c, h, w = x.shape
         oc, cg, kh, kw = weight.shape
         oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
@@ -241,6 +262,11 @@ class Conv2d(Function):
         separate = activation == "hardswish" and any(self.needs_grad)
         finish = None if activation is None or separate else activation_ops.IN_PLACE[activation]
         y_dtype = xp_of(x).result_type(x, weight)
+        if affine is not None:  # an eval-mode batch norm after the conv, before the activation
+            if any(self.needs_grad):
+                raise ValueError("Conv2d's affine (a batch norm in the same pass) is for "
+                                 "inference: no gradient flows through it")
+            finish = _affine_then(affine, finish, ow, y_dtype)
         epilogue = conv_epilogue(bias, finish, ow, y_dtype)
         if n == 0:
             self.empty = (x, weight)
@@ -257,7 +283,7 @@ class Conv2d(Function):
         elif (groups == 1 and not any(self.needs_grad)
               and _winograd_wins(x, weight, stride, dilation, (oh, ow))):
             self.path = "winograd"
-            relu = activation == "relu"  # applied in the output transform, with the bias
+            relu = activation == "relu" and affine is None  # in the output transform
             y = conv_winograd(x, weight, padding, (oh, ow), bias, relu, None if relu else
                               conv_epilogue(None, finish, ow, y_dtype))  # (N, OH, OW, OC)
             epilogue = None  # applied

@@ -51,6 +51,20 @@ def _channel_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+def per_channel_affine(mean, var, weight, bias, eps, dtype):
+    """Batch norm as one affine pass per channel, y = x * scale + shift, as PyTorch's CPU
+    kernel: -> (invstd, scale, shift), each (C,) in `dtype`, with invstd = 1 / sqrt(var + eps),
+    scale = invstd * weight and shift = bias - mean * scale (weight and bias may be None).
+    The conv epilogue that applies an eval-mode batch norm (ops.conv.Conv2d's `affine`)
+    takes the same vectors, so it gives the same bits."""
+    xp = xp_of(mean)
+    mean, var = mean.astype(dtype, copy=False), var.astype(dtype, copy=False)
+    invstd = 1 / xp.sqrt(var + dtype.type(eps))
+    scale = invstd if weight is None else invstd * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return invstd, scale, shift
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel; x: (N, C, *).
 
@@ -70,19 +84,14 @@ class BatchNorm(Function):
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, training=True,
                 activation=None):
-        xp = xp_of(x)
         c = x.shape[1]
         rows, period = channels_last_rows(x)  # (R, P*C)
         if training:
             # one read of x for both statistics (see channel_moments)
             mean, var = (m.astype(x.dtype) for m in channel_moments(rows, c, period))  # (C,)
             self.batch_mean, self.batch_var = mean, var
-        else:
-            mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
-        invstd = 1 / xp.sqrt(var + x.dtype.type(eps))  # (C,)
-        scale = invstd if weight is None else invstd * weight
-        # one affine pass, y = x * scale + (bias - mean * scale), as PyTorch's CPU kernel
-        shift = -mean * scale if bias is None else bias - mean * scale
+        invstd, scale, shift = per_channel_affine(mean, var, weight, bias, eps, x.dtype)
+        mean = mean.astype(x.dtype, copy=False)
         if activation not in (None, "relu"):
             raise ValueError(f"batch norm fuses only activation='relu'; got {activation!r}")
         relu = activation == "relu"

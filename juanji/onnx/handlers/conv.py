@@ -72,17 +72,48 @@ def conv(node, ctx):
     layer.weight = ctx.param(node.inputs[1])
     if bias:
         layer.bias = ctx.param(bias)
-    layer = ctx.add_layer(node, layer)
+    return ConvStep(node, ctx.add_layer(node, layer), symmetric, dims)
 
-    def step(x, *_):
+
+class ConvStep:
+    """A Conv node with constant weights: runs its layer (after F.pad for padding the layer
+    cannot hold). `with_batch_norm` runs it with an eval-mode batch norm and an activation
+    after it in the same pass, for the graph (OnnxModule.forward) to use when it may."""
+
+    def __init__(self, node, layer, symmetric, dims):
+        self.node, self.layer, self.symmetric, self.dims = node, layer, symmetric, dims
+
+    def _input(self, x):
         x = as_float(x)
-        check_rank(x, (dims + 2,), "Conv")
-        if not symmetric:
-            pads = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
+        check_rank(x, (self.dims + 2,), "Conv")
+        if not self.symmetric:
+            kernel = self.layer.weight.shape[2:]
+            strides, dilations = window(self.node, kernel)
+            pads = spatial_pads(self.node, x.shape[2:], kernel, strides, dilations)
             x = F.pad(x, torch_pad_amounts(pads))
-        return layer(x)
+        return x
 
-    return step
+    def __call__(self, x, *_):
+        return self.layer(self._input(x))
+
+    def fusable(self):
+        """Whether `with_batch_norm` may stand for calling the layer: still a plain 2-D conv
+        layer (fold_batch_norms or the user may have replaced it), with no hooks and no fused
+        activation of its own."""
+        layer = self.layer.current()
+        return (type(layer) is Conv2d and layer.fused_activation is None
+                and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+                and not layer._forward_hooks and not layer._forward_pre_hooks)
+
+    def with_batch_norm(self, x, affine, activation):
+        """activation(batch_norm(conv(x))) in one pass, the bits of the three steps: affine =
+        (scale, shift) of an eval-mode batch norm (norm.per_channel_affine), activation
+        None, 'relu' or 'hardswish'. Only without gradients."""
+        layer = self.layer.current()
+        return conv_ops.Conv2d.apply(
+            self._input(x), layer.weight, layer.bias, stride=layer.stride,
+            padding=tuple((p, p) for p in layer.padding), dilation=layer.dilation,
+            groups=layer.groups, activation=activation, affine=affine)
 
 
 def _conv(node, x, w, b, groups):

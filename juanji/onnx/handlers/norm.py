@@ -13,6 +13,7 @@ import numpy as np
 from juanji.nn import functional as F
 from juanji.nn.layers.norm import BatchNorm2d, GroupNorm, LayerNorm
 from juanji.onnx.handlers.base import Unsupported, as_float, check_rank, data
+from juanji.ops.norm import per_channel_affine
 from juanji.tensor import Tensor
 
 
@@ -37,18 +38,41 @@ def batch_normalization(node, ctx):
     layer.weight, layer.bias = ctx.param(node.inputs[1]), ctx.param(node.inputs[2])
     layer.running_mean = Tensor(np.array(mean, dtype=scale.dtype))
     layer.running_var = Tensor(np.array(weights[3], dtype=scale.dtype))
-    layer = ctx.add_layer(node, layer)
+    return BatchNormStep(ctx.add_layer(node, layer), always_train)
 
-    def step(x, *_):
+
+class BatchNormStep:
+    """A BatchNormalization node with constant weights and statistics: runs its layer (4-D
+    input) or F.batch_norm with the layer's state. `eval_affine` gives the (scale, shift) a
+    conv before it applies in its own pass instead (see ConvStep.with_batch_norm), when the
+    layer normalises with its running statistics."""
+
+    def __init__(self, layer, always_train):
+        self.layer, self.always_train = layer, always_train
+
+    def __call__(self, x, *_):
+        layer = self.layer
         x = as_float(x)
         check_rank(x, range(2, 9), "BatchNormalization")
-        if x.ndim == 4 and not always_train:
+        if x.ndim == 4 and not self.always_train:
             return layer(x)
-        training = layer.training or always_train
+        training = layer.training or self.always_train
         return F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias,
                             training, layer.momentum, layer.eps)
 
-    return step
+    def eval_affine(self, dtype):
+        """(scale, shift) in `dtype` when the layer is still an eval-mode BatchNorm2d with
+        running statistics, no hooks and no fused activation of its own, else None."""
+        layer = self.layer.current()
+        if (type(layer) is not BatchNorm2d or layer.training or self.always_train
+                or layer.running_mean is None or layer.fused_activation is not None
+                or layer._forward_hooks or layer._forward_pre_hooks):
+            return None
+        weight = None if layer.weight is None else layer.weight.data
+        bias = None if layer.bias is None else layer.bias.data
+        _, scale, shift = per_channel_affine(layer.running_mean.data, layer.running_var.data,
+                                             weight, bias, layer.eps, np.dtype(dtype))
+        return scale, shift
 
 
 def instance_normalization(node, ctx):

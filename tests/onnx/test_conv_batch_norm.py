@@ -1,0 +1,184 @@
+"""Conv -> BatchNormalization (-> Relu or HardSwish) in an imported graph runs as one conv pass
+under no_grad (OnnxModule._fused_conv): the batch norm's eval-mode affine and the activation
+are applied to each block of the conv's output while in cache. The oracle is the same graph
+run step by step: the same bits, NaN, infinities and signed zeros included. Whenever anything
+could tell the difference (gradients, training mode, hooks, a value read elsewhere or returned,
+a tracer, folded batch norms), the steps run one by one."""
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import juanji
+import juanji.onnx
+from juanji.nn.utils import fold_batch_norms, fuse_activations
+from juanji.onnx.handlers.conv import ConvStep
+from juanji.ops import conv as conv_ops
+
+F32 = TensorProto.FLOAT
+
+
+def _block(activation="Relu", channels=(3, 4), kernel=3, group=1, pads=(1, 1, 1, 1), strides=1,
+           bias=True, extra_outputs=(), extra_nodes=(), seed=0):
+    """x -> Conv -> BatchNormalization -> activation (None: none) -> y."""
+    c, oc = channels
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(
+        rng.standard_normal((oc, c // group, kernel, kernel)).astype(np.float32), "w")]
+    conv_inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(oc).astype(np.float32), "b"))
+        conv_inputs.append("b")
+    for name, values in (("s", rng.uniform(0.5, 2, oc)), ("t", rng.standard_normal(oc)),
+                         ("m", rng.standard_normal(oc)), ("v", rng.uniform(0.1, 3, oc))):
+        inits.append(numpy_helper.from_array(values.astype(np.float32), name))
+    nodes = [helper.make_node("Conv", conv_inputs, ["c"], "conv", pads=list(pads),
+                              group=group, strides=[strides, strides]),
+             helper.make_node("BatchNormalization", ["c", "s", "t", "m", "v"], ["n"], "bn",
+                              epsilon=1e-3)]
+    last = "n"
+    if activation is not None:
+        nodes.append(helper.make_node(activation, ["n"], ["a"], "act"))
+        last = "a"
+    nodes.append(helper.make_node("Identity", [last], ["y"], "out"))
+    nodes += list(extra_nodes)
+    outputs = [helper.make_tensor_value_info(n, F32, ["N", None, None, None])
+               for n in ("y", *extra_outputs)]
+    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info(
+        "x", F32, ["N", c, "H", "W"])], outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    onnx.checker.check_model(model)
+    return juanji.onnx.load(model.SerializeToString()).eval()
+
+
+def _special(shape, seed=1):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 3
+    x.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    return x
+
+
+def _outputs(model, x):
+    out = model(juanji.Tensor(x))
+    return [np.ascontiguousarray(o.data) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def _step_by_step(model, x):
+    chains, model._conv_chains = model._conv_chains, {}
+    try:
+        with juanji.no_grad():
+            return _outputs(model, x)
+    finally:
+        model._conv_chains = chains
+
+
+def _fused_runs(monkeypatch):
+    calls = []
+    original = ConvStep.with_batch_norm
+
+    def counted(self, x, affine, activation):
+        calls.append(activation)
+        return original(self, x, affine, activation)
+
+    monkeypatch.setattr(ConvStep, "with_batch_norm", counted)
+    return calls
+
+
+def _same(got, want):
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.view(np.uint32), w.view(np.uint32))
+
+
+CASES = {
+    "relu": dict(activation="Relu"),
+    "hardswish": dict(activation="HardSwish"),
+    "no activation": dict(activation=None),
+    "no bias": dict(bias=False),
+    "depthwise 5x5": dict(channels=(6, 6), group=6, kernel=5, pads=(2, 2, 2, 2),
+                          activation="HardSwish"),
+    "strided": dict(strides=2, channels=(4, 8)),
+    "asymmetric pads": dict(pads=(0, 1, 1, 0)),
+    "1x1": dict(kernel=1, pads=(0, 0, 0, 0), channels=(5, 7)),
+    # 3x3 with 24+ channels and enough tiles: Winograd's output transform, then the epilogue
+    "winograd": dict(channels=(32, 32)),
+}
+SIZES = {"winograd": (40, 40)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_fused_conv_gives_the_bits_of_the_steps(case, monkeypatch):
+    model = _block(**CASES[case])
+    c = CASES[case].get("channels", (3, 4))[0]
+    x = _special((2, c, *SIZES.get(case, (9, 11))))
+    calls = _fused_runs(monkeypatch)
+    with juanji.no_grad():
+        got = _outputs(model, x)
+    assert len(calls) == 1
+    _same(got, _step_by_step(model, x))
+
+
+def test_winograd_case_really_runs_winograd(monkeypatch):
+    model = _block(channels=(32, 32))
+    ran = []
+    original = conv_ops.conv_winograd
+    monkeypatch.setattr(conv_ops, "conv_winograd",
+                        lambda *a, **k: ran.append(1) or original(*a, **k))
+    with juanji.no_grad():
+        model(juanji.Tensor(_special((2, 32, *SIZES["winograd"]))))
+    assert ran
+
+
+def test_anything_that_could_tell_runs_the_steps(monkeypatch):
+    x = _special((2, 3, 6, 7))
+    calls = _fused_runs(monkeypatch)
+    model = _block()
+    # gradients on
+    model(juanji.tensor(x, requires_grad=True)).sum().backward()
+    # training mode: batch statistics
+    model.train()
+    with juanji.no_grad():
+        model(juanji.Tensor(x))
+    model.eval()
+    # a hook on the conv or the batch norm sees its own output
+    for layer in (model.conv, model.bn):
+        seen = []
+        handle = layer.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.shape))
+        with juanji.no_grad():
+            model(juanji.Tensor(x))
+        handle.remove()
+        assert seen
+    # the conv's output is also a graph output, or read again
+    for kwargs in (dict(extra_outputs=("c",)),
+                   dict(extra_nodes=[helper.make_node("Neg", ["n"], ["z"])],
+                        extra_outputs=("z",))):
+        other = _block(**kwargs)
+        with juanji.no_grad():
+            other(juanji.Tensor(x))
+    assert calls == [None]  # the second block fuses the conv and batch norm, not the Relu
+    calls.clear()
+    # folded batch norms (nothing left to fuse), fused activations and a deep copy, on a
+    # fresh block (training mode above updated the running statistics with NaN) and a finite
+    # input (fold_batch_norms checks its result against the model's on it)
+    model = _block()
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 7)).astype(np.float32)
+    folded = fold_batch_norms(copy.deepcopy(model), x)
+    with juanji.no_grad():
+        folded(juanji.Tensor(x))
+    assert calls == []
+    fused = fuse_activations(copy.deepcopy(model), x)
+    with juanji.no_grad():
+        _same(_outputs(fused, x), _step_by_step(model, x))
+    copied = copy.deepcopy(model)
+    with juanji.no_grad():
+        _same(_outputs(copied, x), _step_by_step(model, x))
+    assert calls == ["relu"]  # the copy fuses, fuse_activations' relu-fused conv does not
+
+
+def test_conv_op_refuses_an_affine_with_gradients():
+    x = juanji.tensor(np.ones((1, 2, 4, 4), np.float32), requires_grad=True)
+    w = juanji.tensor(np.ones((3, 2, 3, 3), np.float32))
+    affine = (np.ones(3, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="inference"):
+        conv_ops.Conv2d.apply(x, w, None, padding=((1, 1), (1, 1)), affine=affine)
