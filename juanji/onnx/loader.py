@@ -215,32 +215,29 @@ class OnnxModule(Module):
             if i in skip:
                 continue
             args = [values[name] if name else None for name in node.inputs]
+            done = node  # the node whose outputs `out` holds
             fused = self._fused_conv(i, args[0]) if i in self._conv_chains else None
             if fused is not None:
-                node, out = fused  # the chain's last node and its output
-                skip.update(self._conv_chains[i][:2])
-                values[node.outputs[0]] = made[node.outputs[0]] = out
-                for name in self._steps[i][0].inputs:
-                    if last_use.get(name) == i and name not in keep:
-                        values.pop(name, None)
-                        made.pop(name, None)
-                continue
-            # an activation may write over its input (see _may_overwrite); not while a tracer
-            # (export, fuse_activations) records the tensors
-            overwrite = (getattr(step, "in_place", None) is not None
-                         and function._tracer is None and node.inputs[0] in made)
-            if overwrite and protected is None:
-                protected = _protected_roots(self._constants, given)
-            overwrite = overwrite and _may_overwrite(node.inputs[0], i, last_use, keep, made,
-                                                     protected)
-            try:
-                out = step.in_place(*args) if overwrite else step(*args)
-            except (ValueError, TypeError, IndexError) as error:
-                if isinstance(step, ChainStep):
-                    raise  # it names the node of the group that failed
-                raise type(error)(f"node {node.name!r} ({node.op_type}): {error}") from error
+                done, out = fused  # the chain's last node and its output
+                skip.update(index for index in self._conv_chains[i][:2] if index is not None)
+            else:
+                # an activation may write over its input (see _may_overwrite); not while a
+                # tracer (export, fuse_activations) records the tensors
+                overwrite = (getattr(step, "in_place", None) is not None
+                             and function._tracer is None and node.inputs[0] in made)
+                if overwrite and protected is None:
+                    protected = _protected_roots(self._constants, given)
+                overwrite = overwrite and _may_overwrite(node.inputs[0], i, last_use, keep,
+                                                         made, protected)
+                try:
+                    out = step.in_place(*args) if overwrite else step(*args)
+                except (ValueError, TypeError, IndexError) as error:
+                    if isinstance(step, ChainStep):
+                        raise  # it names the node of the group that failed
+                    where = f"node {node.name!r} ({node.op_type})"
+                    raise type(error)(f"{where}: {error}") from error
             outs = out if isinstance(out, tuple) else (out,)
-            for name, value in zip(node.outputs, outs):
+            for name, value in zip(done.outputs, outs):
                 if name:
                     values[name] = made[name] = value
             for name in node.inputs:

@@ -283,7 +283,8 @@ class Conv2d(Function):
         elif (groups == 1 and not any(self.needs_grad)
               and _winograd_wins(x, weight, stride, dilation, (oh, ow))):
             self.path = "winograd"
-            relu = activation == "relu" and affine is None  # in the output transform
+            # a ReLU alone is applied in the output transform, with the bias
+            relu = finish is activation_ops.IN_PLACE["relu"]
             y = conv_winograd(x, weight, padding, (oh, ow), bias, relu, None if relu else
                               conv_epilogue(None, finish, ow, y_dtype))  # (N, OH, OW, OC)
             epilogue = None  # applied

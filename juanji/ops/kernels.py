@@ -587,10 +587,11 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
                 taps[:, :, None, :, 0], (kh, kw, ow, c))).reshape(kh, kw, ow * c)
             row_bias = tile_channels(flat_bias, ow) if bias is not None else flat_bias
             x_rows = np.ascontiguousarray(xp_nhwc).reshape(*xp_nhwc.shape[:2], -1)
+            y_rows = y.reshape(n, oh, ow * c)
 
             def kernel(start, stop, r0, r1):
-                compiled.depthwise_row_runs(x_rows, row_taps, row_bias, y.reshape(n, oh, -1),
-                                            start, stop, r0, r1, sh, dh, dilation[1] * c)
+                compiled.depthwise_row_runs(x_rows, row_taps, row_bias, y_rows, start, stop,
+                                            r0, r1, sh, dh, dilation[1] * c)
         else:  # a pass per output pixel
             flat_taps = np.ascontiguousarray(taps[..., 0])  # (KH, KW, C)
 

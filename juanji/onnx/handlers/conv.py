@@ -72,7 +72,10 @@ def conv(node, ctx):
     layer.weight = ctx.param(node.inputs[1])
     if bias:
         layer.bias = ctx.param(bias)
-    return ConvStep(node, ctx.add_layer(node, layer), symmetric, dims)
+    # per-side pads at call time when the layer cannot hold them
+    pads_for = None if symmetric else (
+        lambda sizes: spatial_pads(node, sizes, kernel, strides, dilations))
+    return ConvStep(ctx.add_layer(node, layer), pads_for, dims)
 
 
 class ConvStep:
@@ -80,17 +83,15 @@ class ConvStep:
     cannot hold). `with_batch_norm` runs it with an eval-mode batch norm and an activation
     after it in the same pass, for the graph (OnnxModule.forward) to use when it may."""
 
-    def __init__(self, node, layer, symmetric, dims):
-        self.node, self.layer, self.symmetric, self.dims = node, layer, symmetric, dims
+    def __init__(self, layer, pads_for, dims):
+        # pads_for(sizes) -> per-side pads to apply with F.pad first, or None: the layer's own
+        self.layer, self.pads_for, self.dims = layer, pads_for, dims
 
     def _input(self, x):
         x = as_float(x)
         check_rank(x, (self.dims + 2,), "Conv")
-        if not self.symmetric:
-            kernel = self.layer.weight.shape[2:]
-            strides, dilations = window(self.node, kernel)
-            pads = spatial_pads(self.node, x.shape[2:], kernel, strides, dilations)
-            x = F.pad(x, torch_pad_amounts(pads))
+        if self.pads_for is not None:
+            x = F.pad(x, torch_pad_amounts(self.pads_for(x.shape[2:])))
         return x
 
     def __call__(self, x, *_):
