@@ -9,12 +9,14 @@ multiply-adds and no reassociation), and tests/ops/test_compiled.py checks them 
 against it; the sums (batch norm's statistics and gradient sums) accumulate in float64 and are
 checked to float32 rounding.
 
-Two groups of kernels compute what a GEMM computes on the NumPy path, so no NumPy pass gives
-their bits: Winograd's transforms (`winograd_*`, for `kernels.conv_winograd`) and the direct
-conv for layers with a few channels (`direct_conv*`). tests/ops/test_conv.py checks them
-against float64 (Winograd within its error bound) and PyTorch, and the transforms against
-NumPy passes bit for bit. The direct weight gradient alone is compiled with reassociation
-(fast-math "reassoc") so that its dot products vectorise.
+Three groups of kernels compute what a GEMM computes on the NumPy path, so no NumPy pass
+gives their bits: Winograd's transforms (`winograd_*`, for `kernels.conv_winograd`), the
+direct conv for layers with a few channels (`direct_conv*`) and the register-blocked conv and
+weight gradient (`nhwc_conv*`). tests/ops/test_conv.py checks them against float64 (Winograd
+and the register-blocked kernels within their error bounds) and PyTorch, and the transforms
+against NumPy passes bit for bit. The direct weight gradient is compiled with reassociation
+(fast-math "reassoc") so that its dot products vectorise, and the register-blocked kernels
+with fused multiply-adds (fast-math "contract").
 
 Each kernel is compiled on its first call for the dtypes it meets (about half a second, once per
 process; nothing is cached on disk) and releases the GIL, so juanji's own thread pool runs its
@@ -28,7 +30,13 @@ import numpy as np
 njit = None
 if os.environ.get("JUANJI_COMPILED", "1") != "0":
     try:
+        import llvmlite.ir as llvm_ir
         from numba import njit
+        from numba import types as numba_types
+        from numba.core import cgutils
+        from numba.core import config as numba_config
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.extending import intrinsic
     except ImportError:  # the NumPy path runs instead
         njit = None
 
@@ -738,3 +746,156 @@ if njit is not None:
     direct_conv = njit(nogil=True, cache=False)(_direct_conv)
     direct_conv_weight_grad = njit(nogil=True, cache=False, fastmath={"reassoc"})(
         _direct_conv_weight_grad)
+
+
+# A register-blocked direct convolution (`kernels.conv_nhwc`'s compiled path). Its inner block
+# keeps 8 output pixels x 16 output channels of sums in registers and adds one input value
+# times 16 filter values to each pixel's 16 sums per step: 16 fused multiply-adds per 8
+# broadcasts and two vector loads of filters, no im2col copy. LLVM turns the 128 scalar sums
+# into vector registers only with its SLP vectoriser, which numba leaves off, and without its
+# loop vectoriser, which gathers and scatters them through memory: the kernels are compiled
+# so (`_compile_with_slp`; 2.8 -> 52 GMAC/s on one thread, where BLAS runs the im2col
+# columns of the same block at 34). They index through raw pointers: numba's array indexing,
+# with its wrap-around of negative indices, costs 15%.
+_PIXELS, _LANES = 8, 16
+
+
+def _stack_scratch(typingctx, size):
+    """A float32 scratch array of a literal size on the stack, as a pointer: LLVM keeps such
+    an array in registers when every index into it is a constant after unrolling."""
+    if not isinstance(size, numba_types.IntegerLiteral):
+        return None  # typed again with the literal
+
+    def codegen(context, builder, signature, args):
+        scratch = cgutils.alloca_once(builder, llvm_ir.ArrayType(llvm_ir.FloatType(),
+                                                                 size.literal_value))
+        return builder.bitcast(scratch, llvm_ir.PointerType(llvm_ir.FloatType()))
+
+    return numba_types.CPointer(numba_types.float32)(size), codegen
+
+
+def _data_pointer(typingctx, array):
+    """The pointer to a C-contiguous array's first element."""
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return numba_types.CPointer(array.dtype)(array), codegen
+
+
+def _nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
+    """Output rows r0:r1 of samples b0:b1 of a convolution of padded channels-last xpad
+    (N, HP, WP, C) by w (KH, KW, C, OC) into y (N, OH, OW, OC), all float32 and C-contiguous,
+    at stride (sh, sw) and dilation (dh, dw); OC a multiple of 16, OW at least 8. Each sum
+    adds its KH*KW*C products in (i, j, c) order, each a fused multiply-add. A row's last
+    block of 8 pixels starts at OW - 8 (overlapping the one before it when 8 does not divide
+    OW: those sums are computed twice, the same way)."""
+    kh, kw, c, oc = w.shape
+    hp, wp = xpad.shape[1], xpad.shape[2]
+    oh, ow = y.shape[1], y.shape[2]
+    x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
+    for b in range(b0, b1):
+        for r in range(r0, r1):
+            for start in range(0, ow, _PIXELS):
+                q0 = min(start, ow - _PIXELS)
+                for o0 in range(0, oc, _LANES):
+                    sums = _stack_scratch(128)  # (_PIXELS, _LANES)
+                    for k in range(_PIXELS * _LANES):
+                        sums[k] = 0.0
+                    for i in range(kh):
+                        for j in range(kw):
+                            x_row = ((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw) * c
+                            w_row = (i * kw + j) * c * oc + o0
+                            for ch in range(c):
+                                for p in range(_PIXELS):
+                                    value = x_at[x_row + p * sw * c + ch]
+                                    for o in range(_LANES):
+                                        sums[p * _LANES + o] += value * w_at[w_row + ch * oc + o]
+                    y_row = ((b * oh + r) * ow + q0) * oc + o0
+                    for p in range(_PIXELS):
+                        for o in range(_LANES):
+                            y_at[y_row + p * oc + o] = sums[p * _LANES + o]
+
+
+def _nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
+    """The weight gradient of `_nhwc_conv` over samples b0:b1, written to gw (KH, KW, C, OC):
+    gw[i, j, c, o] = the sum over output cells (b, r, q) of xpad[b, r*sh + i*dh, q*sw + j*dw, c]
+    * gy[b, r, q, o], gy (N, OH, OW, OC); C at least 8, OC a multiple of 16. The inner block
+    keeps 8 input channels x 16 output channels of sums in registers over all the block's
+    output cells, added in (b, r, q) order, each a fused multiply-add; when 8 does not divide
+    C the last block of channels starts at C - 8 (its overlap is computed twice, the same
+    way)."""
+    kh, kw, c, oc = gw.shape
+    hp, wp = xpad.shape[1], xpad.shape[2]
+    oh, ow = gy.shape[1], gy.shape[2]
+    x_at, gy_at, gw_at = _data_pointer(xpad), _data_pointer(gy), _data_pointer(gw)
+    for i in range(kh):
+        for j in range(kw):
+            for start in range(0, c, _PIXELS):
+                c0 = min(start, c - _PIXELS)
+                for o0 in range(0, oc, _LANES):
+                    sums = _stack_scratch(128)  # (_PIXELS channels, _LANES)
+                    for k in range(_PIXELS * _LANES):
+                        sums[k] = 0.0
+                    for b in range(b0, b1):
+                        for r in range(oh):
+                            x_row = ((b * hp + r * sh + i * dh) * wp + j * dw) * c + c0
+                            gy_row = (b * oh + r) * ow * oc + o0
+                            for q in range(ow):
+                                for p in range(_PIXELS):
+                                    value = x_at[x_row + q * sw * c + p]
+                                    for o in range(_LANES):
+                                        sums[p * _LANES + o] += value * gy_at[gy_row + q * oc + o]
+                    gw_row = ((i * kw + j) * c + c0) * oc + o0
+                    for p in range(_PIXELS):
+                        for o in range(_LANES):
+                            gw_at[gw_row + p * oc + o] = sums[p * _LANES + o]
+
+
+def _compile_with_slp(function, signature):
+    """njit(signature, ...)(function), compiled now with LLVM's SLP vectoriser on and its loop
+    vectoriser off (numba's SLP_VECTORIZE and LOOP_VECTORIZE settings; the loop vectoriser
+    would otherwise turn the innermost runtime loop into gathers and scatters of the sums)
+    and fused multiply-adds allowed (fast-math "contract", nothing else). The settings are
+    changed and restored under numba's compiler lock, so nothing else numba compiles, in any
+    thread, sees them."""
+    with global_compiler_lock:
+        saved = numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE
+        numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE = 1, 0
+        try:
+            return njit(signature, nogil=True, cache=False, fastmath={"contract"})(function)
+        finally:
+            numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE = saved
+
+
+_slp_kernels = {}
+
+
+def _run_with_slp(function, ints, *args):
+    """function(*args) for three float32 C-contiguous 4-D arrays and `ints` int64s, compiled
+    by `_compile_with_slp` on the first call (about half a second, once per process)."""
+    kernel = _slp_kernels.get(function)
+    if kernel is None:
+        with global_compiler_lock:  # one compilation when several threads call at once
+            if function not in _slp_kernels:
+                array = numba_types.float32[:, :, :, ::1]
+                _slp_kernels[function] = _compile_with_slp(
+                    function, numba_types.void(array, array, array, *[numba_types.int64] * ints))
+            kernel = _slp_kernels[function]
+    kernel(*args)
+
+
+def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
+    """`_nhwc_conv`, compiled on the first call."""
+    _run_with_slp(_nhwc_conv, 8, xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw)
+
+
+def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
+    """`_nhwc_conv_weight_grad`, compiled on the first call."""
+    _run_with_slp(_nhwc_conv_weight_grad, 6, xpad, gy, gw, b0, b1, sh, sw, dh, dw)
+
+
+if njit is not None:
+    _stack_scratch = intrinsic(_stack_scratch)
+    _data_pointer = intrinsic(_data_pointer)
+else:
+    nhwc_conv = nhwc_conv_weight_grad = None

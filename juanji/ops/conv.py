@@ -13,10 +13,13 @@ convolution. Both are GEMMs over channels-last columns:
 
 Two fast paths skip the window machinery: a 1x1 conv at stride 1 without padding is a direct
 GEMM on the input, and a depthwise conv (one input channel per group) is a multiply-add per
-kernel tap, which beats a batched GEMM of C tiny matrices. With the compiled path two more
+kernel tap, which beats a batched GEMM of C tiny matrices. With the compiled path three more
 replace the GEMM: in inference, 3x3 stride-1 float32 convs with enough channels run by
-Winograd's F(2x2, 3x3) (`kernels.conv_winograd`, see `_winograd_wins`), and stride-1 convs
-with a few channels in and out (LeNet-5's first) run a direct kernel (`kernels.conv_direct`).
+Winograd's F(2x2, 3x3) (`kernels.conv_winograd`, see `_winograd_wins`); stride-1 convs
+with a few channels in and out (LeNet-5's first) run a direct kernel (`kernels.conv_direct`);
+and float32 convs with at least 8 channels in and a multiple of 16 out run register-blocked
+kernels without im2col for the forward, the input gradient when it is a conv, and the weight
+gradient (`kernels.direct_nhwc_runs`; ResNet-20's convs 2-2.3x faster).
 `padding` is ((top, bottom), (left, right)) in every op here.
 """
 
@@ -45,6 +48,7 @@ from juanji.ops.kernels import (
     conv_winograd,
     depthwise_nhwc,
     depthwise_nhwc_grads,
+    direct_nhwc_runs,
     im2col_nhwc,
     pad_nchw,
     pad_nhwc,
@@ -297,7 +301,8 @@ class Conv2d(Function):
             epilogue = None  # applied
             self.saved = (xpad if self.needs_grad[1] else None, weight,
                           (n, xpad.shape[2], xpad.shape[3], c))
-        elif groups == 1 and _channels_first_wins(c, (kh, kw), stride, dilation, ow):
+        elif (groups == 1 and _channels_first_wins(c, (kh, kw), stride, dilation, ow)
+              and not direct_nhwc_runs(x, c, oc, (oh, ow))):
             self.path = "channels_first"
             xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
             wrows = weight.reshape(oc, -1)  # (OC, C*KH*KW): already the columns' order
@@ -329,7 +334,9 @@ class Conv2d(Function):
             # keeps x itself and rebuilds them in backward (grouped convs keep them: rare).
             self.rebuild = False
             if self.path == "im2col" and groups == 1:
-                self.rebuild = _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
+                # the compiled weight gradient reads x, not the columns (direct_nhwc_runs)
+                self.rebuild = (_rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
+                                or direct_nhwc_runs(x, c, oc, (oh, ow)))
                 keep = self.needs_grad[1] and not self.rebuild
                 y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
                                     keep_columns=keep, epilogue=epilogue)  # (N, OH, OW, OC)

@@ -22,6 +22,7 @@ _WINOGRAD_BLOCK_TILES = 64  # the fewest tiles in a block of `conv_winograd`
 # Up to this many channels the compiled depthwise kernel runs at stride 1 along whole output
 # rows, the taps repeated along them (compiled._depthwise_row_runs); per output pixel above
 _FLAT_DEPTHWISE_CHANNELS = 32
+_DIRECT_BLOCK_MACS = 1 << 23  # work per block of `conv_nhwc_direct`, ~0.15 ms on one thread
 
 
 def sample_blocks(n, bytes_per_sample, block_bytes=None):
@@ -187,6 +188,10 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     xp = xp_of(xp_nhwc)
     n, (oh, ow) = xp_nhwc.shape[0], out_size
     oc, width = wrows.shape
+    if (not keep_columns and wrows.dtype == xp_nhwc.dtype
+            and direct_nhwc_runs(xp_nhwc, xp_nhwc.shape[3], oc, out_size)):
+        return conv_nhwc_direct(xp_nhwc, wrows, kernel, stride, dilation, out_size,
+                                epilogue), None
     windows = window_view(xp_nhwc, kernel, stride, dilation, out_size)  # (N,OH,OW,KH,KW,C)
     y = xp.empty((n, oh, ow, oc), dtype=xp.result_type(xp_nhwc, wrows))
     cols = xp.empty(windows.shape, dtype=xp_nhwc.dtype) if keep_columns else None
@@ -206,6 +211,37 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     parallel_map(block_conv, sample_row_blocks(n, oh, ow * width * xp_nhwc.itemsize, block_bytes),
                  calls_blas=True)
     return y, None if cols is None else cols.reshape(1, n * oh * ow, width)
+
+
+def direct_nhwc_runs(x, c, oc, out_size):
+    """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
+    register-blocked kernels (`compiled.nhwc_conv`, `compiled.nhwc_conv_weight_grad`)
+    instead of im2col and BLAS: x a float32 NumPy array, at least 8 channels in, a multiple
+    of 16 out and at least 8 output columns."""
+    return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
+            and x.dtype == np.float32 and c >= 8 and oc % 16 == 0 and out_size[1] >= 8)
+
+
+def conv_nhwc_direct(xp_nhwc, wrows, kernel, stride, dilation, out_size, epilogue=None):
+    """`conv_nhwc` by the compiled register-blocked kernel (`compiled.nhwc_conv`: no im2col
+    copy; see `direct_nhwc_runs`), in blocks of samples or output rows over the threads."""
+    n, (oh, ow) = xp_nhwc.shape[0], out_size
+    oc = wrows.shape[0]
+    c = xp_nhwc.shape[3]
+    xpad = np.ascontiguousarray(xp_nhwc)
+    taps = np.ascontiguousarray(wrows.T).reshape(*kernel, c, oc)  # (KH, KW, C, OC)
+    y = np.empty((n, oh, ow, oc), dtype=np.float32)
+
+    def block_conv(block):
+        start, stop, r0, r1 = block
+        compiled.nhwc_conv(xpad, taps, y, start, stop, r0, r1, *stride, *dilation)
+        if epilogue is not None:
+            epilogue(y[start:stop, r0:r1])
+
+    # blocks of about _DIRECT_BLOCK_MACS multiply-adds (a few samples of a small layer)
+    row_macs = ow * oc * taps.shape[0] * taps.shape[1] * c
+    parallel_map(block_conv, sample_row_blocks(n, oh, row_macs, _DIRECT_BLOCK_MACS))
+    return y
 
 
 def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
@@ -534,6 +570,9 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = kernel, out_size
     width = kh * kw * c
+    oc = gy_rows.shape[-1]
+    if gy_rows.dtype == x.dtype and direct_nhwc_runs(x, c, oc, out_size):
+        return conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_size)
 
     def block_grad(block):
         start, stop = block
@@ -546,6 +585,29 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
     chunk_bytes = 2 * _BLOCK_BYTES if chunk_bytes is None else chunk_bytes
     return sum_in_order(parallel_map(
         block_grad, sample_blocks(n, oh * ow * width * x.itemsize, chunk_bytes), calls_blas=True))
+
+
+def conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_size):
+    """`conv_weight_grad` by the compiled register-blocked kernel
+    (`compiled.nhwc_conv_weight_grad`, see `direct_nhwc_runs`): blocks of samples are padded
+    channels-last and reduced while in cache, over the threads; the blocks' sums are added in
+    block order."""
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = kernel, out_size
+    oc = gy_rows.shape[-1]
+    gy = np.ascontiguousarray(gy_rows).reshape(n, oh, ow, oc)
+
+    def block_grad(block):
+        start, stop = block
+        xpad = np.ascontiguousarray(pad_nhwc(x[start:stop], *padding))  # (B, HP, WP, C)
+        gw = np.empty((kh, kw, c, oc), dtype=np.float32)
+        compiled.nhwc_conv_weight_grad(xpad, gy[start:stop], gw, 0, stop - start, *stride,
+                                       *dilation)
+        return gw
+
+    sample_macs = oh * ow * kh * kw * c * oc
+    gw = sum_in_order(parallel_map(block_grad, sample_blocks(n, sample_macs, _DIRECT_BLOCK_MACS)))
+    return gw.reshape(kh * kw * c, oc).T  # (OC, KH*KW*C)
 
 
 def col2im_groups(dcols, padded_shape, kernel, stride, dilation, out_size):

@@ -2,6 +2,8 @@
 the input, weight and bias gradients) over a parameter grid, float64 gradient checks of every
 code path (im2col, 1x1 GEMM, depthwise), padding modes, and the error messages."""
 
+import collections
+
 import numpy as np
 import pytest
 import torch
@@ -480,3 +482,161 @@ def test_winograd_reads_channels_last_memory_in_place(monkeypatch):
         (y, path), (y_cl, _) = (_winograd_conv(a, wt, None, padding) for a in (x, channels_last))
         assert path == "winograd"
         np.testing.assert_array_equal(y, y_cl)
+
+
+# The compiled register-blocked kernels (kernels.direct_nhwc_runs): float32 groups=1 convs with
+# at least 8 channels in, a multiple of 16 out and at least 8 output columns, forward, input
+# gradient (at stride 1 a conv itself) and weight gradient
+needs_register_blocked = pytest.mark.skipif(compiled.nhwc_conv is None,
+                                            reason="numba is not installed")
+
+
+def _count_register_blocked(monkeypatch):
+    """Count the calls of the two compiled kernels (a Counter by name)."""
+    calls = collections.Counter()
+
+    def counting(name, kernel):
+        def counted(*args):
+            calls[name] += 1
+            kernel(*args)
+        return counted
+
+    for name in ("nhwc_conv", "nhwc_conv_weight_grad"):
+        monkeypatch.setattr(compiled, name, counting(name, getattr(compiled, name)))
+    return calls
+
+
+def _gamma(n):
+    """Higham's gamma_n for float32: the relative bound of n successive roundings."""
+    return n * 2.0**-24 / (1 - n * 2.0**-24)
+
+
+REGISTER_BLOCKED_GRID = [
+    # N, C, OC, H, W, kernel, stride, padding, dilation; whether the input gradient is a
+    # register-blocked conv too (stride 1, OC <= C, C a multiple of 16, padding within reach)
+    (2, 16, 16, 10, 10, 3, 1, 1, 1, True),  # ResNet-20's first stage
+    (2, 12, 32, 9, 13, 3, 1, 1, 1, False),  # 12 channels, 13 columns: overlapping last blocks
+    (3, 8, 48, 11, 20, (3, 5), (2, 1), (1, 2), (1, 2), False),  # strided rows, dilated columns
+    (2, 16, 32, 12, 17, 3, 2, 1, 1, False),  # stride 2: the input gradient scatters
+    (2, 32, 16, 7, 9, (1, 3), 1, (0, 3), (1, 2), True),  # padding to the kernel's reach
+    (2, 32, 16, 7, 9, (1, 3), 1, (0, 5), (1, 2), False),  # padding beyond it
+    (1, 20, 16, 6, 10, 1, 1, 1, 1, False),  # a padded 1x1 (not the pointwise path), C = 20
+]
+
+
+@needs_register_blocked
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID)
+def test_register_blocked_conv_matches_torch(case, bias, monkeypatch):
+    calls = _count_register_blocked(monkeypatch)
+    n, c, oc, h, w, k, s, p, d, input_grad_too = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    arrays = _arrays(np.random.default_rng(20), (n, c, h, w), (oc, c, kh, kw),
+                     (oc,) if bias else None)
+    check_parity(lambda x, wt, b: F.conv2d(x, wt, b, s, p, d),
+                 lambda x, wt, b: TF.conv2d(x, wt, b, s, p, d), arrays)
+    assert calls["nhwc_conv"] == 1 + input_grad_too
+    assert calls["nhwc_conv_weight_grad"] == 1
+
+
+@needs_register_blocked
+@pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID[:3])
+def test_register_blocked_conv_is_within_its_error_bound(case, monkeypatch):
+    """Each output is a chain of C*KH*KW fused multiply-adds and each weight gradient one of
+    N*OH*OW (in blocks, then the blocks' sums): within gamma_n of the exact float64 result
+    times the sum of the products' magnitudes (Higham, 3.1)."""
+    calls = _count_register_blocked(monkeypatch)
+    monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", 1)  # a block per sample: several sums
+    n, c, oc, h, w, k, s, p, d, _ = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x, wt = _arrays(np.random.default_rng(21), (n, c, h, w), (oc, c, kh, kw))
+    fn = conv_ops.Conv2d()
+    padding = tuple((q, q) for q in ((p, p) if isinstance(p, int) else p))
+    geometry = dict(stride=(s, s) if isinstance(s, int) else s, padding=padding,
+                    dilation=(d, d) if isinstance(d, int) else d, groups=1)
+    y = fn.run(x, juanji.tensor(wt, requires_grad=True), None, **geometry).data
+    gy = np.random.default_rng(22).standard_normal(y.shape).astype(np.float32)
+    gw = fn.backward(gy)[1]
+    assert calls["nhwc_conv"] and calls["nhwc_conv_weight_grad"] == n
+
+    def exact(a, b, absolute=False):
+        a, b = (torch.from_numpy(np.abs(v) if absolute else v).double() for v in (a, b))
+        return TF.conv2d(a, b, None, s, p, d).numpy()
+
+    assert np.all(np.abs(y - exact(x, wt)) <= _gamma(c * kh * kw) * exact(x, wt, True))
+
+    def exact_grad(absolute=False):
+        xt = torch.from_numpy(np.abs(x) if absolute else x).double().requires_grad_()
+        wtt = torch.from_numpy(np.abs(wt) if absolute else wt).double().requires_grad_()
+        TF.conv2d(xt, wtt, None, s, p, d).backward(torch.from_numpy(
+            np.abs(gy) if absolute else gy).double())
+        return wtt.grad.numpy()
+
+    chain = y.shape[2] * y.shape[3] + n  # a block's chain, then the blocks' sums
+    assert np.all(np.abs(gw - exact_grad()) <= _gamma(chain) * exact_grad(True))
+
+
+@needs_register_blocked
+def test_register_blocked_weight_gradient_does_not_depend_on_the_threads(monkeypatch):
+    x, w, gy = _arrays(np.random.default_rng(23), (24, 16, 12, 12), (32, 16, 3, 3),
+                       (24, 32, 12, 12))
+    grads = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(juanji.backend, "_num_threads", threads)
+        fn = conv_ops.Conv2d()
+        fn.run(x, juanji.tensor(w, requires_grad=True), None, stride=(1, 1),
+               padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+        grads.append(fn.backward(gy)[1])
+    for gw in grads[1:]:
+        np.testing.assert_array_equal(gw, grads[0])
+
+
+@needs_register_blocked
+def test_register_blocked_only_where_it_applies(monkeypatch):
+    """float32 NumPy arrays, >= 8 channels in, a multiple of 16 out, >= 8 output columns;
+    everything else takes im2col and BLAS, as does a process without numba."""
+    calls = _count_register_blocked(monkeypatch)
+    rng = np.random.default_rng(24)
+
+    def runs(x_shape, w_shape, dtype=np.float32):
+        calls.clear()
+        x, wt = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape))
+        with juanji.no_grad():
+            F.conv2d(juanji.tensor(x), juanji.tensor(wt), padding=1)
+        return calls["nhwc_conv"] == 1
+
+    assert runs((2, 8, 6, 8), (16, 8, 3, 3))
+    assert not runs((2, 8, 6, 8), (16, 8, 3, 3), np.float64)
+    assert not runs((2, 7, 6, 8), (16, 7, 3, 3))  # 7 channels in
+    assert not runs((2, 8, 6, 8), (24, 8, 3, 3))  # 24 out
+    assert not runs((2, 8, 6, 7), (16, 8, 3, 3))  # 7 columns
+    monkeypatch.setattr(compiled, "nhwc_conv", None)  # no numba
+    assert not runs((2, 8, 6, 8), (16, 8, 3, 3))
+
+
+@needs_register_blocked
+@pytest.mark.parametrize("activation", ["relu", "hardswish"])
+def test_register_blocked_epilogue_gives_the_bits_of_separate_passes(activation):
+    x, wt, b = _arrays(np.random.default_rng(25), (2, 16, 9, 11), (32, 16, 3, 3), (32,))
+
+    def conv(bias, act):
+        fn = conv_ops.Conv2d()
+        with juanji.no_grad():
+            return fn.run(x, wt, bias, stride=(1, 1), padding=((1, 1), (1, 1)),
+                          dilation=(1, 1), groups=1, activation=act).data
+
+    with juanji.no_grad():
+        separate = getattr(F, activation)(juanji.tensor(conv(None, None) + b[:, None, None]))
+    np.testing.assert_array_equal(conv(b, activation), separate.data)
+
+
+@needs_register_blocked
+def test_compiling_the_register_blocked_kernels_leaves_numba_settings_alone():
+    from numba.core import config
+
+    before = config.SLP_VECTORIZE, config.LOOP_VECTORIZE
+    compiled._slp_kernels.clear()  # compiled again, here
+    x, wt = _arrays(np.random.default_rng(26), (1, 8, 4, 8), (16, 8, 1, 1))
+    with juanji.no_grad():
+        F.conv2d(juanji.tensor(x), juanji.tensor(wt), padding=1)
+    assert compiled._slp_kernels and (config.SLP_VECTORIZE, config.LOOP_VECTORIZE) == before
