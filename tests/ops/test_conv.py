@@ -593,8 +593,8 @@ def test_register_blocked_weight_gradient_does_not_depend_on_the_threads(monkeyp
 
 @needs_register_blocked
 def test_register_blocked_only_where_it_applies(monkeypatch):
-    """float32 NumPy arrays, >= 8 channels in, a multiple of 16 out, >= 8 output columns;
-    everything else takes im2col and BLAS, as does a process without numba."""
+    """float32 NumPy arrays, 8 to 64 channels in, a multiple of 16 up to 64 out, >= 8 output
+    columns; everything else takes im2col and BLAS, as does a process without numba."""
     calls = _count_register_blocked(monkeypatch)
     rng = np.random.default_rng(24)
 
@@ -606,9 +606,12 @@ def test_register_blocked_only_where_it_applies(monkeypatch):
         return calls["nhwc_conv"] == 1
 
     assert runs((2, 8, 6, 8), (16, 8, 3, 3))
+    assert runs((1, 64, 3, 8), (64, 64, 3, 3))
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3), np.float64)
     assert not runs((2, 7, 6, 8), (16, 7, 3, 3))  # 7 channels in
+    assert not runs((1, 72, 3, 8), (16, 72, 3, 3))  # 72 channels in: BLAS gains
     assert not runs((2, 8, 6, 8), (24, 8, 3, 3))  # 24 out
+    assert not runs((2, 8, 6, 8), (80, 8, 3, 3))  # 80 out
     assert not runs((2, 8, 6, 7), (16, 8, 3, 3))  # 7 columns
     monkeypatch.setattr(compiled, "nhwc_conv", None)  # no numba
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3))
