@@ -43,6 +43,7 @@ from juanji.ops.kernels import (
     conv_epilogue,
     conv_input_grad_nhwc,
     conv_nhwc,
+    conv_nhwc_direct,
     conv_pointwise,
     conv_weight_grad,
     conv_winograd,
@@ -200,8 +201,13 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     if stride == (1, 1) and oc <= c and all(p <= r for r, pad in zip(reach, padding)
                                             for p in pad):
         flipped = wtaps[::-1, ::-1].transpose(3, 0, 1, 2).reshape(c, -1)
-        gpad = pad_nhwc(gy, *[(r - top, r - bottom) for r, (top, bottom) in zip(reach, padding)])
-        gx_nhwc, _ = conv_nhwc(gpad, flipped, kernel, stride, dilation, x_shape[2:])
+        pads = [(r - top, r - bottom) for r, (top, bottom) in zip(reach, padding)]
+        if gy.dtype == wtaps.dtype and direct_nhwc_runs(gy, oc, c, x_shape[2:]):
+            gx_nhwc = conv_nhwc_direct(gy.transpose(0, 2, 3, 1), pads, flipped, kernel, stride,
+                                       dilation, x_shape[2:])
+        else:
+            gx_nhwc, _ = conv_nhwc(pad_nhwc(gy, *pads), flipped, kernel, stride, dilation,
+                                   x_shape[2:])
         return gx_nhwc.transpose(0, 3, 1, 2)  # (N, C, H, W) view of (N, H, W, C)
     n = x_shape[0]
     dxpad = conv_input_grad_nhwc(gy_rows.reshape(n, -1, oc), wtaps, padded_shape, stride,
@@ -326,20 +332,26 @@ class Conv2d(Function):
                 padded_shape = None
             else:
                 self.path = "im2col"
-                xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
-                padded_shape = xpad.shape
+                # the register-blocked kernels pad block by block: no padded copy here
+                direct = (groups == 1 and x.dtype == weight.dtype
+                          and direct_nhwc_runs(x, c, oc, (oh, ow)))
+                xpad = None if direct else pad_nhwc(x, *padding)  # (N, HP, WP, C)
+                padded_shape = (n, h + sum(padding[0]), w + sum(padding[1]), c)
             wg = weight_rows(weight, groups)  # (G, OCg, Kg)
             # The weight gradient needs the columns again. A pointwise conv's are a view of x;
             # otherwise they are KH*KW times the input, so when they are big a plain conv
             # keeps x itself and rebuilds them in backward (grouped convs keep them: rare).
             self.rebuild = False
             if self.path == "im2col" and groups == 1:
-                # the compiled weight gradient reads x, not the columns (direct_nhwc_runs)
-                self.rebuild = (_rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
-                                or direct_nhwc_runs(x, c, oc, (oh, ow)))
-                keep = self.needs_grad[1] and not self.rebuild
-                y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
-                                    keep_columns=keep, epilogue=epilogue)  # (N, OH, OW, OC)
+                # the compiled weight gradient reads x, not the columns
+                self.rebuild = direct or _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
+                if direct:
+                    y = conv_nhwc_direct(x.transpose(0, 2, 3, 1), padding, wg[0], (kh, kw),
+                                         stride, dilation, (oh, ow), epilogue)  # (N,OH,OW,OC)
+                else:
+                    keep = self.needs_grad[1] and not self.rebuild
+                    y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),
+                                        keep_columns=keep, epilogue=epilogue)
                 epilogue = None  # applied
             elif self.path == "pointwise" and groups == 1 and epilogue is not None:
                 y = conv_pointwise(cols[0].reshape(n, oh, ow, c), wg[0], epilogue)  # (N,H,W,OC)

@@ -189,10 +189,6 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     xp = xp_of(xp_nhwc)
     n, (oh, ow) = xp_nhwc.shape[0], out_size
     oc, width = wrows.shape
-    if (not keep_columns and wrows.dtype == xp_nhwc.dtype
-            and direct_nhwc_runs(xp_nhwc, xp_nhwc.shape[3], oc, out_size)):
-        return conv_nhwc_direct(xp_nhwc, wrows, kernel, stride, dilation, out_size,
-                                epilogue), None
     windows = window_view(xp_nhwc, kernel, stride, dilation, out_size)  # (N,OH,OW,KH,KW,C)
     y = xp.empty((n, oh, ow, oc), dtype=xp.result_type(xp_nhwc, wrows))
     cols = xp.empty(windows.shape, dtype=xp_nhwc.dtype) if keep_columns else None
@@ -227,19 +223,42 @@ def direct_nhwc_runs(x, c, oc, out_size):
             and oc <= _DIRECT_MAX_CHANNELS and out_size[1] >= 8)
 
 
-def conv_nhwc_direct(xp_nhwc, wrows, kernel, stride, dilation, out_size, epilogue=None):
-    """`conv_nhwc` by the compiled register-blocked kernel (`compiled.nhwc_conv`: no im2col
-    copy; see `direct_nhwc_runs`), in blocks of samples or output rows over the threads."""
-    n, (oh, ow) = xp_nhwc.shape[0], out_size
-    oc = wrows.shape[0]
-    c = xp_nhwc.shape[3]
-    xpad = np.ascontiguousarray(xp_nhwc)
+def padded_rows(x_nhwc, start, stop, rows, padding):
+    """Samples start:stop of channels-last x (N, H, W, C), any strides, padded with zeros:
+    rows rows[0]:rows[1] of the padded image, whose row 0 is `top` rows above x's first ->
+    C-contiguous (B, rows[1] - rows[0], left + W + right, C). A view of x when nothing is
+    padded and x's memory is channels-last, else a copy (a block's worth, while in cache)."""
+    (top, bottom), (left, right) = padding
+    h, w = x_nhwc.shape[1:3]
+    lo, hi = rows[0] - top, rows[1] - top  # in x's rows
+    first = min(max(lo, 0), h)  # the rows of x inside, first:last (none in the padding)
+    last = max(min(hi, h), first)
+    inside = x_nhwc[start:stop, first:last]
+    if lo >= 0 and hi <= h and left == right == 0 and inside.flags.c_contiguous:
+        return inside
+    out = np.zeros((stop - start, hi - lo, left + w + right, x_nhwc.shape[3]), x_nhwc.dtype)
+    out[:, first - lo : last - lo, left : left + w] = inside
+    return out
+
+
+def conv_nhwc_direct(x_nhwc, padding, wrows, kernel, stride, dilation, out_size,
+                     epilogue=None):
+    """`conv_nhwc` of x_nhwc (N, H, W, C), any strides, padded by `padding`, with the compiled
+    register-blocked kernel (`compiled.nhwc_conv`: no im2col copy; see `direct_nhwc_runs`),
+    in blocks of samples or output rows over the threads: each block pads the input rows it
+    reads (`padded_rows`), so no padded copy of the whole input is made."""
+    n, (oh, ow) = x_nhwc.shape[0], out_size
+    oc, c = wrows.shape[0], x_nhwc.shape[3]
     taps = np.ascontiguousarray(wrows.T).reshape(*kernel, c, oc)  # (KH, KW, C, OC)
     y = np.empty((n, oh, ow, oc), dtype=np.float32)
+    reach = dilation[0] * (kernel[0] - 1) + 1  # the input rows under one output row
 
     def block_conv(block):
         start, stop, r0, r1 = block
-        compiled.nhwc_conv(xpad, taps, y, start, stop, r0, r1, *stride, *dilation)
+        xpad = padded_rows(x_nhwc, start, stop, (r0 * stride[0], (r1 - 1) * stride[0] + reach),
+                           padding)
+        compiled.nhwc_conv(xpad, taps, y[start:stop, r0:r1], 0, stop - start, 0, r1 - r0,
+                           *stride, *dilation)
         if epilogue is not None:
             epilogue(y[start:stop, r0:r1])
 
@@ -602,9 +621,12 @@ def conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_s
     oc = gy_rows.shape[-1]
     gy = np.ascontiguousarray(gy_rows).reshape(n, oh, ow, oc)
 
+    x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
+    padded_height = x.shape[2] + sum(padding[0])
+
     def block_grad(block):
         start, stop = block
-        xpad = np.ascontiguousarray(pad_nhwc(x[start:stop], *padding))  # (B, HP, WP, C)
+        xpad = padded_rows(x_nhwc, start, stop, (0, padded_height), padding)  # (B, HP, WP, C)
         gw = np.empty((kh, kw, c, oc), dtype=np.float32)
         compiled.nhwc_conv_weight_grad(xpad, gy[start:stop], gw, 0, stop - start, *stride,
                                        *dilation)

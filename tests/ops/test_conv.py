@@ -521,6 +521,7 @@ REGISTER_BLOCKED_GRID = [
     (2, 32, 16, 7, 9, (1, 3), 1, (0, 3), (1, 2), True),  # padding to the kernel's reach
     (2, 32, 16, 7, 9, (1, 3), 1, (0, 5), (1, 2), False),  # padding beyond it
     (1, 20, 16, 6, 10, 1, 1, 1, 1, False),  # a padded 1x1 (not the pointwise path), C = 20
+    (2, 16, 16, 5, 9, (1, 3), 1, (2, 1), 1, False),  # output rows that read padding alone
 ]
 
 
@@ -540,13 +541,14 @@ def test_register_blocked_conv_matches_torch(case, bias, monkeypatch):
 
 
 @needs_register_blocked
-@pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID[:3])
+@pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID)
 def test_register_blocked_conv_is_within_its_error_bound(case, monkeypatch):
     """Each output is a chain of C*KH*KW fused multiply-adds and each weight gradient one of
     N*OH*OW (in blocks, then the blocks' sums): within gamma_n of the exact float64 result
-    times the sum of the products' magnitudes (Higham, 3.1)."""
+    times the sum of the products' magnitudes (Higham, 3.1). In blocks of one output row
+    (forward) and one sample (weight gradient), each padded on its own."""
     calls = _count_register_blocked(monkeypatch)
-    monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", 1)  # a block per sample: several sums
+    monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", 1)
     n, c, oc, h, w, k, s, p, d, _ = case
     kh, kw = (k, k) if isinstance(k, int) else k
     x, wt = _arrays(np.random.default_rng(21), (n, c, h, w), (oc, c, kh, kw))
