@@ -343,7 +343,8 @@ class Conv2d(Function):
             # keeps x itself and rebuilds them in backward (grouped convs keep them: rare).
             self.rebuild = False
             if self.path == "im2col" and groups == 1:
-                # the compiled weight gradient reads x, not the columns
+                # no columns are made: backward reads x (the compiled weight gradient) or
+                # rebuilds them in blocks
                 self.rebuild = direct or _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
                 if direct:
                     y = conv_nhwc_direct(x.transpose(0, 2, 3, 1), padding, wg[0], (kh, kw),

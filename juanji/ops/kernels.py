@@ -213,31 +213,36 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
 def direct_nhwc_runs(x, c, oc, out_size):
     """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
     register-blocked kernels (`compiled.nhwc_conv`, `compiled.nhwc_conv_weight_grad`)
-    instead of im2col and BLAS: x a float32 NumPy array, 8 to _DIRECT_MAX_CHANNELS channels
-    in, a multiple of 16 up to _DIRECT_MAX_CHANNELS out, and at least 8 output columns. The
-    kernels run at 55-75 GMAC/s on 2 threads whatever the shape; BLAS on the columns gains
-    with the channels (3x3, b32, forward: 16 -> 16 1.38 against 2.54 ms, 32 -> 32 3.7 / 5.2,
-    64 -> 64 3.4 / 4.3, 64 -> 128 6.6 / 6.5, 128 -> 128 11.9 / 9.7, 128 -> 256 25 / 17)."""
+    instead of im2col and BLAS: x a float32 NumPy array, at most _DIRECT_MAX_CHANNELS
+    channels in, a multiple of 16 up to _DIRECT_MAX_CHANNELS out, and at least 8 output
+    columns. The kernels run at 55-75 GMAC/s on 2 threads whatever the shape; BLAS on the
+    columns gains with the channels (3x3, b32, forward: 16 -> 16 1.38 against 2.54 ms,
+    32 -> 32 3.7 / 5.2, 64 -> 64 3.4 / 4.3, 64 -> 128 6.6 / 6.5, 128 -> 128 11.9 / 9.7,
+    128 -> 256 25 / 17; b128: LeNet-5's 6 -> 16 5x5 0.80 / 1.37, ResNet-20's 3 -> 16 stem
+    1.38 / 2.48 by channels-first columns)."""
     return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
-            and x.dtype == np.float32 and 8 <= c <= _DIRECT_MAX_CHANNELS and oc % 16 == 0
+            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS and oc % 16 == 0
             and oc <= _DIRECT_MAX_CHANNELS and out_size[1] >= 8)
 
 
-def padded_rows(x_nhwc, start, stop, rows, padding):
+def padded_rows(x_nhwc, start, stop, rows, padding, channels=None):
     """Samples start:stop of channels-last x (N, H, W, C), any strides, padded with zeros:
-    rows rows[0]:rows[1] of the padded image, whose row 0 is `top` rows above x's first ->
-    C-contiguous (B, rows[1] - rows[0], left + W + right, C). A view of x when nothing is
-    padded and x's memory is channels-last, else a copy (a block's worth, while in cache)."""
+    rows rows[0]:rows[1] of the padded image, whose row 0 is `top` rows above x's first, and
+    `channels` channels (default C; more are zeros) -> C-contiguous (B, rows[1] - rows[0],
+    left + W + right, channels). A view of x when nothing is padded and x's memory is
+    channels-last, else a copy (a block's worth, while in cache)."""
     (top, bottom), (left, right) = padding
-    h, w = x_nhwc.shape[1:3]
+    h, w, c = x_nhwc.shape[1:]
+    channels = c if channels is None else channels
     lo, hi = rows[0] - top, rows[1] - top  # in x's rows
     first = min(max(lo, 0), h)  # the rows of x inside, first:last (none in the padding)
     last = max(min(hi, h), first)
     inside = x_nhwc[start:stop, first:last]
-    if lo >= 0 and hi <= h and left == right == 0 and inside.flags.c_contiguous:
+    if (lo >= 0 and hi <= h and left == right == 0 and channels == c
+            and inside.flags.c_contiguous):
         return inside
-    out = np.zeros((stop - start, hi - lo, left + w + right, x_nhwc.shape[3]), x_nhwc.dtype)
-    out[:, first - lo : last - lo, left : left + w] = inside
+    out = np.zeros((stop - start, hi - lo, left + w + right, channels), x_nhwc.dtype)
+    out[:, first - lo : last - lo, left : left + w, :c] = inside
     return out
 
 
@@ -623,14 +628,16 @@ def conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_s
 
     x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
     padded_height = x.shape[2] + sum(padding[0])
+    channels = max(c, 8)  # the kernel's blocks of 8 channels: fewer are padded with zeros
 
     def block_grad(block):
         start, stop = block
-        xpad = padded_rows(x_nhwc, start, stop, (0, padded_height), padding)  # (B, HP, WP, C)
-        gw = np.empty((kh, kw, c, oc), dtype=np.float32)
+        xpad = padded_rows(x_nhwc, start, stop, (0, padded_height), padding,
+                           channels)  # (B, HP, WP, channels)
+        gw = np.empty((kh, kw, channels, oc), dtype=np.float32)
         compiled.nhwc_conv_weight_grad(xpad, gy[start:stop], gw, 0, stop - start, *stride,
                                        *dilation)
-        return gw
+        return gw[:, :, :c]
 
     sample_macs = oh * ow * kh * kw * c * oc
     gw = sum_in_order(parallel_map(block_grad, sample_blocks(n, sample_macs, _DIRECT_BLOCK_MACS)))

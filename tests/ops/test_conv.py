@@ -485,8 +485,8 @@ def test_winograd_reads_channels_last_memory_in_place(monkeypatch):
 
 
 # The compiled register-blocked kernels (kernels.direct_nhwc_runs): float32 groups=1 convs with
-# at least 8 channels in, a multiple of 16 out and at least 8 output columns, forward, input
-# gradient (at stride 1 a conv itself) and weight gradient
+# up to 64 channels in, a multiple of 16 up to 64 out and at least 8 output columns, forward,
+# input gradient (at stride 1 a conv itself) and weight gradient
 needs_register_blocked = pytest.mark.skipif(compiled.nhwc_conv is None,
                                             reason="numba is not installed")
 
@@ -522,6 +522,8 @@ REGISTER_BLOCKED_GRID = [
     (2, 32, 16, 7, 9, (1, 3), 1, (0, 5), (1, 2), False),  # padding beyond it
     (1, 20, 16, 6, 10, 1, 1, 1, 1, False),  # a padded 1x1 (not the pointwise path), C = 20
     (2, 16, 16, 5, 9, (1, 3), 1, (2, 1), 1, False),  # output rows that read padding alone
+    (2, 6, 16, 14, 14, 5, 1, 0, 1, False),  # LeNet-5's second: 6 channels, padded to 8 for
+    (2, 3, 32, 9, 12, 3, 1, 1, 1, False),  # the weight gradient's blocks; an RGB stem
 ]
 
 
@@ -595,7 +597,7 @@ def test_register_blocked_weight_gradient_does_not_depend_on_the_threads(monkeyp
 
 @needs_register_blocked
 def test_register_blocked_only_where_it_applies(monkeypatch):
-    """float32 NumPy arrays, 8 to 64 channels in, a multiple of 16 up to 64 out, >= 8 output
+    """float32 NumPy arrays, up to 64 channels in, a multiple of 16 up to 64 out, >= 8 output
     columns; everything else takes im2col and BLAS, as does a process without numba."""
     calls = _count_register_blocked(monkeypatch)
     rng = np.random.default_rng(24)
@@ -609,8 +611,8 @@ def test_register_blocked_only_where_it_applies(monkeypatch):
 
     assert runs((2, 8, 6, 8), (16, 8, 3, 3))
     assert runs((1, 64, 3, 8), (64, 64, 3, 3))
+    assert runs((2, 1, 6, 8), (16, 1, 3, 3))  # rather than channels-first columns
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3), np.float64)
-    assert not runs((2, 7, 6, 8), (16, 7, 3, 3))  # 7 channels in
     assert not runs((1, 72, 3, 8), (16, 72, 3, 3))  # 72 channels in: BLAS gains
     assert not runs((2, 8, 6, 8), (24, 8, 3, 3))  # 24 out
     assert not runs((2, 8, 6, 8), (80, 8, 3, 3))  # 80 out
