@@ -748,16 +748,17 @@ if njit is not None:
         _direct_conv_weight_grad)
 
 
-# A register-blocked direct convolution (`kernels.conv_nhwc`'s compiled path). Its inner block
-# keeps 8 output pixels x 16 output channels of sums in registers and adds one input value
-# times 16 filter values to each pixel's 16 sums per step: 16 fused multiply-adds per 8
-# broadcasts and two vector loads of filters, no im2col copy. LLVM turns the 128 scalar sums
-# into vector registers only with its SLP vectoriser, which numba leaves off, and without its
-# loop vectoriser, which gathers and scatters them through memory: the kernels are compiled
-# so (`_compile_with_slp`; 2.8 -> 52 GMAC/s on one thread, where BLAS runs the im2col
-# columns of the same block at 34). They index through raw pointers: numba's array indexing,
-# with its wrap-around of negative indices, costs 15%.
-_PIXELS, _LANES = 8, 16
+# A register-blocked direct convolution (`kernels.conv_nhwc_direct`) and its weight gradient.
+# The inner block keeps 8 output pixels x 16 or 32 output channels of sums in registers and
+# adds one input value times the filter values to each pixel's sums per step: 16 or 32
+# fused multiply-adds per 8 broadcasts and one or two vector loads of filters, no im2col
+# copy. LLVM turns the scalar sums into vector registers only with its SLP vectoriser, which
+# numba leaves off, and without its loop vectoriser, which gathers and scatters them through
+# memory: the kernels are compiled so (`_compile_with_slp`; 2.8 -> 52 GMAC/s on one thread,
+# where BLAS runs the im2col columns of the same block at 34), and allowed 512-bit vectors
+# (`_wide_vectors`: 16 lanes 52 -> 57 GMAC/s, 32 lanes 52 -> 70-80). They index through raw
+# pointers: numba's array indexing, with its wrap-around of negative indices, costs 15%.
+_PIXELS = 8  # output pixels per block of the conv
 
 
 def _stack_scratch(typingctx, size):
@@ -782,73 +783,107 @@ def _data_pointer(typingctx, array):
     return numba_types.CPointer(array.dtype)(array), codegen
 
 
-def _nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
-    """Output rows r0:r1 of samples b0:b1 of a convolution of padded channels-last xpad
-    (N, HP, WP, C) by w (KH, KW, C, OC) into y (N, OH, OW, OC), all float32 and C-contiguous,
-    at stride (sh, sw) and dilation (dh, dw); OC a multiple of 16, OW at least 8. Each sum
-    adds its KH*KW*C products in (i, j, c) order, each a fused multiply-add. A row's last
-    block of 8 pixels starts at OW - 8 (overlapping the one before it when 8 does not divide
-    OW: those sums are computed twice, the same way)."""
-    kh, kw, c, oc = w.shape
-    hp, wp = xpad.shape[1], xpad.shape[2]
-    oh, ow = y.shape[1], y.shape[2]
-    x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
-    for b in range(b0, b1):
-        for r in range(r0, r1):
-            for start in range(0, ow, _PIXELS):
-                q0 = min(start, ow - _PIXELS)
-                for o0 in range(0, oc, _LANES):
-                    sums = _stack_scratch(128)  # (_PIXELS, _LANES)
-                    for k in range(_PIXELS * _LANES):
-                        sums[k] = 0.0
-                    for i in range(kh):
-                        for j in range(kw):
-                            x_row = ((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw) * c
-                            w_row = (i * kw + j) * c * oc + o0
-                            for ch in range(c):
-                                for p in range(_PIXELS):
-                                    value = x_at[x_row + p * sw * c + ch]
-                                    for o in range(_LANES):
-                                        sums[p * _LANES + o] += value * w_at[w_row + ch * oc + o]
-                    y_row = ((b * oh + r) * ow + q0) * oc + o0
-                    for p in range(_PIXELS):
-                        for o in range(_LANES):
-                            y_at[y_row + p * oc + o] = sums[p * _LANES + o]
+_wide = [True]  # whether `_wide_vectors` marks the function (off if LLVM ever refuses it)
 
 
-def _nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
-    """The weight gradient of `_nhwc_conv` over samples b0:b1, written to gw (KH, KW, C, OC):
-    gw[i, j, c, o] = the sum over output cells (b, r, q) of xpad[b, r*sh + i*dh, q*sw + j*dw, c]
-    * gy[b, r, q, o], gy (N, OH, OW, OC); C at least 8, OC a multiple of 16. The inner block
-    keeps 8 input channels x 16 output channels of sums in registers over all the block's
-    output cells, added in (b, r, q) order, each a fused multiply-add; when 8 does not divide
-    C the last block of channels starts at C - 8 (its overlap is computed twice, the same
-    way)."""
-    kh, kw, c, oc = gw.shape
-    hp, wp = xpad.shape[1], xpad.shape[2]
-    oh, ow = gy.shape[1], gy.shape[2]
-    x_at, gy_at, gw_at = _data_pointer(xpad), _data_pointer(gy), _data_pointer(gw)
-    for i in range(kh):
-        for j in range(kw):
-            for start in range(0, c, _PIXELS):
-                c0 = min(start, c - _PIXELS)
-                for o0 in range(0, oc, _LANES):
-                    sums = _stack_scratch(128)  # (_PIXELS channels, _LANES)
-                    for k in range(_PIXELS * _LANES):
-                        sums[k] = 0.0
-                    for b in range(b0, b1):
-                        for r in range(oh):
-                            x_row = ((b * hp + r * sh + i * dh) * wp + j * dw) * c + c0
-                            gy_row = (b * oh + r) * ow * oc + o0
-                            for q in range(ow):
-                                for p in range(_PIXELS):
-                                    value = x_at[x_row + q * sw * c + p]
-                                    for o in range(_LANES):
-                                        sums[p * _LANES + o] += value * gy_at[gy_row + q * oc + o]
-                    gw_row = ((i * kw + j) * c + c0) * oc + o0
-                    for p in range(_PIXELS):
-                        for o in range(_LANES):
-                            gw_at[gw_row + p * oc + o] = sums[p * _LANES + o]
+def _wide_vectors(typingctx):
+    """Let LLVM use 512-bit vectors in the function that calls this: its x86 backend keeps
+    to 256 bits on CPUs that have them unless a function asks (the string attributes clang
+    sets for code that uses 512-bit intrinsics; llvmlite's attribute set knows only the
+    keyword ones, so they are added to it as a plain set). A no-op on other CPUs."""
+    def codegen(context, builder, signature, args):
+        if _wide[0]:
+            for attribute in ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"'):
+                set.add(builder.function.attributes, attribute)
+        return context.get_dummy_value()
+
+    return numba_types.void(), codegen
+
+
+def _nhwc_conv_kernel(lanes):
+    """The conv kernel over blocks of `lanes` (16 or 32) output channels: a constant of the
+    compiled function (a closure variable), so that its loops unroll."""
+
+    def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
+        """Output rows r0:r1 of samples b0:b1 of a convolution of padded channels-last xpad
+        (N, HP, WP, C) by w (KH, KW, C, OC) into y (N, OH, OW, OC), all float32 and
+        C-contiguous, at stride (sh, sw) and dilation (dh, dw); OC a multiple of `lanes`, OW
+        at least 8. Each sum adds its KH*KW*C products in (i, j, c) order, each a fused
+        multiply-add (so the bits do not depend on `lanes`). A row's last block of 8 pixels
+        starts at OW - 8 (overlapping the one before it when 8 does not divide OW: those
+        sums are computed twice, the same way)."""
+        _wide_vectors()
+        kh, kw, c, oc = w.shape
+        hp, wp = xpad.shape[1], xpad.shape[2]
+        oh, ow = y.shape[1], y.shape[2]
+        x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
+        for b in range(b0, b1):
+            for r in range(r0, r1):
+                for start in range(0, ow, _PIXELS):
+                    q0 = min(start, ow - _PIXELS)
+                    for o0 in range(0, oc, lanes):
+                        sums = _stack_scratch(256)  # (_PIXELS, lanes), lanes <= 32
+                        for k in range(_PIXELS * lanes):
+                            sums[k] = 0.0
+                        for i in range(kh):
+                            for j in range(kw):
+                                x_row = ((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw) * c
+                                w_row = (i * kw + j) * c * oc + o0
+                                for ch in range(c):
+                                    for p in range(_PIXELS):
+                                        value = x_at[x_row + p * sw * c + ch]
+                                        for o in range(lanes):
+                                            sums[p * lanes + o] += value * w_at[w_row + ch * oc + o]
+                        y_row = ((b * oh + r) * ow + q0) * oc + o0
+                        for p in range(_PIXELS):
+                            for o in range(lanes):
+                                y_at[y_row + p * oc + o] = sums[p * lanes + o]
+
+    return nhwc_conv
+
+
+def _nhwc_conv_weight_grad_kernel(lanes):
+    """The weight gradient kernel over blocks of `lanes` (16 or 32) output channels and
+    256 / lanes (16 or 8) input channels: 16 vectors of sums."""
+    block = 256 // lanes
+
+    def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
+        """The weight gradient of the conv kernel over samples b0:b1, written to gw (KH, KW,
+        C, OC): gw[i, j, c, o] = the sum over output cells (b, r, q) of xpad[b, r*sh + i*dh,
+        q*sw + j*dw, c] * gy[b, r, q, o], gy (N, OH, OW, OC); C at least `block`, OC a
+        multiple of `lanes`. The inner block keeps `block` input channels x `lanes` output
+        channels of sums in registers over all the block's output cells, added in (b, r, q)
+        order, each a fused multiply-add; when `block` does not divide C the last block of
+        channels starts at C - block (its overlap is computed twice, the same way)."""
+        _wide_vectors()
+        kh, kw, c, oc = gw.shape
+        hp, wp = xpad.shape[1], xpad.shape[2]
+        oh, ow = gy.shape[1], gy.shape[2]
+        x_at, gy_at, gw_at = _data_pointer(xpad), _data_pointer(gy), _data_pointer(gw)
+        for i in range(kh):
+            for j in range(kw):
+                for start in range(0, c, block):
+                    c0 = min(start, c - block)
+                    for o0 in range(0, oc, lanes):
+                        sums = _stack_scratch(256)  # (block channels, lanes)
+                        for k in range(block * lanes):
+                            sums[k] = 0.0
+                        for b in range(b0, b1):
+                            for r in range(oh):
+                                x_row = ((b * hp + r * sh + i * dh) * wp + j * dw) * c + c0
+                                gy_row = (b * oh + r) * ow * oc + o0
+                                for q in range(ow):
+                                    for p in range(block):
+                                        value = x_at[x_row + q * sw * c + p]
+                                        for o in range(lanes):
+                                            sums[p * lanes + o] += (
+                                                value * gy_at[gy_row + q * oc + o])
+                        gw_row = ((i * kw + j) * c + c0) * oc + o0
+                        for p in range(block):
+                            for o in range(lanes):
+                                gw_at[gw_row + p * oc + o] = sums[p * lanes + o]
+
+    return nhwc_conv_weight_grad
 
 
 def _compile_with_slp(function, signature):
@@ -870,32 +905,53 @@ def _compile_with_slp(function, signature):
 _slp_kernels = {}
 
 
-def _run_with_slp(function, ints, *args):
-    """function(*args) for three float32 C-contiguous 4-D arrays and `ints` int64s, compiled
-    by `_compile_with_slp` on the first call (about half a second, once per process)."""
-    kernel = _slp_kernels.get(function)
+def _run_with_slp(make_kernel, lanes, ints, *args):
+    """make_kernel(lanes)(*args) for three float32 C-contiguous 4-D arrays and `ints` int64s,
+    compiled by `_compile_with_slp` on the first call for `lanes` (about half a second, once
+    per process). Should LLVM refuse the wide-vector attributes, compiled without them."""
+    key = (make_kernel, lanes)
+    kernel = _slp_kernels.get(key)
     if kernel is None:
         with global_compiler_lock:  # one compilation when several threads call at once
-            if function not in _slp_kernels:
+            if key not in _slp_kernels:
                 array = numba_types.float32[:, :, :, ::1]
-                _slp_kernels[function] = _compile_with_slp(
-                    function, numba_types.void(array, array, array, *[numba_types.int64] * ints))
-            kernel = _slp_kernels[function]
+                signature = numba_types.void(array, array, array, *[numba_types.int64] * ints)
+                try:
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(lanes), signature)
+                except Exception:  # noqa: BLE001 - any LLVM error: the 256-bit build
+                    _wide[0] = False
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(lanes), signature)
+            kernel = _slp_kernels[key]
     kernel(*args)
 
 
+def _lanes(oc):
+    """Output channels per block: 32 when they divide OC (two 512-bit vectors of sums per
+    pixel), else 16."""
+    return 32 if oc % 32 == 0 else 16
+
+
 def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
-    """`_nhwc_conv`, compiled on the first call."""
-    _run_with_slp(_nhwc_conv, 8, xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw)
+    """The register-blocked conv (`_nhwc_conv_kernel`), compiled on the first call."""
+    _run_with_slp(_nhwc_conv_kernel, _lanes(w.shape[3]), 8, xpad, w, y, b0, b1, r0, r1, sh,
+                  sw, dh, dw)
+
+
+def weight_grad_channel_block(oc):
+    """Input channels per block of the weight gradient for OC output channels (8 or 16; its
+    input must have at least that many, padded with zeros if need be)."""
+    return 256 // _lanes(oc)
 
 
 def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
-    """`_nhwc_conv_weight_grad`, compiled on the first call."""
-    _run_with_slp(_nhwc_conv_weight_grad, 6, xpad, gy, gw, b0, b1, sh, sw, dh, dw)
+    """Its weight gradient (`_nhwc_conv_weight_grad_kernel`), compiled on the first call."""
+    _run_with_slp(_nhwc_conv_weight_grad_kernel, _lanes(gw.shape[3]), 6, xpad, gy, gw, b0, b1,
+                  sh, sw, dh, dw)
 
 
 if njit is not None:
     _stack_scratch = intrinsic(_stack_scratch)
     _data_pointer = intrinsic(_data_pointer)
+    _wide_vectors = intrinsic(_wide_vectors)
 else:
     nhwc_conv = nhwc_conv_weight_grad = None

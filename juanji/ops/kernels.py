@@ -628,7 +628,8 @@ def conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_s
 
     x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
     padded_height = x.shape[2] + sum(padding[0])
-    channels = max(c, 8)  # the kernel's blocks of 8 channels: fewer are padded with zeros
+    # the kernel's blocks of 8 or 16 channels: fewer are padded with zeros
+    channels = max(c, compiled.weight_grad_channel_block(oc))
 
     def block_grad(block):
         start, stop = block

@@ -647,3 +647,30 @@ def test_compiling_the_register_blocked_kernels_leaves_numba_settings_alone():
     with juanji.no_grad():
         F.conv2d(juanji.tensor(x), juanji.tensor(wt), padding=1)
     assert compiled._slp_kernels and (config.SLP_VECTORIZE, config.LOOP_VECTORIZE) == before
+
+
+@needs_register_blocked
+def test_register_blocked_bits_do_not_depend_on_the_vectors(monkeypatch):
+    """Blocks of 32 or 16 output channels (and 8 or 16 input channels in the weight
+    gradient), with 512-bit vectors or without: each sum is the same chain of fused
+    multiply-adds, so the same bits."""
+    x, wt, gy = _arrays(np.random.default_rng(27), (3, 24, 9, 11), (32, 24, 3, 3),
+                        (3, 32, 9, 11))
+
+    def conv():
+        fn = conv_ops.Conv2d()
+        y = fn.run(x, juanji.tensor(wt, requires_grad=True), None, stride=(1, 1),
+                   padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+        return y.data, fn.backward(gy)[1]
+
+    calls = _count_register_blocked(monkeypatch)
+    wide = conv()
+    monkeypatch.setattr(compiled, "_lanes", lambda oc: 16)
+    narrow_blocks = conv()
+    monkeypatch.setattr(compiled, "_slp_kernels", {})  # compiled again, 256-bit vectors
+    monkeypatch.setattr(compiled, "_wide", [False])
+    narrow_vectors = conv()
+    assert calls["nhwc_conv"] == calls["nhwc_conv_weight_grad"] == 3
+    for y, gw in (narrow_blocks, narrow_vectors):
+        np.testing.assert_array_equal(y, wide[0])
+        np.testing.assert_array_equal(gw, wide[1])
