@@ -23,7 +23,7 @@ _WINOGRAD_BLOCK_TILES = 64  # the fewest tiles in a block of `conv_winograd`
 # rows, the taps repeated along them (compiled._depthwise_row_runs); per output pixel above
 _FLAT_DEPTHWISE_CHANNELS = 32
 _DIRECT_BLOCK_MACS = 1 << 23  # work per block of `conv_nhwc_direct`, ~0.15 ms on one thread
-_DIRECT_MAX_CHANNELS = 64  # the most channels in and out of a register-blocked conv
+_DIRECT_MAX_CHANNELS = (96, 128)  # the most channels in and out of a register-blocked conv
 
 
 def sample_blocks(n, bytes_per_sample, block_bytes=None):
@@ -214,15 +214,14 @@ def direct_nhwc_runs(x, c, oc, out_size):
     """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
     register-blocked kernels (`compiled.nhwc_conv`, `compiled.nhwc_conv_weight_grad`)
     instead of im2col and BLAS: x a float32 NumPy array, at most _DIRECT_MAX_CHANNELS
-    channels in, a multiple of 16 up to _DIRECT_MAX_CHANNELS out, and at least 8 output
-    columns. The kernels run at 55-75 GMAC/s on 2 threads whatever the shape; BLAS on the
-    columns gains with the channels (3x3, b32, forward: 16 -> 16 1.38 against 2.54 ms,
-    32 -> 32 3.7 / 5.2, 64 -> 64 3.4 / 4.3, 64 -> 128 6.6 / 6.5, 128 -> 128 11.9 / 9.7,
-    128 -> 256 25 / 17; b128: LeNet-5's 6 -> 16 5x5 0.80 / 1.37, ResNet-20's 3 -> 16 stem
-    1.38 / 2.48 by channels-first columns)."""
+    channels in and out, a multiple of 16 out, and at least 8 output columns. BLAS on the
+    columns gains with the channels and overtakes the kernels past them (3x3 forward, b32,
+    against BLAS: 16 -> 16 0.46x the time, 32 -> 64 0.64x, 64 -> 128 0.81x, 96 -> 96 0.75x,
+    128 -> 128 0.99x, 96 -> 192 1.10x, 128 -> 256 1.37x; b8: ResNet-18's 7x7 stride-2 stem
+    0.70x; b1: PP-OCRv4's 3 -> 32 stride-2 stem at 640x640 0.51x channels-first columns)."""
     return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
-            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS and oc % 16 == 0
-            and oc <= _DIRECT_MAX_CHANNELS and out_size[1] >= 8)
+            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS[0] and oc % 16 == 0
+            and oc <= _DIRECT_MAX_CHANNELS[1] and out_size[1] >= 8)
 
 
 def padded_rows(x_nhwc, start, stop, rows, padding, channels=None):

@@ -485,7 +485,7 @@ def test_winograd_reads_channels_last_memory_in_place(monkeypatch):
 
 
 # The compiled register-blocked kernels (kernels.direct_nhwc_runs): float32 groups=1 convs with
-# up to 64 channels in, a multiple of 16 up to 64 out and at least 8 output columns, forward,
+# up to 96 channels in, a multiple of 16 up to 128 out and at least 8 output columns, forward,
 # input gradient (at stride 1 a conv itself) and weight gradient
 needs_register_blocked = pytest.mark.skipif(compiled.nhwc_conv is None,
                                             reason="numba is not installed")
@@ -597,8 +597,8 @@ def test_register_blocked_weight_gradient_does_not_depend_on_the_threads(monkeyp
 
 @needs_register_blocked
 def test_register_blocked_only_where_it_applies(monkeypatch):
-    """float32 NumPy arrays, up to 64 channels in, a multiple of 16 up to 64 out, >= 8 output
-    columns; everything else takes im2col and BLAS, as does a process without numba."""
+    """float32 NumPy arrays, up to 96 channels in, a multiple of 16 up to 128 out, >= 8
+    output columns; everything else takes im2col and BLAS, as does a process without numba."""
     calls = _count_register_blocked(monkeypatch)
     rng = np.random.default_rng(24)
 
@@ -613,9 +613,10 @@ def test_register_blocked_only_where_it_applies(monkeypatch):
     assert runs((1, 64, 3, 8), (64, 64, 3, 3))
     assert runs((2, 1, 6, 8), (16, 1, 3, 3))  # rather than channels-first columns
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3), np.float64)
-    assert not runs((1, 72, 3, 8), (16, 72, 3, 3))  # 72 channels in: BLAS gains
+    assert runs((1, 96, 3, 8), (128, 96, 3, 3))
+    assert not runs((1, 104, 3, 8), (16, 104, 3, 3))  # 104 channels in: BLAS gains
     assert not runs((2, 8, 6, 8), (24, 8, 3, 3))  # 24 out
-    assert not runs((2, 8, 6, 8), (80, 8, 3, 3))  # 80 out
+    assert not runs((2, 8, 6, 8), (144, 8, 3, 3))  # 144 out
     assert not runs((2, 8, 6, 7), (16, 8, 3, 3))  # 7 columns
     monkeypatch.setattr(compiled, "nhwc_conv", None)  # no numba
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3))
