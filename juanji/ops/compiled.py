@@ -806,46 +806,52 @@ def _nhwc_conv_kernel(lanes):
 
     def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
         """Output rows r0:r1 of samples b0:b1 of a convolution of padded channels-last xpad
-        (N, HP, WP, C) by w (KH, KW, C, OC) into y (N, OH, OW, OC), all float32 and
-        C-contiguous, at stride (sh, sw) and dilation (dh, dw); OC a multiple of `lanes`, OW
-        at least 8. Each sum adds its KH*KW*C products in (i, j, c) order, each a fused
-        multiply-add (so the bits do not depend on `lanes`). A row's last block of 8 pixels
-        starts at OW - 8 (overlapping the one before it when 8 does not divide OW: those
-        sums are computed twice, the same way)."""
+        (N, HP, WP, C) by w (KH, KW, C, OCP) into y (N, OH, OW, OC), all float32 and
+        C-contiguous, at stride (sh, sw) and dilation (dh, dw); OCP the multiple of `lanes`
+        at or above OC (the filters past OC are not read into y), OW at least 8. Each sum
+        adds its KH*KW*C products in (i, j, c) order, each a fused multiply-add (so the bits
+        do not depend on `lanes`). A row's last block of 8 pixels starts at OW - 8
+        (overlapping the one before it when 8 does not divide OW: those sums are computed
+        twice, the same way)."""
         _wide_vectors()
-        kh, kw, c, oc = w.shape
+        kh, kw, c, ocp = w.shape
         hp, wp = xpad.shape[1], xpad.shape[2]
-        oh, ow = y.shape[1], y.shape[2]
+        oh, ow, oc = y.shape[1], y.shape[2], y.shape[3]
         x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
         for b in range(b0, b1):
             for r in range(r0, r1):
                 for start in range(0, ow, _PIXELS):
                     q0 = min(start, ow - _PIXELS)
-                    for o0 in range(0, oc, lanes):
+                    for o0 in range(0, ocp, lanes):
                         sums = _stack_scratch(256)  # (_PIXELS, lanes), lanes <= 32
                         for k in range(_PIXELS * lanes):
                             sums[k] = 0.0
                         for i in range(kh):
                             for j in range(kw):
                                 x_row = ((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw) * c
-                                w_row = (i * kw + j) * c * oc + o0
+                                w_row = (i * kw + j) * c * ocp + o0
                                 for ch in range(c):
                                     for p in range(_PIXELS):
                                         value = x_at[x_row + p * sw * c + ch]
                                         for o in range(lanes):
-                                            sums[p * lanes + o] += value * w_at[w_row + ch * oc + o]
+                                            sums[p * lanes + o] += (
+                                                value * w_at[w_row + ch * ocp + o])
                         y_row = ((b * oh + r) * ow + q0) * oc + o0
-                        for p in range(_PIXELS):
-                            for o in range(lanes):
-                                y_at[y_row + p * oc + o] = sums[p * lanes + o]
+                        if o0 + lanes <= oc:
+                            for p in range(_PIXELS):
+                                for o in range(lanes):
+                                    y_at[y_row + p * oc + o] = sums[p * lanes + o]
+                        else:  # the last block of filters padded past OC
+                            for p in range(_PIXELS):
+                                for o in range(oc - o0):
+                                    y_at[y_row + p * oc + o] = sums[p * lanes + o]
 
     return nhwc_conv
 
 
-def _nhwc_conv_weight_grad_kernel(lanes):
+def _nhwc_conv_weight_grad_kernel(lanes, block):
     """The weight gradient kernel over blocks of `lanes` (16 or 32) output channels and
-    256 / lanes (16 or 8) input channels: 16 vectors of sums."""
-    block = 256 // lanes
+    `block` (8, or 16 with 16 lanes) input channels: 8 or 16 vectors of sums."""
 
     def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
         """The weight gradient of the conv kernel over samples b0:b1, written to gw (KH, KW,
@@ -905,11 +911,12 @@ def _compile_with_slp(function, signature):
 _slp_kernels = {}
 
 
-def _run_with_slp(make_kernel, lanes, ints, *args):
-    """make_kernel(lanes)(*args) for three float32 C-contiguous 4-D arrays and `ints` int64s,
-    compiled by `_compile_with_slp` on the first call for `lanes` (about half a second, once
-    per process). Should LLVM refuse the wide-vector attributes, compiled without them."""
-    key = (make_kernel, lanes)
+def _run_with_slp(make_kernel, blocking, ints, *args):
+    """make_kernel(*blocking)(*args) for three float32 C-contiguous 4-D arrays and `ints`
+    int64s, compiled by `_compile_with_slp` on the first call for `blocking` (about half a
+    second, once per process). Should LLVM refuse the wide-vector attributes, compiled
+    without them."""
+    key = (make_kernel, blocking)
     kernel = _slp_kernels.get(key)
     if kernel is None:
         with global_compiler_lock:  # one compilation when several threads call at once
@@ -917,10 +924,10 @@ def _run_with_slp(make_kernel, lanes, ints, *args):
                 array = numba_types.float32[:, :, :, ::1]
                 signature = numba_types.void(array, array, array, *[numba_types.int64] * ints)
                 try:
-                    _slp_kernels[key] = _compile_with_slp(make_kernel(lanes), signature)
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
                 except Exception:  # noqa: BLE001 - any LLVM error: the 256-bit build
                     _wide[0] = False
-                    _slp_kernels[key] = _compile_with_slp(make_kernel(lanes), signature)
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
             kernel = _slp_kernels[key]
     kernel(*args)
 
@@ -933,20 +940,24 @@ def _lanes(oc):
 
 def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
     """The register-blocked conv (`_nhwc_conv_kernel`), compiled on the first call."""
-    _run_with_slp(_nhwc_conv_kernel, _lanes(w.shape[3]), 8, xpad, w, y, b0, b1, r0, r1, sh,
-                  sw, dh, dw)
+    _run_with_slp(_nhwc_conv_kernel, (_lanes(w.shape[3]),), 8, xpad, w, y, b0, b1, r0, r1,
+                  sh, sw, dh, dw)
 
 
-def weight_grad_channel_block(oc):
-    """Input channels per block of the weight gradient for OC output channels (8 or 16; its
-    input must have at least that many, padded with zeros if need be)."""
-    return 256 // _lanes(oc)
+def weight_grad_channel_block(c, oc):
+    """Input channels per block of the weight gradient for C channels in and OC out: 16
+    with blocks of 16 output channels when C has 16, else 8 (its input must have at least
+    that many channels, padded with zeros if need be)."""
+    return 16 if _lanes(oc) == 16 and c >= 16 else 8
 
 
 def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
-    """Its weight gradient (`_nhwc_conv_weight_grad_kernel`), compiled on the first call."""
-    _run_with_slp(_nhwc_conv_weight_grad_kernel, _lanes(gw.shape[3]), 6, xpad, gy, gw, b0, b1,
-                  sh, sw, dh, dw)
+    """Its weight gradient (`_nhwc_conv_weight_grad_kernel`), compiled on the first call;
+    xpad's channels are gw's padded to `weight_grad_channel_block` if need be."""
+    c, oc = gw.shape[2:]
+    blocking = (_lanes(oc), weight_grad_channel_block(c, oc))
+    _run_with_slp(_nhwc_conv_weight_grad_kernel, blocking, 6, xpad, gy, gw, b0, b1, sh, sw,
+                  dh, dw)
 
 
 if njit is not None:

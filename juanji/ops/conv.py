@@ -49,6 +49,7 @@ from juanji.ops.kernels import (
     conv_winograd,
     depthwise_nhwc,
     depthwise_nhwc_grads,
+    direct_grad_runs,
     direct_nhwc_runs,
     im2col_nhwc,
     pad_nchw,
@@ -281,6 +282,8 @@ class Conv2d(Function):
         if n == 0:
             self.empty = (x, weight)
             return xp_of(x).zeros((0, oc, oh, ow), dtype=y_dtype)
+        # the register-blocked kernel (groups=1 convs it suits, see direct_nhwc_runs)
+        direct = groups == 1 and x.dtype == weight.dtype and direct_nhwc_runs(x, c, oc, (oh, ow))
         if groups == c and cg == 1 and groups > 1:
             self.path = "depthwise"
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
@@ -308,7 +311,7 @@ class Conv2d(Function):
             self.saved = (xpad if self.needs_grad[1] else None, weight,
                           (n, xpad.shape[2], xpad.shape[3], c))
         elif (groups == 1 and _channels_first_wins(c, (kh, kw), stride, dilation, ow)
-              and not direct_nhwc_runs(x, c, oc, (oh, ow))):
+              and not (direct and direct_grad_runs(c, oc))):
             self.path = "channels_first"
             xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
             wrows = weight.reshape(oc, -1)  # (OC, C*KH*KW): already the columns' order
@@ -316,10 +319,16 @@ class Conv2d(Function):
             # the bias goes into the product (a weight column on a row of ones): no epilogue
             # pass for it, and backward's weight-gradient product gives its gradient
             self.bias_in_product = bias is not None
-            y, cols = conv_channels_first(xpad, wrows, (kh, kw), stride, dilation, (oh, ow),
-                                          keep_columns=self.needs_grad[1] and not self.rebuild,
-                                          epilogue=conv_epilogue(None, finish, ow, y_dtype),
-                                          bias=bias)
+            if direct:  # the forward by the register-blocked kernel, the columns in backward
+                self.rebuild = True
+                y = conv_nhwc_direct(x.transpose(0, 2, 3, 1), padding,
+                                     weight.transpose(0, 2, 3, 1).reshape(oc, -1), (kh, kw),
+                                     stride, dilation, (oh, ow), epilogue)  # (N, OH, OW, OC)
+            else:
+                y, cols = conv_channels_first(
+                    xpad, wrows, (kh, kw), stride, dilation, (oh, ow),
+                    keep_columns=self.needs_grad[1] and not self.rebuild,
+                    epilogue=conv_epilogue(None, finish, ow, y_dtype), bias=bias)
             epilogue = None  # applied
             kept = None
             if self.needs_grad[1]:
@@ -333,8 +342,6 @@ class Conv2d(Function):
             else:
                 self.path = "im2col"
                 # the register-blocked kernels pad block by block: no padded copy here
-                direct = (groups == 1 and x.dtype == weight.dtype
-                          and direct_nhwc_runs(x, c, oc, (oh, ow)))
                 xpad = None if direct else pad_nhwc(x, *padding)  # (N, HP, WP, C)
                 padded_shape = (n, h + sum(padding[0]), w + sum(padding[1]), c)
             wg = weight_rows(weight, groups)  # (G, OCg, Kg)

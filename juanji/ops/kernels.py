@@ -212,16 +212,29 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
 
 def direct_nhwc_runs(x, c, oc, out_size):
     """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
-    register-blocked kernels (`compiled.nhwc_conv`, `compiled.nhwc_conv_weight_grad`)
-    instead of im2col and BLAS: x a float32 NumPy array, at most _DIRECT_MAX_CHANNELS
-    channels in and out, a multiple of 16 out, and at least 8 output columns. BLAS on the
-    columns gains with the channels and overtakes the kernels past them (3x3 forward, b32,
-    against BLAS: 16 -> 16 0.46x the time, 32 -> 64 0.64x, 64 -> 128 0.81x, 96 -> 96 0.75x,
+    register-blocked kernel (`compiled.nhwc_conv`; its weight gradient too where
+    `direct_grad_runs`) instead of im2col and BLAS: x a
+    float32 NumPy array, at most _DIRECT_MAX_CHANNELS channels in and out, at least 8
+    output columns, and output channels a multiple of 16 or at most 1/8 short of one (the
+    filters are padded with zeros to it: SimpleConvNet's 30 to 32). BLAS on the columns
+    gains with the channels and overtakes the kernel past them (3x3 forward, b32, against
+    BLAS: 16 -> 16 0.46x the time, 32 -> 64 0.64x, 64 -> 128 0.81x, 96 -> 96 0.75x,
     128 -> 128 0.99x, 96 -> 192 1.10x, 128 -> 256 1.37x; b8: ResNet-18's 7x7 stride-2 stem
     0.70x; b1: PP-OCRv4's 3 -> 32 stride-2 stem at 640x640 0.51x channels-first columns)."""
+    padded = -(-oc // 16) * 16
     return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
-            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS[0] and oc % 16 == 0
-            and oc <= _DIRECT_MAX_CHANNELS[1] and out_size[1] >= 8)
+            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS[0]
+            and oc <= _DIRECT_MAX_CHANNELS[1] and 8 * padded <= 9 * oc and out_size[1] >= 8)
+
+
+def direct_grad_runs(c, oc):
+    """Whether a register-blocked conv (see `direct_nhwc_runs`) with c channels in and oc out
+    has its weight gradient by the compiled kernel too: a multiple of 16 out, and enough
+    channels in for its blocks of 8, padded with zeros, to beat BLAS on the columns: 6 ->
+    8 (LeNet-5's second conv, b128: 0.71 against 1.35 ms), or 3 -> 8 with 16 out (ResNet-20's
+    stem: 2.5 against 4.1 by channels-first columns), where BLAS runs thin products badly;
+    not 3 -> 8 with 32 out (3.8 / 3.3) or 64 (ResNet-18's stem, b8: 34 / 15), nor 1 -> 8."""
+    return oc % 16 == 0 and (c >= 6 or (c >= 3 and oc <= 16))
 
 
 def padded_rows(x_nhwc, start, stop, rows, padding, channels=None):
@@ -253,7 +266,9 @@ def conv_nhwc_direct(x_nhwc, padding, wrows, kernel, stride, dilation, out_size,
     reads (`padded_rows`), so no padded copy of the whole input is made."""
     n, (oh, ow) = x_nhwc.shape[0], out_size
     oc, c = wrows.shape[0], x_nhwc.shape[3]
-    taps = np.ascontiguousarray(wrows.T).reshape(*kernel, c, oc)  # (KH, KW, C, OC)
+    padded = -(-oc // 16) * 16  # filters padded with zeros to the kernel's blocks
+    taps = np.zeros((*kernel, c, padded), dtype=np.float32)  # (KH, KW, C, OCP)
+    taps[..., :oc] = wrows.T.reshape(*kernel, c, oc)
     y = np.empty((n, oh, ow, oc), dtype=np.float32)
     reach = dilation[0] * (kernel[0] - 1) + 1  # the input rows under one output row
 
@@ -599,7 +614,8 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
     (kh, kw), (oh, ow) = kernel, out_size
     width = kh * kw * c
     oc = gy_rows.shape[-1]
-    if gy_rows.dtype == x.dtype and direct_nhwc_runs(x, c, oc, out_size):
+    if (gy_rows.dtype == x.dtype and direct_grad_runs(c, oc)
+            and direct_nhwc_runs(x, c, oc, out_size)):
         return conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_size)
 
     def block_grad(block):
@@ -617,30 +633,32 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
 
 def conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_size):
     """`conv_weight_grad` by the compiled register-blocked kernel
-    (`compiled.nhwc_conv_weight_grad`, see `direct_nhwc_runs`): blocks of samples are padded
-    channels-last and reduced while in cache, over the threads; the blocks' sums are added in
-    block order."""
+    (`compiled.nhwc_conv_weight_grad`, see `direct_nhwc_runs`), in blocks of samples or of
+    one sample's output rows as in the forward (the kernel passes over its block's upstream
+    gradient once per tap, so a block must stay in cache: ResNet-18's 112x112 stem gradient
+    by whole samples was 4x slower), each padded channels-last on its own and reduced over
+    the threads; the blocks' sums are added in block order."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = kernel, out_size
     oc = gy_rows.shape[-1]
     gy = np.ascontiguousarray(gy_rows).reshape(n, oh, ow, oc)
-
     x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C) view
-    padded_height = x.shape[2] + sum(padding[0])
+    reach = dilation[0] * (kh - 1) + 1  # the input rows under one output row
     # the kernel's blocks of 8 or 16 channels: fewer are padded with zeros
-    channels = max(c, compiled.weight_grad_channel_block(oc))
+    channels = max(c, compiled.weight_grad_channel_block(c, oc))
 
     def block_grad(block):
-        start, stop = block
-        xpad = padded_rows(x_nhwc, start, stop, (0, padded_height), padding,
-                           channels)  # (B, HP, WP, channels)
+        start, stop, r0, r1 = block
+        xpad = padded_rows(x_nhwc, start, stop, (r0 * stride[0], (r1 - 1) * stride[0] + reach),
+                           padding, channels)  # (B, rows, WP, channels)
         gw = np.empty((kh, kw, channels, oc), dtype=np.float32)
-        compiled.nhwc_conv_weight_grad(xpad, gy[start:stop], gw, 0, stop - start, *stride,
-                                       *dilation)
+        compiled.nhwc_conv_weight_grad(xpad, gy[start:stop, r0:r1], gw, 0, stop - start,
+                                       *stride, *dilation)
         return gw[:, :, :c]
 
-    sample_macs = oh * ow * kh * kw * c * oc
-    gw = sum_in_order(parallel_map(block_grad, sample_blocks(n, sample_macs, _DIRECT_BLOCK_MACS)))
+    row_macs = ow * kh * kw * channels * oc
+    blocks = sample_row_blocks(n, oh, row_macs, _DIRECT_BLOCK_MACS)
+    gw = sum_in_order(parallel_map(block_grad, blocks))
     return gw.reshape(kh * kw * c, oc).T  # (OC, KH*KW*C)
 
 
