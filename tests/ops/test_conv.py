@@ -512,22 +512,23 @@ def _gamma(n):
 
 
 REGISTER_BLOCKED_GRID = [
-    # N, C, OC, H, W, kernel, stride, padding, dilation; whether the input gradient is a
-    # register-blocked conv too (stride 1, OC <= C, C a multiple of 16, padding within reach)
-    # and whether the weight gradient is (kernels.direct_grad_runs)
-    (2, 16, 16, 10, 10, 3, 1, 1, 1, True, True),  # ResNet-20's first stage
-    (2, 12, 32, 9, 13, 3, 1, 1, 1, False, True),  # 12 channels, 13 columns: overlapping blocks
-    (3, 8, 48, 11, 20, (3, 5), (2, 1), (1, 2), (1, 2), False, True),  # strided rows, dilated
-    (2, 16, 32, 12, 17, 3, 2, 1, 1, False, True),  # stride 2: the input gradient scatters
-    (2, 32, 16, 7, 9, (1, 3), 1, (0, 3), (1, 2), True, True),  # padding to the kernel's reach
-    (2, 32, 16, 7, 9, (1, 3), 1, (0, 5), (1, 2), False, True),  # padding beyond it
-    (1, 20, 16, 6, 10, 1, 1, 1, 1, False, True),  # a padded 1x1 (not the pointwise path)
-    (2, 16, 16, 5, 9, (1, 3), 1, (2, 1), 1, False, True),  # output rows that read padding alone
-    (2, 6, 16, 14, 14, 5, 1, 0, 1, False, True),  # LeNet-5's second: 6 channels padded to 8
-    (2, 3, 16, 9, 12, 3, 1, 1, 1, False, True),  # ResNet-20's RGB stem
-    (2, 3, 32, 9, 12, 3, 1, 1, 1, False, False),  # 3 -> 32: channels-first columns for dW
-    (2, 1, 30, 12, 12, 5, 1, 0, 1, False, False),  # SimpleConvNet's: 30 filters padded to 32
-    (2, 3, 64, 13, 19, 7, 2, 3, 1, False, False),  # ResNet-18's stem: BLAS for dW
+    # N, C, OC, H, W, kernel, stride, padding, dilation; whether the forward, the input
+    # gradient (stride 1, OC <= C, C a multiple of 16, padding within reach) and the weight
+    # gradient (kernels.direct_grad_runs) run the register-blocked kernels
+    (2, 16, 16, 10, 10, 3, 1, 1, 1, True, True, True),  # ResNet-20's first stage
+    (2, 12, 32, 9, 13, 3, 1, 1, 1, True, False, True),  # 12 channels, 13 columns: overlaps
+    (3, 8, 48, 11, 20, (3, 5), (2, 1), (1, 2), (1, 2), True, False, True),  # strided, dilated
+    (2, 16, 32, 12, 17, 3, 2, 1, 1, True, False, True),  # stride 2: the input gradient scatters
+    (2, 32, 16, 7, 9, (1, 3), 1, (0, 3), (1, 2), True, True, True),  # padding to the reach
+    (2, 32, 16, 7, 9, (1, 3), 1, (0, 5), (1, 2), True, False, True),  # padding beyond it
+    (1, 20, 16, 6, 10, 1, 1, 1, 1, True, False, True),  # a padded 1x1 (not the pointwise path)
+    (2, 16, 16, 5, 9, (1, 3), 1, (2, 1), 1, True, False, True),  # rows that read padding alone
+    (2, 6, 16, 14, 14, 5, 1, 0, 1, True, False, True),  # LeNet-5's second: 6 channels -> 8
+    (2, 3, 16, 9, 12, 3, 1, 1, 1, True, False, True),  # ResNet-20's RGB stem
+    (2, 8, 30, 9, 12, 3, 1, 1, 1, True, False, False),  # 30 filters padded to 32; dW by BLAS
+    (2, 3, 64, 13, 19, 7, 2, 3, 1, True, False, False),  # ResNet-18's stem: dW by BLAS
+    (2, 3, 32, 9, 12, 3, 1, 1, 1, False, False, False),  # channels-first columns for both
+    (2, 1, 30, 12, 12, 5, 1, 0, 1, False, False, False),  # SimpleConvNet's: the same
 ]
 
 
@@ -536,18 +537,18 @@ REGISTER_BLOCKED_GRID = [
 @pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID)
 def test_register_blocked_conv_matches_torch(case, bias, monkeypatch):
     calls = _count_register_blocked(monkeypatch)
-    n, c, oc, h, w, k, s, p, d, input_grad_too, weight_grad_too = case
+    n, c, oc, h, w, k, s, p, d, forward, input_grad, weight_grad = case
     kh, kw = (k, k) if isinstance(k, int) else k
     arrays = _arrays(np.random.default_rng(20), (n, c, h, w), (oc, c, kh, kw),
                      (oc,) if bias else None)
     check_parity(lambda x, wt, b: F.conv2d(x, wt, b, s, p, d),
                  lambda x, wt, b: TF.conv2d(x, wt, b, s, p, d), arrays)
-    assert calls["nhwc_conv"] == 1 + input_grad_too
-    assert calls["nhwc_conv_weight_grad"] == weight_grad_too
+    assert calls["nhwc_conv"] == forward + input_grad
+    assert calls["nhwc_conv_weight_grad"] == weight_grad
 
 
 @needs_register_blocked
-@pytest.mark.parametrize("case", REGISTER_BLOCKED_GRID)
+@pytest.mark.parametrize("case", [c for c in REGISTER_BLOCKED_GRID if c[-3]])  # forward
 def test_register_blocked_conv_is_within_its_error_bound(case, monkeypatch):
     """Each output is a chain of C*KH*KW fused multiply-adds and each weight gradient one of
     N*OH*OW (in blocks, then the blocks' sums): within gamma_n of the exact float64 result
@@ -555,7 +556,7 @@ def test_register_blocked_conv_is_within_its_error_bound(case, monkeypatch):
     each padded on its own."""
     calls = _count_register_blocked(monkeypatch)
     monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", 1)
-    n, c, oc, h, w, k, s, p, d, _, weight_grad_too = case
+    n, c, oc, h, w, k, s, p, d, _, _, weight_grad_too = case
     kh, kw = (k, k) if isinstance(k, int) else k
     x, wt = _arrays(np.random.default_rng(21), (n, c, h, w), (oc, c, kh, kw))
     fn = conv_ops.Conv2d()
@@ -609,16 +610,17 @@ def test_register_blocked_only_where_it_applies(monkeypatch):
     calls = _count_register_blocked(monkeypatch)
     rng = np.random.default_rng(24)
 
-    def runs(x_shape, w_shape, dtype=np.float32):
+    def runs(x_shape, w_shape, dtype=np.float32, trained=False):
         calls.clear()
         x, wt = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape))
-        with juanji.no_grad():
-            F.conv2d(juanji.tensor(x), juanji.tensor(wt), padding=1)
+        F.conv2d(juanji.tensor(x), juanji.tensor(wt, requires_grad=trained), padding=1)
         return calls["nhwc_conv"] == 1
 
     assert runs((2, 8, 6, 8), (16, 8, 3, 3))
     assert runs((1, 64, 3, 8), (64, 64, 3, 3))
-    assert runs((2, 1, 6, 8), (16, 1, 3, 3))  # rather than channels-first columns
+    assert runs((2, 3, 6, 8), (16, 3, 3, 3), trained=True)  # not channels-first columns
+    assert runs((2, 1, 6, 8), (16, 1, 3, 3))
+    assert not runs((2, 1, 6, 8), (16, 1, 3, 3), trained=True)  # the columns serve dW too
     assert not runs((2, 8, 6, 8), (16, 8, 3, 3), np.float64)
     assert runs((1, 96, 3, 8), (128, 96, 3, 3))
     assert not runs((1, 104, 3, 8), (16, 104, 3, 3))  # 104 channels in: BLAS gains
