@@ -800,6 +800,22 @@ def _wide_vectors(typingctx):
     return numba_types.void(), codegen
 
 
+def _add_outer(sums, count, lanes, column_at, column, step, row_at, row):
+    """The register block's step: sums[p, o] += column_at[column + p*step] * row_at[row + o]
+    for p < count, o < lanes, each a fused multiply-add (sums: (count, lanes) flat)."""
+    for p in range(count):
+        value = column_at[column + p * step]
+        for o in range(lanes):
+            sums[p * lanes + o] += value * row_at[row + o]
+
+
+def _store_rows(sums, count, lanes, width, out_at, start, step):
+    """out_at[start + p*step + o] = sums[p, o] for p < count, o < width (<= lanes)."""
+    for p in range(count):
+        for o in range(width):
+            out_at[start + p * step + o] = sums[p * lanes + o]
+
+
 def _nhwc_conv_kernel(lanes):
     """The conv kernel over blocks of `lanes` (16 or 32) output channels: a constant of the
     compiled function (a closure variable), so that its loops unroll."""
@@ -831,20 +847,13 @@ def _nhwc_conv_kernel(lanes):
                                 x_row = ((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw) * c
                                 w_row = (i * kw + j) * c * ocp + o0
                                 for ch in range(c):
-                                    for p in range(_PIXELS):
-                                        value = x_at[x_row + p * sw * c + ch]
-                                        for o in range(lanes):
-                                            sums[p * lanes + o] += (
-                                                value * w_at[w_row + ch * ocp + o])
+                                    _add_outer(sums, _PIXELS, lanes, x_at, x_row + ch, sw * c,
+                                               w_at, w_row + ch * ocp)
                         y_row = ((b * oh + r) * ow + q0) * oc + o0
                         if o0 + lanes <= oc:
-                            for p in range(_PIXELS):
-                                for o in range(lanes):
-                                    y_at[y_row + p * oc + o] = sums[p * lanes + o]
+                            _store_rows(sums, _PIXELS, lanes, lanes, y_at, y_row, oc)
                         else:  # the last block of filters padded past OC
-                            for p in range(_PIXELS):
-                                for o in range(oc - o0):
-                                    y_at[y_row + p * oc + o] = sums[p * lanes + o]
+                            _store_rows(sums, _PIXELS, lanes, oc - o0, y_at, y_row, oc)
 
     return nhwc_conv
 
@@ -879,15 +888,10 @@ def _nhwc_conv_weight_grad_kernel(lanes, block):
                                 x_row = ((b * hp + r * sh + i * dh) * wp + j * dw) * c + c0
                                 gy_row = (b * oh + r) * ow * oc + o0
                                 for q in range(ow):
-                                    for p in range(block):
-                                        value = x_at[x_row + q * sw * c + p]
-                                        for o in range(lanes):
-                                            sums[p * lanes + o] += (
-                                                value * gy_at[gy_row + q * oc + o])
+                                    _add_outer(sums, block, lanes, x_at, x_row + q * sw * c, 1,
+                                               gy_at, gy_row + q * oc)
                         gw_row = ((i * kw + j) * c + c0) * oc + o0
-                        for p in range(block):
-                            for o in range(lanes):
-                                gw_at[gw_row + p * oc + o] = sums[p * lanes + o]
+                        _store_rows(sums, block, lanes, lanes, gw_at, gw_row, oc)
 
     return nhwc_conv_weight_grad
 
@@ -961,6 +965,8 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
 
 
 if njit is not None:
+    _add_outer = njit(inline="always")(_add_outer)
+    _store_rows = njit(inline="always")(_store_rows)
     _stack_scratch = intrinsic(_stack_scratch)
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)

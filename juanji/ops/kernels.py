@@ -213,18 +213,23 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
 def direct_nhwc_runs(x, c, oc, out_size):
     """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
     register-blocked kernel (`compiled.nhwc_conv`; its weight gradient too where
-    `direct_grad_runs`) instead of im2col and BLAS: x a
-    float32 NumPy array, at most _DIRECT_MAX_CHANNELS channels in and out, at least 8
-    output columns, and output channels a multiple of 16 or at most 1/8 short of one (the
-    filters are padded with zeros to it: SimpleConvNet's 30 to 32). BLAS on the columns
+    `direct_grad_runs`) instead of im2col and BLAS: x a float32 NumPy array, at most
+    _DIRECT_MAX_CHANNELS channels in and out, at least 8 output columns, and output channels
+    a multiple of 16 or at most 1/8 short of one (the filters are padded with zeros to it,
+    `_padded_filters`: SimpleConvNet's 30 to 32). BLAS on the columns
     gains with the channels and overtakes the kernel past them (3x3 forward, b32, against
     BLAS: 16 -> 16 0.46x the time, 32 -> 64 0.64x, 64 -> 128 0.81x, 96 -> 96 0.75x,
     128 -> 128 0.99x, 96 -> 192 1.10x, 128 -> 256 1.37x; b8: ResNet-18's 7x7 stride-2 stem
     0.70x; b1: PP-OCRv4's 3 -> 32 stride-2 stem at 640x640 0.51x channels-first columns)."""
-    padded = -(-oc // 16) * 16
     return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
             and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS[0]
-            and oc <= _DIRECT_MAX_CHANNELS[1] and 8 * padded <= 9 * oc and out_size[1] >= 8)
+            and oc <= _DIRECT_MAX_CHANNELS[1] and 8 * _padded_filters(oc) <= 9 * oc
+            and out_size[1] >= 8)
+
+
+def _padded_filters(oc):
+    """OC rounded up to the register-blocked kernel's blocks of 16 output channels."""
+    return -(-oc // 16) * 16
 
 
 def direct_grad_runs(c, oc):
@@ -266,8 +271,7 @@ def conv_nhwc_direct(x_nhwc, padding, wrows, kernel, stride, dilation, out_size,
     reads (`padded_rows`), so no padded copy of the whole input is made."""
     n, (oh, ow) = x_nhwc.shape[0], out_size
     oc, c = wrows.shape[0], x_nhwc.shape[3]
-    padded = -(-oc // 16) * 16  # filters padded with zeros to the kernel's blocks
-    taps = np.zeros((*kernel, c, padded), dtype=np.float32)  # (KH, KW, C, OCP)
+    taps = np.zeros((*kernel, c, _padded_filters(oc)), dtype=np.float32)  # (KH, KW, C, OCP)
     taps[..., :oc] = wrows.T.reshape(*kernel, c, oc)
     y = np.empty((n, oh, ow, oc), dtype=np.float32)
     reach = dilation[0] * (kernel[0] - 1) + 1  # the input rows under one output row
@@ -600,7 +604,9 @@ def conv_input_grad_nhwc(gy_rows, wtaps, padded_shape, stride, dilation, out_siz
 
 def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
                      chunk_bytes=None):
-    """Gradient of a (groups=1) convolution w.r.t. its weight rows, im2col recomputed in blocks.
+    """Gradient of a (groups=1) convolution w.r.t. its weight rows, im2col recomputed in blocks
+    (or the compiled register-blocked kernel where `direct_grad_runs`, see
+    `conv_weight_grad_direct`).
 
     x: the unpadded input (N, C, H, W); gy_rows: (N*OH*OW, OC) upstream gradient
     -> (OC, KH*KW*C) = gy_rows^T @ im2col(pad(x)). Forward keeps only x, not the KH*KW times

@@ -455,17 +455,22 @@ def test_winograd_only_where_it_applies(monkeypatch):
         juanji.backend.set_winograd(1)
 
 
-def test_direct_conv_weight_gradient_does_not_depend_on_the_threads(monkeypatch):
-    """The compiled direct kernel's blocks of samples are summed in order, in float64."""
-    rng = np.random.default_rng(12)
-    x, w, gy = _arrays(rng, (40, 1, 12, 12), (6, 1, 5, 5), (40, 6, 12, 12))
+@pytest.mark.parametrize("x_shape, w_shape, padding, path", [
+    ((40, 1, 12, 12), (6, 1, 5, 5), 2, "direct"),  # blocks of samples summed in float64
+    ((24, 16, 12, 12), (32, 16, 3, 3), 1, "im2col"),  # register-blocked: blocks of rows
+])
+def test_compiled_weight_gradients_do_not_depend_on_the_threads(x_shape, w_shape, padding,
+                                                                 path, monkeypatch):
+    """The compiled weight gradients' blocks are fixed by the shapes and summed in order."""
+    gy_shape = (x_shape[0], w_shape[0], x_shape[2], x_shape[3])
+    x, w, gy = _arrays(np.random.default_rng(12), x_shape, w_shape, gy_shape)
     grads = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(juanji.backend, "_num_threads", threads)
         fn = conv_ops.Conv2d()
         fn.run(x, juanji.tensor(w, requires_grad=True), None, stride=(1, 1),
-               padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1)
-        assert fn.path == "direct"
+               padding=((padding,) * 2,) * 2, dilation=(1, 1), groups=1)
+        assert fn.path == path
         grads.append(fn.backward(gy)[1])
     for gw in grads[1:]:
         np.testing.assert_array_equal(gw, grads[0])
@@ -585,21 +590,6 @@ def test_register_blocked_conv_is_within_its_error_bound(case, monkeypatch):
     if weight_grad_too:
         chain = y.shape[3] + n * y.shape[2]  # a row's chain, then the rows' sums
         assert np.all(np.abs(gw - exact_grad()) <= _gamma(chain) * exact_grad(True))
-
-
-@needs_register_blocked
-def test_register_blocked_weight_gradient_does_not_depend_on_the_threads(monkeypatch):
-    x, w, gy = _arrays(np.random.default_rng(23), (24, 16, 12, 12), (32, 16, 3, 3),
-                       (24, 32, 12, 12))
-    grads = []
-    for threads in (1, 2, 3):
-        monkeypatch.setattr(juanji.backend, "_num_threads", threads)
-        fn = conv_ops.Conv2d()
-        fn.run(x, juanji.tensor(w, requires_grad=True), None, stride=(1, 1),
-               padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
-        grads.append(fn.backward(gy)[1])
-    for gw in grads[1:]:
-        np.testing.assert_array_equal(gw, grads[0])
 
 
 @needs_register_blocked
