@@ -4,8 +4,9 @@
 
 Runs the step (zero_grad, forward, cross-entropy, backward, SGD with momentum) of a zoo model
 three ways in one process: as it is; with every op's kernel replaced by an empty one that
-hands back the arrays the real kernel returned for that call (so autograd, module calls,
-argument checks, Tensor wrapping and the optimizer all still run, on the same shapes); and the
+hands back the arrays the real kernel returned for that call, and the attributes it left on
+the op (a batch norm's statistics), so autograd, module calls, argument checks, Tensor
+wrapping and the optimizer all still run, on the same shapes; and the
 optimizer step alone. The empty-kernel step is the framework's overhead; divided by the number
 of op calls it is the cost per op.
 """
@@ -57,11 +58,15 @@ class EmptyKernels:
     def _wrap(self, kernel):
         def run(fn, *args, **kwargs):
             if self.replaying:
-                out = self.records[self.position]
+                out, state = self.records[self.position]
                 self.position += 1
+                fn.__dict__.update(state)  # what callers read off the op (batch statistics)
                 return out
+            before = dict(fn.__dict__)
             out = kernel(fn, *args, **kwargs)
-            self.records.append(out)
+            state = {name: value for name, value in fn.__dict__.items()
+                     if name not in before or before[name] is not value}  # the kernel's own
+            self.records.append((out, state))
             return out
 
         return run
