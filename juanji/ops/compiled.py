@@ -915,18 +915,19 @@ def _compile_with_slp(function, signature):
 _slp_kernels = {}
 
 
-def _run_with_slp(make_kernel, blocking, ints, *args):
-    """make_kernel(*blocking)(*args) for three float32 C-contiguous 4-D arrays and `ints`
-    int64s, compiled by `_compile_with_slp` on the first call for `blocking` (about half a
-    second, once per process). Should LLVM refuse the wide-vector attributes, compiled
-    without them."""
+def _run_with_slp(make_kernel, blocking, *args):
+    """make_kernel(*blocking)(*args) for three float32 C-contiguous 4-D arrays and int64s,
+    compiled by `_compile_with_slp` on the first call for `blocking` (about half a second,
+    once per process). Should LLVM refuse the wide-vector attributes, compiled without
+    them."""
     key = (make_kernel, blocking)
     kernel = _slp_kernels.get(key)
     if kernel is None:
         with global_compiler_lock:  # one compilation when several threads call at once
             if key not in _slp_kernels:
                 array = numba_types.float32[:, :, :, ::1]
-                signature = numba_types.void(array, array, array, *[numba_types.int64] * ints)
+                signature = numba_types.void(array, array, array,
+                                             *[numba_types.int64] * (len(args) - 3))
                 try:
                     _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
                 except Exception:  # noqa: BLE001 - any LLVM error: the 256-bit build
@@ -944,7 +945,7 @@ def _lanes(oc):
 
 def nhwc_conv(xpad, w, y, b0, b1, r0, r1, sh, sw, dh, dw):
     """The register-blocked conv (`_nhwc_conv_kernel`), compiled on the first call."""
-    _run_with_slp(_nhwc_conv_kernel, (_lanes(w.shape[3]),), 8, xpad, w, y, b0, b1, r0, r1,
+    _run_with_slp(_nhwc_conv_kernel, (_lanes(w.shape[3]),), xpad, w, y, b0, b1, r0, r1,
                   sh, sw, dh, dw)
 
 
@@ -960,7 +961,7 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
     xpad's channels are gw's padded to `weight_grad_channel_block` if need be."""
     c, oc = gw.shape[2:]
     blocking = (_lanes(oc), weight_grad_channel_block(c, oc))
-    _run_with_slp(_nhwc_conv_weight_grad_kernel, blocking, 6, xpad, gy, gw, b0, b1, sh, sw,
+    _run_with_slp(_nhwc_conv_weight_grad_kernel, blocking, xpad, gy, gw, b0, b1, sh, sw,
                   dh, dw)
 
 

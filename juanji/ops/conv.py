@@ -17,9 +17,9 @@ kernel tap, which beats a batched GEMM of C tiny matrices. With the compiled pat
 replace the GEMM: in inference, 3x3 stride-1 float32 convs with enough channels run by
 Winograd's F(2x2, 3x3) (`kernels.conv_winograd`, see `_winograd_wins`); stride-1 convs
 with a few channels in and out (LeNet-5's first) run a direct kernel (`kernels.conv_direct`);
-and float32 convs with at least 8 channels in and a multiple of 16 out run register-blocked
-kernels without im2col for the forward, the input gradient when it is a conv, and the weight
-gradient (`kernels.direct_nhwc_runs`; ResNet-20's convs 2-2.3x faster).
+and float32 convs with up to 96 channels in and 128 out run register-blocked kernels without
+im2col for the forward, the input gradient when it is a conv, and the weight gradient where
+it beats BLAS (`kernels.direct_nhwc_runs`; ResNet-20's convs 2-3x faster).
 `padding` is ((top, bottom), (left, right)) in every op here.
 """
 
@@ -201,13 +201,14 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     reach = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
     if stride == (1, 1) and oc <= c and all(p <= r for r, pad in zip(reach, padding)
                                             for p in pad):
-        flipped = wtaps[::-1, ::-1].transpose(3, 0, 1, 2).reshape(c, -1)
+        flipped = wtaps[::-1, ::-1]  # (KH, KW, OC, C): the filters of a conv from OC to C
         pads = [(r - top, r - bottom) for r, (top, bottom) in zip(reach, padding)]
-        if gy.dtype == wtaps.dtype and direct_nhwc_runs(gy, oc, c, x_shape[2:]):
-            gx_nhwc = conv_nhwc_direct(gy.transpose(0, 2, 3, 1), pads, flipped, kernel, stride,
+        if direct_nhwc_runs((gy, wtaps), oc, c, x_shape[2:]):
+            gx_nhwc = conv_nhwc_direct(gy.transpose(0, 2, 3, 1), pads, flipped, stride,
                                        dilation, x_shape[2:])
         else:
-            gx_nhwc, _ = conv_nhwc(pad_nhwc(gy, *pads), flipped, kernel, stride, dilation,
+            rows = flipped.transpose(3, 0, 1, 2).reshape(c, -1)  # (C, KH*KW*OC)
+            gx_nhwc, _ = conv_nhwc(pad_nhwc(gy, *pads), rows, kernel, stride, dilation,
                                    x_shape[2:])
         return gx_nhwc.transpose(0, 3, 1, 2)  # (N, C, H, W) view of (N, H, W, C)
     n = x_shape[0]
@@ -283,7 +284,7 @@ class Conv2d(Function):
             self.empty = (x, weight)
             return xp_of(x).zeros((0, oc, oh, ow), dtype=y_dtype)
         # the register-blocked kernel (groups=1 convs it suits, see direct_nhwc_runs)
-        direct = groups == 1 and x.dtype == weight.dtype and direct_nhwc_runs(x, c, oc, (oh, ow))
+        direct = groups == 1 and direct_nhwc_runs((x, weight), c, oc, (oh, ow))
         if groups == c and cg == 1 and groups > 1:
             self.path = "depthwise"
             xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
@@ -352,8 +353,9 @@ class Conv2d(Function):
                 # rebuilds them in blocks
                 self.rebuild = direct or _rebuilds_columns(n * oh * ow, wg.shape[2], x.itemsize)
                 if direct:
-                    y = conv_nhwc_direct(x.transpose(0, 2, 3, 1), padding, wg[0], (kh, kw),
-                                         stride, dilation, (oh, ow), epilogue)  # (N,OH,OW,OC)
+                    taps = wg[0].reshape(oc, kh, kw, c).transpose(1, 2, 3, 0)  # a view
+                    y = conv_nhwc_direct(x.transpose(0, 2, 3, 1), padding, taps, stride,
+                                         dilation, (oh, ow), epilogue)  # (N, OH, OW, OC)
                 else:
                     keep = self.needs_grad[1] and not self.rebuild
                     y, cols = conv_nhwc(xpad, wg[0], (kh, kw), stride, dilation, (oh, ow),

@@ -210,10 +210,11 @@ def conv_nhwc(xp_nhwc, wrows, kernel, stride, dilation, out_size, keep_columns=F
     return y, None if cols is None else cols.reshape(1, n * oh * ow, width)
 
 
-def direct_nhwc_runs(x, c, oc, out_size):
-    """Whether a groups=1 conv of x with c channels in and oc out runs the compiled
-    register-blocked kernel (`compiled.nhwc_conv`; its weight gradient too where
-    `direct_grad_runs`) instead of im2col and BLAS: x a float32 NumPy array, at most
+def direct_nhwc_runs(arrays, c, oc, out_size):
+    """Whether a groups=1 conv with c channels in and oc out, on `arrays` (its input and
+    filters, or what backward combines), runs the compiled register-blocked kernel
+    (`compiled.nhwc_conv`; its weight gradient too where `direct_grad_runs`) instead of
+    im2col and BLAS: the arrays float32 NumPy arrays, at most
     _DIRECT_MAX_CHANNELS channels in and out, at least 8 output columns, and output channels
     a multiple of 16 or at most 1/8 short of one (the filters are padded with zeros to it,
     `_padded_filters`: SimpleConvNet's 30 to 32). BLAS on the columns
@@ -221,8 +222,9 @@ def direct_nhwc_runs(x, c, oc, out_size):
     BLAS: 16 -> 16 0.46x the time, 32 -> 64 0.64x, 64 -> 128 0.81x, 96 -> 96 0.75x,
     128 -> 128 0.99x, 96 -> 192 1.10x, 128 -> 256 1.37x; b8: ResNet-18's 7x7 stride-2 stem
     0.70x; b1: PP-OCRv4's 3 -> 32 stride-2 stem at 640x640 0.51x channels-first columns)."""
-    return (compiled.nhwc_conv is not None and isinstance(x, np.ndarray)
-            and x.dtype == np.float32 and c <= _DIRECT_MAX_CHANNELS[0]
+    return (compiled.nhwc_conv is not None
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+            and c <= _DIRECT_MAX_CHANNELS[0]
             and oc <= _DIRECT_MAX_CHANNELS[1] and 8 * _padded_filters(oc) <= 9 * oc
             and out_size[1] >= 8)
 
@@ -263,30 +265,31 @@ def padded_rows(x_nhwc, start, stop, rows, padding, channels=None):
     return out
 
 
-def conv_nhwc_direct(x_nhwc, padding, wrows, kernel, stride, dilation, out_size,
-                     epilogue=None):
-    """`conv_nhwc` of x_nhwc (N, H, W, C), any strides, padded by `padding`, with the compiled
-    register-blocked kernel (`compiled.nhwc_conv`: no im2col copy; see `direct_nhwc_runs`),
-    in blocks of samples or output rows over the threads: each block pads the input rows it
-    reads (`padded_rows`), so no padded copy of the whole input is made."""
+def conv_nhwc_direct(x_nhwc, padding, taps, stride, dilation, out_size, epilogue=None):
+    """A (groups=1) convolution of x_nhwc (N, H, W, C), any strides, padded by `padding`, by
+    the filters tap-major, taps (KH, KW, C, OC), any strides -> y (N, OH, OW, OC), with the
+    compiled register-blocked kernel (`compiled.nhwc_conv`: no im2col copy; see
+    `direct_nhwc_runs`), in blocks of samples or output rows over the threads: each block
+    pads the input rows it reads (`padded_rows`), so no padded copy of the whole input is
+    made; `epilogue(block)` then finishes each block (see `conv_epilogue`)."""
     n, (oh, ow) = x_nhwc.shape[0], out_size
-    oc, c = wrows.shape[0], x_nhwc.shape[3]
-    taps = np.zeros((*kernel, c, _padded_filters(oc)), dtype=np.float32)  # (KH, KW, C, OCP)
-    taps[..., :oc] = wrows.T.reshape(*kernel, c, oc)
+    kh, kw, c, oc = taps.shape
+    padded = np.zeros((kh, kw, c, _padded_filters(oc)), dtype=np.float32)  # (KH, KW, C, OCP)
+    padded[..., :oc] = taps
     y = np.empty((n, oh, ow, oc), dtype=np.float32)
-    reach = dilation[0] * (kernel[0] - 1) + 1  # the input rows under one output row
+    reach = dilation[0] * (kh - 1) + 1  # the input rows under one output row
 
     def block_conv(block):
         start, stop, r0, r1 = block
         xpad = padded_rows(x_nhwc, start, stop, (r0 * stride[0], (r1 - 1) * stride[0] + reach),
                            padding)
-        compiled.nhwc_conv(xpad, taps, y[start:stop, r0:r1], 0, stop - start, 0, r1 - r0,
+        compiled.nhwc_conv(xpad, padded, y[start:stop, r0:r1], 0, stop - start, 0, r1 - r0,
                            *stride, *dilation)
         if epilogue is not None:
             epilogue(y[start:stop, r0:r1])
 
     # blocks of about _DIRECT_BLOCK_MACS multiply-adds (a few samples of a small layer)
-    row_macs = ow * oc * taps.shape[0] * taps.shape[1] * c
+    row_macs = ow * oc * kh * kw * c
     parallel_map(block_conv, sample_row_blocks(n, oh, row_macs, _DIRECT_BLOCK_MACS))
     return y
 
@@ -620,8 +623,7 @@ def conv_weight_grad(x, gy_rows, kernel, stride, padding, dilation, out_size,
     (kh, kw), (oh, ow) = kernel, out_size
     width = kh * kw * c
     oc = gy_rows.shape[-1]
-    if (gy_rows.dtype == x.dtype and direct_grad_runs(c, oc)
-            and direct_nhwc_runs(x, c, oc, out_size)):
+    if direct_grad_runs(c, oc) and direct_nhwc_runs((x, gy_rows), c, oc, out_size):
         return conv_weight_grad_direct(x, gy_rows, kernel, stride, padding, dilation, out_size)
 
     def block_grad(block):
