@@ -896,6 +896,61 @@ def _nhwc_conv_weight_grad_kernel(lanes, block):
     return nhwc_conv_weight_grad
 
 
+_COLUMNS = 16  # output columns per block of the channels-first conv: one 512-bit vector
+
+
+def _nchw_conv_kernel(oc, rows):
+    """The channels-first conv kernel for `oc` (1 to 8) output channels, `rows` output rows
+    at a time (2): constants of the compiled function (closure variables), so that its loops
+    unroll and its rows * oc vectors of 16 sums stay in registers."""
+
+    def nchw_conv(xpad, w, y, b0, b1, dh, dw):
+        """Samples b0:b1 of a stride-1 convolution of padded NCHW xpad (N, C, HP, WP) by w
+        (OC, C, KH, KW) into channels-last y (N, OH, OW, OC), all float32 and C-contiguous,
+        at dilation (dh, dw); OH at least `rows`, and WP at least 16 + dw*(KW - 1) (so a
+        block's 16 columns never read past a row). The block keeps 16 output columns x OC
+        channels x `rows` rows of sums in registers; each step adds one vector of 16 input
+        values times a filter value to each channel's sums. Each sum adds its C*KH*KW
+        products in (c, i, j) order, each a fused multiply-add. A row's last block of 16
+        columns starts at OW - 16 (overlapping the one before when 16 does not divide OW:
+        those sums are computed twice, the same way); with OW < 16 one block, stored in part.
+        """
+        _wide_vectors()
+        c, hp, wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+        kh, kw = w.shape[2], w.shape[3]
+        oh, ow = y.shape[1], y.shape[2]
+        x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
+        for b in range(b0, b1):
+            for r_start in range(0, oh, rows):
+                r0 = min(r_start, oh - rows)
+                for q_start in range(0, ow, _COLUMNS):
+                    q0 = max(min(q_start, ow - _COLUMNS), 0)
+                    sums = _stack_scratch(256)  # (rows, oc, _COLUMNS), rows * oc <= 16
+                    for k in range(rows * oc * _COLUMNS):
+                        sums[k] = 0.0
+                    for ch in range(c):
+                        for i in range(kh):
+                            for j in range(kw):
+                                tap = (ch * kh + i) * kw + j
+                                for rr in range(rows):
+                                    x_row = (((b * c + ch) * hp + r0 + rr + i * dh) * wp
+                                             + q0 + j * dw)
+                                    for o in range(oc):
+                                        f = w_at[o * c * kh * kw + tap]
+                                        for q in range(_COLUMNS):
+                                            sums[(rr * oc + o) * _COLUMNS + q] += (
+                                                x_at[x_row + q] * f)
+                    count = min(_COLUMNS, ow - q0)
+                    for rr in range(rows):
+                        y_row = ((b * oh + r0 + rr) * ow + q0) * oc
+                        for q in range(_COLUMNS):
+                            if q < count:
+                                for o in range(oc):
+                                    y_at[y_row + q * oc + o] = sums[(rr * oc + o) * _COLUMNS + q]
+
+    return nchw_conv
+
+
 def _compile_with_slp(function, signature):
     """njit(signature, ...)(function), compiled now with LLVM's SLP vectoriser on and its loop
     vectoriser off (numba's SLP_VECTORIZE and LOOP_VECTORIZE settings; the loop vectoriser
@@ -965,6 +1020,16 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
                   dh, dw)
 
 
+NCHW_ROWS = 2  # output rows per block of `nchw_conv`
+NCHW_MAX_CHANNELS = 8  # the most output channels of `nchw_conv`
+
+
+def nchw_conv(xpad, w, y, b0, b1, dh, dw):
+    """The channels-first register-blocked conv (`_nchw_conv_kernel`), compiled on the first
+    call for the layer's output channels."""
+    _run_with_slp(_nchw_conv_kernel, (w.shape[0], NCHW_ROWS), xpad, w, y, b0, b1, dh, dw)
+
+
 if njit is not None:
     _add_outer = njit(inline="always")(_add_outer)
     _store_rows = njit(inline="always")(_store_rows)
@@ -972,4 +1037,4 @@ if njit is not None:
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)
 else:
-    nhwc_conv = nhwc_conv_weight_grad = None
+    nhwc_conv = nhwc_conv_weight_grad = nchw_conv = None

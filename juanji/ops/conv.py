@@ -187,6 +187,15 @@ def _channels_first_wins(c, kernel, stride, dilation, ow):
             and (stride[1] == 1 or (stride[1] == 2 and run_channels_last <= 9)))
 
 
+def _few_channels_in(gy, c, h):
+    """Whether the input gradient of a stride-1 conv with c channels in and h input rows
+    runs as a conv by the channels-first register-blocked kernel (kernels.nchw_blocked_runs)
+    when its output has so few channels: float32, at most its channels, enough rows."""
+    return (compiled.nchw_conv is not None and isinstance(gy, np.ndarray)
+            and gy.dtype == np.float32 and c <= compiled.NCHW_MAX_CHANNELS
+            and h >= compiled.NCHW_ROWS)
+
+
 def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     """Input gradient of a groups=1 conv, x: (N, C, H, W), from gy (N, OC, OH, OW), its rows
     (N*OH*OW, OC) and the weights tap-major, wtaps (KH, KW, OC, C); padded_shape is the
@@ -197,13 +206,23 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     # correlated with the flipped kernel, blocked like the forward. It unrolls KH*KW*OC
     # values per input cell where the per-tap scatter below adds KH*KW*C per output cell, so
     # it wins when OC <= C (measured 1.4-1.9x on 16->16 and 128->64) and loses when the layer
-    # widens (6->16: 2.1x slower).
+    # widens (6->16: 2.1x slower by the channels-last conv), except where the layer has at
+    # most 8 channels in, which the channels-first kernel's blocks suit (`_few_channels_in`).
     reach = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
-    if stride == (1, 1) and oc <= c and all(p <= r for r, pad in zip(reach, padding)
-                                            for p in pad):
+    widening = oc > c and _few_channels_in(gy, c, x_shape[2])
+    if stride == (1, 1) and (oc <= c or widening) and all(
+            p <= r for r, pad in zip(reach, padding) for p in pad):
         flipped = wtaps[::-1, ::-1]  # (KH, KW, OC, C): the filters of a conv from OC to C
         pads = [(r - top, r - bottom) for r, (top, bottom) in zip(reach, padding)]
-        if direct_nhwc_runs((gy, wtaps), oc, c, x_shape[2:]):
+        if widening:
+            # a widening layer with a few channels in (LeNet-5's 6 -> 16, b128: 1.8 -> 1.4 ms
+            # against the scatter): the channels-first kernel on gy's padded planes, widened
+            # with zeros to its blocks of 16 columns where the input is narrower
+            wider = max(0, 16 - x_shape[3])
+            gx_nhwc = conv_direct(pad_nchw(gy, pads[0], (pads[1][0], pads[1][1] + wider)),
+                                  np.ascontiguousarray(flipped.transpose(3, 2, 0, 1)),
+                                  dilation, x_shape[2:])
+        elif direct_nhwc_runs((gy, wtaps), oc, c, x_shape[2:]):
             gx_nhwc = conv_nhwc_direct(gy.transpose(0, 2, 3, 1), pads, flipped, stride,
                                        dilation, x_shape[2:])
         else:

@@ -12,6 +12,8 @@ Threads: the memory-bound kernels work in blocks of samples (`sample_blocks`) th
 sums over blocks are taken in block order, so results do not depend on the thread count.
 """
 
+import math
+
 import numpy as np
 
 from juanji.backend import matmul, parallel_map, xp_of
@@ -492,23 +494,44 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
 
 def conv_direct(xpad, weight, dilation, out_size, epilogue=None):
     """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
-    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), with the compiled direct kernel
-    (`compiled.direct_conv`: a multiply-add of shifted whole planes per tap) for layers with a
-    few channels in and out, in blocks of samples over the threads; `epilogue(block)` then
-    finishes each block (see `conv_epilogue`)."""
+    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), for layers with a few channels out, in
+    blocks of samples over the threads; `epilogue(block)` then finishes each block (see
+    `conv_epilogue`). Where `nchw_blocked_runs`, the register-blocked kernel
+    (`compiled.nchw_conv`: LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), else
+    the plane kernel (`compiled.direct_conv`: a multiply-add of shifted whole planes per
+    tap)."""
     n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
     span = (oh - 1) * xpad.shape[3] + ow
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
+    blocked = nchw_blocked_runs(xpad, weight, oh, dilation)
 
     def block_conv(block):
         start, stop = block
-        compiled.direct_conv(xpad, weight, np.empty((oc, span), dtype=y.dtype), y, start, stop,
-                             *dilation)
+        if blocked:
+            compiled.nchw_conv(xpad, weight, y, start, stop, *dilation)
+        else:
+            compiled.direct_conv(xpad, weight, np.empty((oc, span), dtype=y.dtype), y, start,
+                                 stop, *dilation)
         if epilogue is not None:
             epilogue(y[start:stop])
 
-    parallel_map(block_conv, sample_blocks(n, oh * ow * oc * y.itemsize))
+    # blocks of about _DIRECT_BLOCK_MACS multiply-adds: a layer with few outputs per sample
+    # (LeNet-5's second conv's input gradient, 6 channels at 14x14) still splits
+    sample_macs = oh * ow * oc * math.prod(weight.shape[1:])
+    parallel_map(block_conv, sample_blocks(n, sample_macs, _DIRECT_BLOCK_MACS))
     return y
+
+
+def nchw_blocked_runs(xpad, weight, oh, dilation):
+    """Whether `compiled.nchw_conv` takes a stride-1 conv of padded NCHW xpad by weight
+    (OC, C, KH, KW) with OH output rows: float32 C-contiguous arrays, at most
+    NCHW_MAX_CHANNELS out, enough rows for its blocks, and planes wide enough for its blocks
+    of 16 columns (OW >= 16, or planes padded wider)."""
+    return (compiled.nchw_conv is not None
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+                    for a in (xpad, weight))
+            and weight.shape[0] <= compiled.NCHW_MAX_CHANNELS and oh >= compiled.NCHW_ROWS
+            and xpad.shape[3] >= 16 + dilation[1] * (weight.shape[3] - 1))
 
 
 def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
