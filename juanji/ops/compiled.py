@@ -951,6 +951,60 @@ def _nchw_conv_kernel(oc, rows):
     return nchw_conv
 
 
+def _nchw_conv_weight_grad_kernel(block, kw):
+    """The weight gradient kernel of `nchw_conv` over blocks of `block` output channels of a
+    layer with `kw` kernel columns: block * kw vectors of 16 sums in registers."""
+
+    def nchw_conv_weight_grad(xpad, gy, planes, gw, b0, b1, dh, dw):
+        """gw (OC, C, KH, KW), float64, += the weight gradient of a stride-1 conv over samples
+        b0:b1 of padded NCHW xpad (N, C, HP, WP) from channels-last gy (N, OH, OW, OC), both
+        float32: gw[o, c, i, j] += sum over (b, r, q) of gy[b, r, q, o] * xpad[b, c,
+        r + i*dh, q + j*dw]. Each sample's gy is first laid out as planes (1, OC, OH, WQ),
+        the scratch `planes`, zero past OW (WQ: OW rounded up to 16 columns), so xpad must be
+        at least WQ + dw*(KW - 1) wide. Blocks of `block` output channels (which divide OC)
+        x one kernel row of one channel keep 16 lanes of sums per (o, j) in registers over
+        the sample's rows and 16-column chunks, each a fused multiply-add; then the lanes are
+        added in order, in float64, to gw."""
+        _wide_vectors()
+        c, hp, wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+        oh, ow, oc = gy.shape[1], gy.shape[2], gy.shape[3]
+        wq = planes.shape[3]
+        kh = gw.shape[2]
+        x_at, gy_at, g_at, gw_at = (_data_pointer(xpad), _data_pointer(gy),
+                                    _data_pointer(planes), _data_pointer(gw))
+        for k in range(oc * oh * wq):
+            g_at[k] = 0.0
+        for b in range(b0, b1):
+            for r in range(oh):
+                for q in range(ow):
+                    for o in range(oc):
+                        g_at[(o * oh + r) * wq + q] = gy_at[((b * oh + r) * ow + q) * oc + o]
+            for o0 in range(0, oc, block):
+                for ch in range(c):
+                    for i in range(kh):
+                        sums = _stack_scratch(512)  # (block, kw, _COLUMNS)
+                        for k in range(block * kw * _COLUMNS):
+                            sums[k] = 0.0
+                        for r in range(oh):
+                            x_row = ((b * c + ch) * hp + r + i * dh) * wp
+                            g_row = (o0 * oh + r) * wq
+                            for q0 in range(0, wq, _COLUMNS):
+                                for j in range(kw):
+                                    for o in range(block):
+                                        for q in range(_COLUMNS):
+                                            sums[(o * kw + j) * _COLUMNS + q] += (
+                                                g_at[g_row + o * oh * wq + q0 + q]
+                                                * x_at[x_row + q0 + j * dw + q])
+                        for o in range(block):
+                            for j in range(kw):
+                                total = 0.0
+                                for q in range(_COLUMNS):
+                                    total += sums[(o * kw + j) * _COLUMNS + q]
+                                gw_at[((o0 + o) * c + ch) * kh * kw + i * kw + j] += total
+
+    return nchw_conv_weight_grad
+
+
 def _compile_with_slp(function, signature):
     """njit(signature, ...)(function), compiled now with LLVM's SLP vectoriser on and its loop
     vectoriser off (numba's SLP_VECTORIZE and LOOP_VECTORIZE settings; the loop vectoriser
@@ -971,18 +1025,20 @@ _slp_kernels = {}
 
 
 def _run_with_slp(make_kernel, blocking, *args):
-    """make_kernel(*blocking)(*args) for three float32 C-contiguous 4-D arrays and int64s,
-    compiled by `_compile_with_slp` on the first call for `blocking` (about half a second,
-    once per process). Should LLVM refuse the wide-vector attributes, compiled without
-    them."""
+    """make_kernel(*blocking)(*args) for C-contiguous 4-D arrays (float32, or float64 for
+    sums), then int64s, compiled by `_compile_with_slp` on the first call for `blocking`
+    (about half a second, once per process). Should LLVM refuse the wide-vector attributes,
+    compiled without them."""
     key = (make_kernel, blocking)
     kernel = _slp_kernels.get(key)
     if kernel is None:
         with global_compiler_lock:  # one compilation when several threads call at once
             if key not in _slp_kernels:
-                array = numba_types.float32[:, :, :, ::1]
-                signature = numba_types.void(array, array, array,
-                                             *[numba_types.int64] * (len(args) - 3))
+                arrays = [numba_types.Array(numba_types.float32 if a.dtype == np.float32
+                                            else numba_types.float64, 4, "C")
+                          for a in args if isinstance(a, np.ndarray)]
+                signature = numba_types.void(
+                    *arrays, *[numba_types.int64] * (len(args) - len(arrays)))
                 try:
                     _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
                 except Exception:  # noqa: BLE001 - any LLVM error: the 256-bit build
@@ -1030,6 +1086,22 @@ def nchw_conv(xpad, w, y, b0, b1, dh, dw):
     _run_with_slp(_nchw_conv_kernel, (w.shape[0], NCHW_ROWS), xpad, w, y, b0, b1, dh, dw)
 
 
+def nchw_weight_grad_block(oc, kw):
+    """Output channels per block of `nchw_conv_weight_grad` for OC channels and KW kernel
+    columns: the most that divide OC with block * KW vectors of sums (at most 30) in
+    registers."""
+    return max(b for b in range(1, oc + 1) if oc % b == 0 and b * kw <= 30)
+
+
+def nchw_conv_weight_grad(xpad, gy, planes, gw, b0, b1, dh, dw):
+    """Its weight gradient (`_nchw_conv_weight_grad_kernel`), compiled on the first call for
+    the layer's blocking."""
+    kw = gw.shape[3]
+    blocking = (nchw_weight_grad_block(gw.shape[0], kw), kw)
+    _run_with_slp(_nchw_conv_weight_grad_kernel, blocking, xpad, gy, planes, gw, b0, b1, dh,
+                  dw)
+
+
 if njit is not None:
     _add_outer = njit(inline="always")(_add_outer)
     _store_rows = njit(inline="always")(_store_rows)
@@ -1037,4 +1109,4 @@ if njit is not None:
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)
 else:
-    nhwc_conv = nhwc_conv_weight_grad = nchw_conv = None
+    nhwc_conv = nhwc_conv_weight_grad = nchw_conv = nchw_conv_weight_grad = None

@@ -51,6 +51,7 @@ from juanji.ops.kernels import (
     depthwise_nhwc_grads,
     direct_grad_runs,
     direct_nhwc_runs,
+    direct_planes_width,
     im2col_nhwc,
     pad_nchw,
     pad_nhwc,
@@ -325,11 +326,14 @@ class Conv2d(Function):
         elif (groups == 1 and stride == (1, 1) and c * oc <= _DIRECT_CHANNELS
               and x.dtype == weight.dtype and compiled.runs_on(compiled.direct_conv, x, weight)):
             self.path = "direct"
-            xpad = pad_nchw(x, *padding)  # (N, C, HP, WP)
+            (left, right), wp = padding[1], w + sum(padding[1])
+            if self.needs_grad[1]:  # zero columns on the right for the weight gradient's
+                right += max(0, direct_planes_width(ow, kw, dilation[1]) - wp)  # blocks
+            xpad = pad_nchw(x, padding[0], (left, right))  # (N, C, HP, WP or wider)
             y = conv_direct(xpad, weight, dilation, (oh, ow), epilogue)  # (N, OH, OW, OC)
             epilogue = None  # applied
             self.saved = (xpad if self.needs_grad[1] else None, weight,
-                          (n, xpad.shape[2], xpad.shape[3], c))
+                          (n, xpad.shape[2], wp, c))
         elif (groups == 1 and _channels_first_wins(c, (kh, kw), stride, dilation, ow)
               and not (direct and (direct_grad_runs(c, oc) or not self.needs_grad[1]))):
             # the columns serve the weight gradient too: where the compiled one does not run,

@@ -536,19 +536,55 @@ def nchw_blocked_runs(xpad, weight, oh, dilation):
 
 def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
     """Weight gradient (OC, C, KH, KW) of `conv_direct` from gy_nhwc (N, OH, OW, OC): blocks
-    of samples over the threads, each summed in float64 (`compiled.direct_conv_weight_grad`),
-    then the blocks in order, so the result does not depend on the thread count."""
+    of samples over the threads, each summed in float64, then the blocks in order, so the
+    result does not depend on the thread count. Where `nchw_grad_runs`, the register-blocked
+    kernel (`compiled.nchw_conv_weight_grad`: LeNet-5's first conv, b128, 1.71 -> 1.00 ms on
+    one thread, gy's planes laid out in it), else the plane kernel
+    (`compiled.direct_conv_weight_grad`)."""
     n, oh, ow, oc = gy_nhwc.shape
     span = (oh - 1) * xpad.shape[3] + ow
+    blocked = nchw_grad_runs(xpad, gy_nhwc, w_shape, dilation)
+    columns = _nchw_columns(ow)
+    if blocked:
+        gy_nhwc = np.ascontiguousarray(gy_nhwc)  # a view when gy is channels-last
 
     def block_grad(block):
+        start, stop = block
         gw = np.zeros(w_shape, dtype=np.float64)
-        compiled.direct_conv_weight_grad(xpad, gy_nhwc, np.empty((oc, span), gy_nhwc.dtype),
-                                         gw, block[0], block[1], *dilation)
+        if blocked:
+            planes = np.empty((1, oc, oh, columns), dtype=np.float32)  # one sample's gy
+            compiled.nchw_conv_weight_grad(xpad, gy_nhwc, planes, gw, start, stop, *dilation)
+        else:
+            compiled.direct_conv_weight_grad(xpad, gy_nhwc, np.empty((oc, span), gy_nhwc.dtype),
+                                             gw, start, stop, *dilation)
         return gw
 
-    blocks = sample_blocks(n, oh * ow * oc * gy_nhwc.itemsize)
+    sample_macs = oh * ow * math.prod(w_shape)
+    blocks = sample_blocks(n, sample_macs, _DIRECT_BLOCK_MACS)
     return sum_in_order(parallel_map(block_grad, blocks)).astype(gy_nhwc.dtype)
+
+
+def _nchw_columns(ow):
+    """OW rounded up to the channels-first kernels' blocks of 16 columns."""
+    return -(-ow // 16) * 16
+
+
+def direct_planes_width(ow, kw, dw):
+    """The padded width of a `conv_direct` input whose weight gradient the register-blocked
+    kernel can take: its blocks of 16 output columns (zero past OW) read that far."""
+    return _nchw_columns(ow) + dw * (kw - 1)
+
+
+def nchw_grad_runs(xpad, gy_nhwc, w_shape, dilation):
+    """Whether `compiled.nchw_conv_weight_grad` takes the weight gradient of a stride-1 conv
+    of padded NCHW xpad: float32 C-contiguous arrays, at most NCHW_MAX_CHANNELS out, at
+    most 30 kernel columns, and xpad as wide as `direct_planes_width`."""
+    oc, _, _, kw = w_shape
+    return (compiled.nchw_conv_weight_grad is not None
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float32
+                    for a in (xpad, gy_nhwc))
+            and xpad.flags.c_contiguous and oc <= compiled.NCHW_MAX_CHANNELS and kw <= 30
+            and xpad.shape[3] >= direct_planes_width(gy_nhwc.shape[2], kw, dilation[1]))
 
 
 def conv_channels_first_weight_grad(gy_rows, kernel, stride, dilation, out_size, xpad=None,

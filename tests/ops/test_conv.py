@@ -677,14 +677,15 @@ def test_register_blocked_bits_do_not_depend_on_the_vectors(monkeypatch):
         np.testing.assert_array_equal(gw, wide[1])
 
 
-# The channels-first register-blocked kernel (compiled.nchw_conv, kernels.nchw_blocked_runs):
-# float32 stride-1 convs with at most 8 output channels on planes at least 16 + the kernel's
-# reach wide. It takes the forward of the direct path (C * OC <= 8: LeNet-5's first) and the
-# input gradient of widening stride-1 layers with at most 8 channels in (LeNet-5's second)
+# The channels-first register-blocked kernels (compiled.nchw_conv, nchw_conv_weight_grad;
+# kernels.nchw_blocked_runs, nchw_grad_runs): float32 stride-1 convs with at most 8 output
+# channels on planes at least 16 + the kernel's reach wide. They take the direct path (C * OC
+# <= 8: LeNet-5's first), whose padded input is widened for the weight gradient's blocks, and
+# the input gradient of widening stride-1 layers with at most 8 channels in (LeNet-5's second)
 def _count_channels_first(monkeypatch):
     """Count the calls of the channels-first kernels (a Counter by name)."""
     calls = collections.Counter()
-    for name in ("nchw_conv", "direct_conv"):
+    for name in ("nchw_conv", "direct_conv", "nchw_conv_weight_grad", "direct_conv_weight_grad"):
         kernel = getattr(compiled, name)
         monkeypatch.setattr(compiled, name, lambda *a, name=name, kernel=kernel: (
             calls.update([name]), kernel(*a)))
@@ -692,28 +693,31 @@ def _count_channels_first(monkeypatch):
 
 
 CHANNELS_FIRST_GRID = [
-    # N, C, OC, H, W, kernel, padding, dilation; whether the forward and the input gradient
-    # run compiled.nchw_conv (the forward otherwise the plane kernel when C * OC <= 8)
-    (3, 1, 6, 28, 28, 5, 2, 1, True, True),  # LeNet-5's first
-    (2, 1, 6, 9, 12, 3, 1, 1, False, True),  # 12 columns: planes too narrow for the forward;
-    # the input gradient's planes are widened with zeros
-    (2, 2, 4, 7, 21, (3, 5), (1, 2), (2, 1), True, True),  # dilated, asymmetric, overlaps
-    (2, 1, 3, 5, 20, 3, 1, 1, True, True),  # an odd number of rows: the last pair overlaps
-    (2, 6, 16, 14, 14, 5, 0, 1, False, True),  # LeNet-5's second: 6 channels in, 14 columns
-    (2, 3, 8, 5, 17, 3, 1, (1, 2), False, True),
-    (2, 6, 16, 10, 10, 5, 3, 1, False, True),  # padding within the reach
-    (2, 6, 16, 10, 10, 3, 3, 1, False, False),  # beyond it: the per-tap scatter
-    (2, 1, 8, 1, 20, 1, 0, 1, False, False),  # one row: the plane kernel, the scatter
-    (2, 12, 16, 8, 9, 3, 1, 1, False, False),  # 12 channels in: not a few
+    # N, C, OC, H, W, kernel, padding, dilation; whether the forward, the input gradient and
+    # the weight gradient run the register-blocked kernels (in training)
+    (3, 1, 6, 28, 28, 5, 2, 1, True, True, True),  # LeNet-5's first
+    (2, 1, 6, 9, 12, 3, 1, 1, True, True, True),  # 12 columns: the planes widened with zeros
+    (2, 2, 4, 7, 21, (3, 5), (1, 2), (2, 1), True, True, True),  # dilated, asymmetric
+    (2, 1, 3, 5, 20, 3, 1, 1, True, True, True),  # an odd number of rows: the last pair
+    # overlaps; 20 columns: the second block of 16 too
+    (2, 1, 8, 1, 20, 1, 0, 1, False, False, True),  # one row: the plane kernel forward; the
+    # input gradient by the per-tap scatter
+    (2, 1, 7, 6, 9, 3, 1, 1, True, True, True),  # 7 channels out: the weight gradient's
+    # blocks of one channel (7 does not divide into more)
+    (2, 6, 16, 14, 14, 5, 0, 1, False, True, False),  # LeNet-5's second: 6 channels in
+    (2, 3, 8, 5, 17, 3, 1, (1, 2), False, True, False),
+    (2, 6, 16, 10, 10, 5, 3, 1, False, True, False),  # padding within the reach
+    (2, 6, 16, 10, 10, 3, 3, 1, False, False, False),  # beyond it: the per-tap scatter
+    (2, 12, 16, 8, 9, 3, 1, 1, False, False, False),  # 12 channels in: not a few
 ]
 
 
 @needs_register_blocked
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", CHANNELS_FIRST_GRID)
-def test_channels_first_kernel_matches_torch(case, bias, monkeypatch):
+def test_channels_first_kernels_match_torch(case, bias, monkeypatch):
     calls = _count_channels_first(monkeypatch)
-    n, c, oc, h, w, k, p, d, forward, input_grad = case
+    n, c, oc, h, w, k, p, d, forward, input_grad, weight_grad = case
     kh, kw = (k, k) if isinstance(k, int) else k
     arrays = _arrays(np.random.default_rng(30), (n, c, h, w), (oc, c, kh, kw),
                      (oc,) if bias else None)
@@ -727,18 +731,21 @@ def test_channels_first_kernel_matches_torch(case, bias, monkeypatch):
     check_parity(ours, lambda x, wt, b: TF.conv2d(x, wt, b, 1, p, d), arrays)
     assert (forward_calls[0] > 0) == forward
     assert (calls["nchw_conv"] > forward_calls[0]) == input_grad
+    assert (calls["nchw_conv_weight_grad"] > 0) == weight_grad
+    assert calls["direct_conv_weight_grad"] == 0
 
 
 @needs_register_blocked
-@pytest.mark.parametrize("case", [c for c in CHANNELS_FIRST_GRID if c[-1]])
-def test_channels_first_kernel_is_within_its_error_bound(case, monkeypatch):
+@pytest.mark.parametrize("case", [c for c in CHANNELS_FIRST_GRID if c[-2]])  # input gradient
+def test_channels_first_kernels_are_within_their_error_bounds(case, monkeypatch):
     """Each output of the forward is a chain of C*KH*KW fused multiply-adds, and each of the
     input gradient one of OC*KH*KW: within gamma_n of the exact float64 result times the sum
-    of the products' magnitudes (Higham, 3.1). In blocks of one sample, over 1, 2 and 3
-    threads: the same bits."""
+    of the products' magnitudes (Higham, 3.1); the weight gradient is a chain per lane over
+    a sample's output cells, then the lanes and the samples added in float64. In blocks of
+    one sample, over 1, 2 and 3 threads: the same bits."""
     calls = _count_channels_first(monkeypatch)
     monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", 1)
-    n, c, oc, h, w, k, p, d, forward, _ = case
+    n, c, oc, h, w, k, p, d, forward, _, weight_grad = case
     kh, kw = (k, k) if isinstance(k, int) else k
     x, wt = _arrays(np.random.default_rng(31), (n, c, h, w), (oc, c, kh, kw))
     pads = tuple((q, q) for q in ((p, p) if isinstance(p, int) else p))
@@ -747,27 +754,31 @@ def test_channels_first_kernel_is_within_its_error_bound(case, monkeypatch):
     for threads in (1, 2, 3):
         monkeypatch.setattr(juanji.backend, "_num_threads", threads)
         fn = conv_ops.Conv2d()
-        y = fn.run(juanji.tensor(x, requires_grad=True), wt, None, stride=(1, 1), padding=pads,
-                   dilation=dilation, groups=1).data
+        y = fn.run(juanji.tensor(x, requires_grad=True), juanji.tensor(wt, requires_grad=True),
+                   None, stride=(1, 1), padding=pads, dilation=dilation, groups=1).data
         gy = np.random.default_rng(32).standard_normal(y.shape).astype(np.float32)
-        results.append((y, fn.backward(gy)[0]))
-    for y, gx in results[1:]:
-        np.testing.assert_array_equal(y, results[0][0])
-        np.testing.assert_array_equal(gx, results[0][1])
-    y, gx = results[0]
+        results.append((y, *fn.backward(gy)[:2]))
+    for result in results[1:]:
+        for ours, first in zip(result, results[0]):
+            np.testing.assert_array_equal(ours, first)
+    y, gx, gw = results[0]
     assert calls["nchw_conv"] == 3 * n * (1 + forward)
+    assert calls["nchw_conv_weight_grad"] == 3 * n * weight_grad
 
     def exact(absolute=False):
         a, b, g = (torch.from_numpy(np.abs(v) if absolute else v).double() for v in (x, wt, gy))
-        a.requires_grad_()
+        a.requires_grad_(), b.requires_grad_()
         out = TF.conv2d(a, b, None, 1, p, d)
         out.backward(g)
-        return out.detach().numpy(), a.grad.numpy()
+        return out.detach().numpy(), a.grad.numpy(), b.grad.numpy()
 
-    (y_exact, gx_exact), (y_abs, gx_abs) = exact(), exact(True)
+    (y_exact, gx_exact, gw_exact), (y_abs, gx_abs, gw_abs) = exact(), exact(True)
     if forward:
         assert np.all(np.abs(y - y_exact) <= _gamma(c * kh * kw) * y_abs)
     assert np.all(np.abs(gx - gx_exact) <= _gamma(oc * kh * kw) * gx_abs)
+    if weight_grad:  # a lane's chain: one product per row and block of 16 columns
+        chain = y.shape[2] * -(-y.shape[3] // 16) + 1  # + 1: the float64 sums after it
+        assert np.all(np.abs(gw - gw_exact) <= _gamma(chain) * gw_abs)
 
 
 @needs_register_blocked
