@@ -904,22 +904,24 @@ def _nchw_conv_kernel(oc, rows):
     at a time (2): constants of the compiled function (closure variables), so that its loops
     unroll and its rows * oc vectors of 16 sums stay in registers."""
 
-    def nchw_conv(xpad, w, y, b0, b1, dh, dw):
+    def nchw_conv(xpad, w, bias, y, b0, b1, with_bias, dh, dw):
         """Samples b0:b1 of a stride-1 convolution of padded NCHW xpad (N, C, HP, WP) by w
-        (OC, C, KH, KW) into channels-last y (N, OH, OW, OC), all float32 and C-contiguous,
-        at dilation (dh, dw); OH at least `rows`, and WP at least 16 + dw*(KW - 1) (so a
-        block's 16 columns never read past a row). The block keeps 16 output columns x OC
-        channels x `rows` rows of sums in registers; each step adds one vector of 16 input
-        values times a filter value to each channel's sums. Each sum adds its C*KH*KW
-        products in (c, i, j) order, each a fused multiply-add. A row's last block of 16
-        columns starts at OW - 16 (overlapping the one before when 16 does not divide OW:
-        those sums are computed twice, the same way); with OW < 16 one block, stored in part.
-        """
+        (OC, C, KH, KW) into channels-last y (N, OH, OW, OC), plus bias (1, 1, 1, OC) when
+        with_bias, all float32 and C-contiguous, at dilation (dh, dw); OH at least `rows`,
+        and WP at least 16 + dw*(KW - 1) (so a block's 16 columns never read past a row).
+        The block keeps 16 output columns x OC channels x `rows` rows of sums in registers;
+        each step adds one vector of 16 input values times a filter value to each channel's
+        sums. Each sum adds its C*KH*KW products in (c, i, j) order, each a fused
+        multiply-add; the bias is added to the sum as it is stored (the rounding of a bias
+        pass after it). A row's last block of 16 columns starts at OW - 16 (overlapping the
+        one before when 16 does not divide OW: those sums are computed twice, the same way);
+        with OW < 16 one block, stored in part."""
         _wide_vectors()
         c, hp, wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
         kh, kw = w.shape[2], w.shape[3]
         oh, ow = y.shape[1], y.shape[2]
         x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
+        bias_at = _data_pointer(bias)
         for b in range(b0, b1):
             for r_start in range(0, oh, rows):
                 r0 = min(r_start, oh - rows)
@@ -946,7 +948,10 @@ def _nchw_conv_kernel(oc, rows):
                         for q in range(_COLUMNS):
                             if q < count:
                                 for o in range(oc):
-                                    y_at[y_row + q * oc + o] = sums[(rr * oc + o) * _COLUMNS + q]
+                                    value = sums[(rr * oc + o) * _COLUMNS + q]
+                                    if with_bias:
+                                        value += bias_at[o]
+                                    y_at[y_row + q * oc + o] = value
 
     return nchw_conv
 
@@ -1080,10 +1085,11 @@ NCHW_ROWS = 2  # output rows per block of `nchw_conv`
 NCHW_MAX_CHANNELS = 8  # the most output channels of `nchw_conv`
 
 
-def nchw_conv(xpad, w, y, b0, b1, dh, dw):
+def nchw_conv(xpad, w, bias, y, b0, b1, with_bias, dh, dw):
     """The channels-first register-blocked conv (`_nchw_conv_kernel`), compiled on the first
     call for the layer's output channels."""
-    _run_with_slp(_nchw_conv_kernel, (w.shape[0], NCHW_ROWS), xpad, w, y, b0, b1, dh, dw)
+    _run_with_slp(_nchw_conv_kernel, (w.shape[0], NCHW_ROWS), xpad, w, bias, y, b0, b1,
+                  with_bias, dh, dw)
 
 
 def nchw_weight_grad_block(oc, kw):

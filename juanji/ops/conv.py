@@ -330,7 +330,7 @@ class Conv2d(Function):
             if self.needs_grad[1]:  # zero columns on the right for the weight gradient's
                 right += max(0, direct_planes_width(ow, kw, dilation[1]) - wp)  # blocks
             xpad = pad_nchw(x, padding[0], (left, right))  # (N, C, HP, WP or wider)
-            y = conv_direct(xpad, weight, dilation, (oh, ow), epilogue)  # (N, OH, OW, OC)
+            y = conv_direct(xpad, weight, dilation, (oh, ow), bias, finish)  # (N, OH, OW, OC)
             epilogue = None  # applied
             self.saved = (xpad if self.needs_grad[1] else None, weight,
                           (n, xpad.shape[2], wp, c))

@@ -492,23 +492,27 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
     return y, cols
 
 
-def conv_direct(xpad, weight, dilation, out_size, epilogue=None):
+def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None):
     """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
-    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), for layers with a few channels out, in
-    blocks of samples over the threads; `epilogue(block)` then finishes each block (see
-    `conv_epilogue`). Where `nchw_blocked_runs`, the register-blocked kernel
-    (`compiled.nchw_conv`: LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), else
-    the plane kernel (`compiled.direct_conv`: a multiply-add of shifted whole planes per
-    tap)."""
+    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), + bias, then `finish` (see
+    `conv_epilogue`), for layers with a few channels out, in blocks of samples over the
+    threads. Where `nchw_blocked_runs`, the register-blocked kernel (`compiled.nchw_conv`:
+    LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), which adds the bias as it
+    stores each sum, else the plane kernel (`compiled.direct_conv`: a multiply-add of
+    shifted whole planes per tap); the rest of the epilogue follows each block."""
     n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
     span = (oh - 1) * xpad.shape[3] + ow
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
     blocked = nchw_blocked_runs(xpad, weight, oh, dilation)
+    in_kernel = blocked and bias is not None and bias.dtype == np.float32
+    bias4 = np.ascontiguousarray(bias if in_kernel else np.zeros(oc, np.float32)).reshape(
+        1, 1, 1, oc)
+    epilogue = conv_epilogue(None if in_kernel else bias, finish, ow, y.dtype)
 
     def block_conv(block):
         start, stop = block
         if blocked:
-            compiled.nchw_conv(xpad, weight, y, start, stop, *dilation)
+            compiled.nchw_conv(xpad, weight, bias4, y, start, stop, in_kernel, *dilation)
         else:
             compiled.direct_conv(xpad, weight, np.empty((oc, span), dtype=y.dtype), y, start,
                                  stop, *dilation)

@@ -799,3 +799,26 @@ def test_channels_first_kernel_only_where_it_applies(monkeypatch):
     assert runs(np.float64) == (0, 1)
     monkeypatch.setattr(compiled, "nchw_conv", None)  # no numba
     assert runs(np.float32) == (0, 1)
+
+
+@needs_register_blocked
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_channels_first_kernel_adds_the_bias_with_the_bits_of_a_separate_pass(activation,
+                                                                              monkeypatch):
+    """The kernel adds the bias to each sum as it stores it: the rounding of a bias pass
+    after the conv (and the fused activation after that)."""
+    calls = _count_channels_first(monkeypatch)
+    x, wt, b = _arrays(np.random.default_rng(34), (2, 1, 9, 20), (6, 1, 3, 3), (6,))
+
+    def conv(bias, act):
+        fn = conv_ops.Conv2d()
+        with juanji.no_grad():
+            return fn.run(x, wt, bias, stride=(1, 1), padding=((1, 1), (1, 1)),
+                          dilation=(1, 1), groups=1, activation=act).data
+
+    with juanji.no_grad():
+        separate = juanji.tensor(conv(None, None) + b[:, None, None])
+        if activation:
+            separate = F.relu(separate)
+    np.testing.assert_array_equal(conv(b, activation), separate.data)
+    assert calls["nchw_conv"] == 2
