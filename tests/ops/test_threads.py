@@ -67,6 +67,7 @@ class PoolRecorder:
 def _run(name, dtype, threads, block_bytes, monkeypatch):
     """The output and the input and weight gradients of case `name`, and the pool's record."""
     monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", block_bytes)  # the convs' blocks of work
     monkeypatch.setattr(conv_ops, "_KEEP_COLUMNS_BYTES", 0)  # rebuild columns in blocks too
     recorder = PoolRecorder(backend._as_worker)
     monkeypatch.setattr(backend, "_as_worker", recorder)
