@@ -220,9 +220,9 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
             # against the scatter): the channels-first kernel on gy's padded planes, widened
             # with zeros to its blocks of 16 columns where the input is narrower
             wider = max(0, 16 - x_shape[3])
-            gx_nhwc = conv_direct(pad_nchw(gy, pads[0], (pads[1][0], pads[1][1] + wider)),
-                                  np.ascontiguousarray(flipped.transpose(3, 2, 0, 1)),
-                                  dilation, x_shape[2:])
+            gx_nhwc = conv_direct(gy, np.ascontiguousarray(flipped.transpose(3, 2, 0, 1)),
+                                  dilation, x_shape[2:],
+                                  padding=(pads[0], (pads[1][0], pads[1][1] + wider)))
         elif direct_nhwc_runs((gy, wtaps), oc, c, x_shape[2:]):
             gx_nhwc = conv_nhwc_direct(gy.transpose(0, 2, 3, 1), pads, flipped, stride,
                                        dilation, x_shape[2:])

@@ -492,18 +492,22 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
     return y, cols
 
 
-def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None):
+def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, padding=None):
     """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
     by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), + bias, then `finish` (see
     `conv_epilogue`), for layers with a few channels out, in blocks of samples over the
     threads. Where `nchw_blocked_runs`, the register-blocked kernel (`compiled.nchw_conv`:
     LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), which adds the bias as it
     stores each sum, else the plane kernel (`compiled.direct_conv`: a multiply-add of
-    shifted whole planes per tap); the rest of the epilogue follows each block."""
+    shifted whole planes per tap); the rest of the epilogue follows each block. With
+    `padding` ((top, bottom), (left, right)), xpad is NCHW of any strides, unpadded, and each
+    block pads its own samples (over the threads, while in cache)."""
     n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
-    span = (oh - 1) * xpad.shape[3] + ow
+    padded_shape = xpad.shape if padding is None else (
+        *xpad.shape[:2], *(size + sum(pad) for size, pad in zip(xpad.shape[2:], padding)))
+    span = (oh - 1) * padded_shape[3] + ow
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
-    blocked = nchw_blocked_runs(xpad, weight, oh, dilation)
+    blocked = nchw_blocked_runs(padded_shape, xpad, weight, oh, dilation)
     in_kernel = blocked and bias is not None and bias.dtype == np.float32
     bias4 = np.ascontiguousarray(bias if in_kernel else np.zeros(oc, np.float32)).reshape(
         1, 1, 1, oc)
@@ -511,11 +515,13 @@ def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None):
 
     def block_conv(block):
         start, stop = block
+        source = xpad[start:stop] if padding is None else pad_nchw(xpad[start:stop], *padding)
         if blocked:
-            compiled.nchw_conv(xpad, weight, bias4, y, start, stop, in_kernel, *dilation)
+            compiled.nchw_conv(source, weight, bias4, y[start:stop], 0, stop - start,
+                               in_kernel, *dilation)
         else:
-            compiled.direct_conv(xpad, weight, np.empty((oc, span), dtype=y.dtype), y, start,
-                                 stop, *dilation)
+            compiled.direct_conv(source, weight, np.empty((oc, span), dtype=y.dtype),
+                                 y[start:stop], 0, stop - start, *dilation)
         if epilogue is not None:
             epilogue(y[start:stop])
 
@@ -526,16 +532,18 @@ def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None):
     return y
 
 
-def nchw_blocked_runs(xpad, weight, oh, dilation):
-    """Whether `compiled.nchw_conv` takes a stride-1 conv of padded NCHW xpad by weight
-    (OC, C, KH, KW) with OH output rows: float32 C-contiguous arrays, at most
-    NCHW_MAX_CHANNELS out, enough rows for its blocks, and planes wide enough for its blocks
-    of 16 columns (OW >= 16, or planes padded wider)."""
+def nchw_blocked_runs(padded_shape, x, weight, oh, dilation):
+    """Whether `compiled.nchw_conv` takes a stride-1 conv of an NCHW input x, padded to
+    padded_shape (N, C, HP, WP; C-contiguous when x is that padded input), by weight (OC, C,
+    KH, KW) with OH output rows: float32 C-contiguous filters, at most NCHW_MAX_CHANNELS out,
+    enough rows for its blocks, and planes wide enough for its blocks of 16 columns (OW >= 16,
+    or planes padded wider)."""
     return (compiled.nchw_conv is not None
-            and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-                    for a in (xpad, weight))
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in (x, weight))
+            and weight.flags.c_contiguous
+            and (x.shape != padded_shape or x.flags.c_contiguous)
             and weight.shape[0] <= compiled.NCHW_MAX_CHANNELS and oh >= compiled.NCHW_ROWS
-            and xpad.shape[3] >= 16 + dilation[1] * (weight.shape[3] - 1))
+            and padded_shape[3] >= 16 + dilation[1] * (weight.shape[3] - 1))
 
 
 def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
