@@ -623,9 +623,21 @@ def test_register_blocked_only_where_it_applies(monkeypatch):
 
 
 @needs_register_blocked
-@pytest.mark.parametrize("activation", ["relu", "hardswish"])
-def test_register_blocked_epilogue_gives_the_bits_of_separate_passes(activation):
-    x, wt, b = _arrays(np.random.default_rng(25), (2, 16, 9, 11), (32, 16, 3, 3), (32,))
+@pytest.mark.parametrize("kernel, x_shape, w_shape, activation", [
+    ("nhwc_conv", (2, 16, 9, 11), (32, 16, 3, 3), "relu"),
+    ("nhwc_conv", (2, 16, 9, 11), (32, 16, 3, 3), "hardswish"),
+    # the channels-first kernel adds the bias as it stores each sum
+    ("nchw_conv", (2, 1, 9, 20), (6, 1, 3, 3), None),
+    ("nchw_conv", (2, 1, 9, 20), (6, 1, 3, 3), "relu"),
+])
+def test_register_blocked_epilogue_gives_the_bits_of_separate_passes(kernel, x_shape, w_shape,
+                                                                     activation, monkeypatch):
+    """The bias and a fused activation applied to the kernels' output: the rounding of a
+    bias pass after the conv, then the activation."""
+    calls = []
+    compiled_kernel = getattr(compiled, kernel)
+    monkeypatch.setattr(compiled, kernel, lambda *a: (calls.append(1), compiled_kernel(*a)))
+    x, wt, b = _arrays(np.random.default_rng(25), x_shape, w_shape, (w_shape[0],))
 
     def conv(bias, act):
         fn = conv_ops.Conv2d()
@@ -634,8 +646,11 @@ def test_register_blocked_epilogue_gives_the_bits_of_separate_passes(activation)
                           dilation=(1, 1), groups=1, activation=act).data
 
     with juanji.no_grad():
-        separate = getattr(F, activation)(juanji.tensor(conv(None, None) + b[:, None, None]))
+        separate = juanji.tensor(conv(None, None) + b[:, None, None])
+        if activation:
+            separate = getattr(F, activation)(separate)
     np.testing.assert_array_equal(conv(b, activation), separate.data)
+    assert calls
 
 
 @needs_register_blocked
@@ -800,25 +815,3 @@ def test_channels_first_kernel_only_where_it_applies(monkeypatch):
     monkeypatch.setattr(compiled, "nchw_conv", None)  # no numba
     assert runs(np.float32) == (0, 1)
 
-
-@needs_register_blocked
-@pytest.mark.parametrize("activation", [None, "relu"])
-def test_channels_first_kernel_adds_the_bias_with_the_bits_of_a_separate_pass(activation,
-                                                                              monkeypatch):
-    """The kernel adds the bias to each sum as it stores it: the rounding of a bias pass
-    after the conv (and the fused activation after that)."""
-    calls = _count_channels_first(monkeypatch)
-    x, wt, b = _arrays(np.random.default_rng(34), (2, 1, 9, 20), (6, 1, 3, 3), (6,))
-
-    def conv(bias, act):
-        fn = conv_ops.Conv2d()
-        with juanji.no_grad():
-            return fn.run(x, wt, bias, stride=(1, 1), padding=((1, 1), (1, 1)),
-                          dilation=(1, 1), groups=1, activation=act).data
-
-    with juanji.no_grad():
-        separate = juanji.tensor(conv(None, None) + b[:, None, None])
-        if activation:
-            separate = F.relu(separate)
-    np.testing.assert_array_equal(conv(b, activation), separate.data)
-    assert calls["nchw_conv"] == 2
