@@ -216,9 +216,9 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
         flipped = wtaps[::-1, ::-1]  # (KH, KW, OC, C): the filters of a conv from OC to C
         pads = [(r - top, r - bottom) for r, (top, bottom) in zip(reach, padding)]
         if widening:
-            # a widening layer with a few channels in (LeNet-5's 6 -> 16, b128: 1.8 -> 1.4 ms
-            # against the scatter): the channels-first kernel on gy's padded planes, widened
-            # with zeros to its blocks of 16 columns where the input is narrower
+            # a widening layer with a few channels in (LeNet-5's 6 -> 16, b128: 1.8 -> 1.0 ms
+            # against the scatter): the channels-first kernel on gy's planes, each block padded
+            # and widened with zeros to its blocks of 16 columns where the input is narrower
             wider = max(0, 16 - x_shape[3])
             gx_nhwc = conv_direct(gy, np.ascontiguousarray(flipped.transpose(3, 2, 0, 1)),
                                   dilation, x_shape[2:],
