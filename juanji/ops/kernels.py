@@ -503,11 +503,10 @@ def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, paddin
     `padding` ((top, bottom), (left, right)), xpad is NCHW of any strides, unpadded, and each
     block pads its own samples (over the threads, while in cache)."""
     n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
-    padded_shape = xpad.shape if padding is None else (
-        *xpad.shape[:2], *(size + sum(pad) for size, pad in zip(xpad.shape[2:], padding)))
-    span = (oh - 1) * padded_shape[3] + ow
+    width = xpad.shape[3] + (0 if padding is None else sum(padding[1]))  # the padded planes'
+    span = (oh - 1) * width + ow
     y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
-    blocked = nchw_blocked_runs(padded_shape, xpad, weight, oh, dilation)
+    blocked = nchw_blocked_runs(xpad, weight, width, oh, dilation, copied=padding is not None)
     in_kernel = blocked and bias is not None and bias.dtype == np.float32
     bias4 = np.ascontiguousarray(bias if in_kernel else np.zeros(oc, np.float32)).reshape(
         1, 1, 1, oc)
@@ -532,18 +531,17 @@ def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, paddin
     return y
 
 
-def nchw_blocked_runs(padded_shape, x, weight, oh, dilation):
-    """Whether `compiled.nchw_conv` takes a stride-1 conv of an NCHW input x, padded to
-    padded_shape (N, C, HP, WP; C-contiguous when x is that padded input), by weight (OC, C,
-    KH, KW) with OH output rows: float32 C-contiguous filters, at most NCHW_MAX_CHANNELS out,
-    enough rows for its blocks, and planes wide enough for its blocks of 16 columns (OW >= 16,
-    or planes padded wider)."""
+def nchw_blocked_runs(x, weight, width, oh, dilation, copied=False):
+    """Whether `compiled.nchw_conv` takes a stride-1 conv of NCHW x (padded to planes
+    `width` wide) by weight (OC, C, KH, KW) with OH output rows: float32 arrays, the filters
+    C-contiguous and x too unless each block pads it into a copy (`copied`), at most
+    NCHW_MAX_CHANNELS out, enough rows for its blocks, and planes wide enough for its blocks
+    of 16 columns (OW >= 16, or planes padded wider)."""
     return (compiled.nchw_conv is not None
             and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in (x, weight))
-            and weight.flags.c_contiguous
-            and (x.shape != padded_shape or x.flags.c_contiguous)
+            and weight.flags.c_contiguous and (copied or x.flags.c_contiguous)
             and weight.shape[0] <= compiled.NCHW_MAX_CHANNELS and oh >= compiled.NCHW_ROWS
-            and padded_shape[3] >= 16 + dilation[1] * (weight.shape[3] - 1))
+            and width >= 16 + dilation[1] * (weight.shape[3] - 1))
 
 
 def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
