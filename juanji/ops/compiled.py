@@ -356,6 +356,96 @@ def _max_unpool_tiled(gy, arg, dx, b0, b1, kernel):
                             cell[c] = g[c] * (one if a[c] == t else zero)
 
 
+def _max_pool_planes_kernel(kernel, stride, dilation, track, nan_aware):
+    """`_max_pool_rows` over channels-first memory, for one window geometry: the window's loops
+    then unroll, its best value and tap stay in registers, and the loop along each row of
+    windows vectorises (a few channels give the channels-last form short vectors)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+
+    def max_pool_planes(x, best, arg, b0, b1):
+        """Samples b0:b1 of unpadded x (N, C, H, W), C-contiguous, into channels-last best
+        (N, OH, OW, C), and arg channels-first (N, C, OH, OW; unused unless track), both
+        C-contiguous: the same taps in the same order by the same rules as
+        `_max_pool_rows`. The tap is taken as its max(arg, take * tap), which is the tap
+        when take, as taps come in increasing order."""
+        channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+        oh, ow = best.shape[1], best.shape[2]
+        x_at, best_at, arg_at = _data_pointer(x), _data_pointer(best), _data_pointer(arg)
+        for b in range(b0, b1):
+            for ch in range(channels):
+                for r in range(oh):
+                    top = ((b * channels + ch) * h + r * sh) * w  # x's row of the first tap
+                    out = (b * oh + r) * ow * channels + ch  # best's first window of the row
+                    taps = ((b * channels + ch) * oh + r) * ow  # and arg's
+                    for q in range(ow):
+                        m, taken = x_at[top + q * sw], 0
+                        for i in range(kh):
+                            for j in range(kw):
+                                if i > 0 or j > 0:
+                                    v = x_at[top + i * dh * w + q * sw + j * dw]
+                                    take = v > m or (nan_aware and v != v)
+                                    taken = i * kw + j if take else taken
+                                    if nan_aware:
+                                        m = v if take else m
+                                    else:  # np.maximum: a NaN wins; of equal values, the tap
+                                        m = m if (m > v or m != m) else v
+                        best_at[out + q * channels] = m
+                        if track:
+                            arg_at[taps + q] = taken
+
+    return max_pool_planes
+
+
+_pool_kernels = {}
+
+
+def _pool_kernel(make, *key):
+    """The compiled make(*key), made once per process for each key (when several threads
+    ask at once too); numba compiles it on its first call."""
+    kernel = _pool_kernels.get((make, key))
+    if kernel is None:
+        with global_compiler_lock:
+            kernel = _pool_kernels.setdefault((make, key),
+                                              njit(nogil=True, cache=False)(make(*key)))
+    return kernel
+
+
+def max_pool_planes(x, best, arg, b0, b1, kernel, stride, dilation, track, nan_aware):
+    """Run `_max_pool_planes_kernel`'s kernel for this geometry."""
+    _pool_kernel(_max_pool_planes_kernel, tuple(kernel), tuple(stride), tuple(dilation),
+                 bool(track), bool(nan_aware))(x, best, arg, b0, b1)
+
+
+def _max_unpool_planes_kernel(kernel):
+    """`_max_unpool_tiled` over channels-first memory, for one window size (its loops unroll,
+    the loop along each row vectorises)."""
+    kh, kw = kernel
+
+    def max_unpool_planes(gy, arg, dx, b0, b1):
+        """gy and arg (N, C, OH, OW), dx (N, C, H, W), all C-contiguous, with H >= OH*KH and
+        W >= OW*KW (the cells past them are left alone); samples b0:b1."""
+        one, zero = gy.dtype.type(1), gy.dtype.type(0)
+        oh, ow = gy.shape[2], gy.shape[3]
+        h, w = dx.shape[2], dx.shape[3]
+        gy_at, arg_at, dx_at = _data_pointer(gy), _data_pointer(arg), _data_pointer(dx)
+        for plane in range(b0 * gy.shape[1], b1 * gy.shape[1]):
+            for r in range(oh):
+                row = (plane * oh + r) * ow
+                for i in range(kh):
+                    cells = (plane * h + r * kh + i) * w
+                    for q in range(ow):
+                        g, a = gy_at[row + q], arg_at[row + q]
+                        for j in range(kw):
+                            dx_at[cells + q * kw + j] = g * (one if a == i * kw + j else zero)
+
+    return max_unpool_planes
+
+
+def max_unpool_planes(gy, arg, dx, b0, b1, kernel):
+    """Run `_max_unpool_planes_kernel`'s kernel for this window size."""
+    _pool_kernel(_max_unpool_planes_kernel, tuple(kernel))(gy, arg, dx, b0, b1)
+
+
 max_pool_rows = max_unpool_tiled = None
 if njit is not None:
     _max_tap_value = njit(inline="always")(_max_tap_value)
@@ -906,7 +996,7 @@ def _nchw_conv_kernel(oc, rows):
 
     def nchw_conv(xpad, w, bias, y, b0, b1, with_bias, dh, dw):
         """Samples b0:b1 of a stride-1 convolution of padded NCHW xpad (N, C, HP, WP) by w
-        (OC, C, KH, KW) into channels-last y (N, OH, OW, OC), plus bias (1, 1, 1, OC) when
+        (OC, C, KH, KW) into channels-first y (N, OC, OH, OW), plus bias (1, 1, 1, OC) when
         with_bias, all float32 and C-contiguous, at dilation (dh, dw); OH at least `rows`,
         and WP at least 16 + dw*(KW - 1) (so a block's 16 columns never read past a row).
         The block keeps 16 output columns x OC channels x `rows` rows of sums in registers;
@@ -919,7 +1009,7 @@ def _nchw_conv_kernel(oc, rows):
         _wide_vectors()
         c, hp, wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
         kh, kw = w.shape[2], w.shape[3]
-        oh, ow = y.shape[1], y.shape[2]
+        oh, ow = y.shape[2], y.shape[3]
         x_at, w_at, y_at = _data_pointer(xpad), _data_pointer(w), _data_pointer(y)
         bias_at = _data_pointer(bias)
         for b in range(b0, b1):
@@ -944,14 +1034,17 @@ def _nchw_conv_kernel(oc, rows):
                                                 x_at[x_row + q] * f)
                     count = min(_COLUMNS, ow - q0)
                     for rr in range(rows):
-                        y_row = ((b * oh + r0 + rr) * ow + q0) * oc
-                        for q in range(_COLUMNS):
-                            if q < count:
-                                for o in range(oc):
-                                    value = sums[(rr * oc + o) * _COLUMNS + q]
-                                    if with_bias:
-                                        value += bias_at[o]
-                                    y_at[y_row + q * oc + o] = value
+                        for o in range(oc):
+                            y_row = ((b * oc + o) * oh + r0 + rr) * ow + q0
+                            if with_bias:
+                                for q in range(_COLUMNS):
+                                    sums[(rr * oc + o) * _COLUMNS + q] += bias_at[o]
+                            if count == _COLUMNS:
+                                for q in range(_COLUMNS):
+                                    y_at[y_row + q] = sums[(rr * oc + o) * _COLUMNS + q]
+                            else:
+                                for q in range(count):
+                                    y_at[y_row + q] = sums[(rr * oc + o) * _COLUMNS + q]
 
     return nchw_conv
 
@@ -962,9 +1055,9 @@ def _nchw_conv_weight_grad_kernel(block, kw):
 
     def nchw_conv_weight_grad(xpad, gy, planes, gw, b0, b1, dh, dw):
         """gw (OC, C, KH, KW), float64, += the weight gradient of a stride-1 conv over samples
-        b0:b1 of padded NCHW xpad (N, C, HP, WP) from channels-last gy (N, OH, OW, OC), both
-        float32: gw[o, c, i, j] += sum over (b, r, q) of gy[b, r, q, o] * xpad[b, c,
-        r + i*dh, q + j*dw]. Each sample's gy is first laid out as planes (1, OC, OH, WQ),
+        b0:b1 of padded NCHW xpad (N, C, HP, WP) from channels-first gy (N, OC, OH, OW), both
+        float32: gw[o, c, i, j] += sum over (b, r, q) of gy[b, o, r, q] * xpad[b, c,
+        r + i*dh, q + j*dw]. Each sample's gy is first copied to planes (1, OC, OH, WQ),
         the scratch `planes`, zero past OW (WQ: OW rounded up to 16 columns), so xpad must be
         at least WQ + dw*(KW - 1) wide. Blocks of `block` output channels (which divide OC)
         x one kernel row of one channel keep 16 lanes of sums per (o, j) in registers over
@@ -972,7 +1065,7 @@ def _nchw_conv_weight_grad_kernel(block, kw):
         added in order, in float64, to gw."""
         _wide_vectors()
         c, hp, wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
-        oh, ow, oc = gy.shape[1], gy.shape[2], gy.shape[3]
+        oc, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
         wq = planes.shape[3]
         kh = gw.shape[2]
         x_at, gy_at, g_at, gw_at = (_data_pointer(xpad), _data_pointer(gy),
@@ -980,10 +1073,10 @@ def _nchw_conv_weight_grad_kernel(block, kw):
         for k in range(oc * oh * wq):
             g_at[k] = 0.0
         for b in range(b0, b1):
-            for r in range(oh):
-                for q in range(ow):
-                    for o in range(oc):
-                        g_at[(o * oh + r) * wq + q] = gy_at[((b * oh + r) * ow + q) * oc + o]
+            for o in range(oc):
+                for r in range(oh):
+                    for q in range(ow):
+                        g_at[(o * oh + r) * wq + q] = gy_at[((b * oc + o) * oh + r) * ow + q]
             for o0 in range(0, oc, block):
                 for ch in range(c):
                     for i in range(kh):
@@ -1116,3 +1209,4 @@ if njit is not None:
     _wide_vectors = intrinsic(_wide_vectors)
 else:
     nhwc_conv = nhwc_conv_weight_grad = nchw_conv = nchw_conv_weight_grad = None
+    max_pool_planes = max_unpool_planes = None

@@ -34,6 +34,7 @@ from juanji.ops import compiled
 from juanji.ops.kernels import (
     channel_combination,
     channel_sums,
+    channels_first_sums,
     channels_last_rows,
     col2im_groups,
     conv_channels_first,
@@ -53,6 +54,7 @@ from juanji.ops.kernels import (
     direct_nhwc_runs,
     direct_planes_width,
     im2col_nhwc,
+    is_channels_last,
     pad_nchw,
     pad_nhwc,
     relu_gradient,
@@ -138,7 +140,10 @@ def add_bias(y, bias, finish=None):
 
 def bias_grad(gy):
     """Sum of (N, OC, OH, OW) gy per output channel -> (OC,), as a BLAS product over its
-    channels-last rows (a view when gy is, as conv's own outputs are)."""
+    channels-last rows (a view when gy is, as conv's own outputs mostly are), or over its
+    planes when its memory is channels-first (as the outputs of `kernels.conv_direct`)."""
+    if gy.flags.c_contiguous and not is_channels_last(gy):
+        return channels_first_sums(gy)
     rows, _ = channels_last_rows(gy)  # (N*OH, OW*OC)
     return channel_sums(rows, gy.shape[1])
 
@@ -330,7 +335,13 @@ class Conv2d(Function):
             if self.needs_grad[1]:  # zero columns on the right for the weight gradient's
                 right += max(0, direct_planes_width(ow, kw, dilation[1]) - wp)  # blocks
             xpad = pad_nchw(x, padding[0], (left, right))  # (N, C, HP, WP or wider)
-            y = conv_direct(xpad, weight, dilation, (oh, ow), bias, finish)  # (N, OH, OW, OC)
+            # an eval-mode batch norm's epilogue works on channels-last rows: after the conv,
+            # on a channels-last copy where the conv's memory is channels-first
+            y = conv_direct(xpad, weight, dilation, (oh, ow), bias,
+                            None if affine is not None else finish)  # (N, OH, OW, OC)
+            if affine is not None:
+                y = np.ascontiguousarray(y)
+                finish(y.reshape(n * oh, ow * oc))
             epilogue = None  # applied
             self.saved = (xpad if self.needs_grad[1] else None, weight,
                           (n, xpad.shape[2], wp, c))

@@ -407,6 +407,23 @@ def conv_epilogue(bias, finish, out_width, dtype):
     return epilogue
 
 
+def _planes_epilogue(bias, finish, dtype):
+    """`conv_epilogue` for a block of channels-first output (B, OC, OH, OW), C-contiguous:
+    + bias per plane, then `finish(block)`, the same float operations. None when there is
+    nothing to apply."""
+    if bias is None and finish is None:
+        return None
+    column = None if bias is None else bias.astype(dtype).reshape(-1, 1, 1)
+
+    def epilogue(block):
+        if column is not None:
+            block += column
+        if finish is not None:
+            finish(block)
+
+    return epilogue
+
+
 def pad_nchw(x, pad_h, pad_w):
     """NCHW x -> C-contiguous zero-padded copy (N, C, top+H+bottom, left+W+right)."""
     xp = xp_of(x)
@@ -494,7 +511,8 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
 
 def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, padding=None):
     """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
-    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC), + bias, then `finish` (see
+    by weight (OC, C, KH, KW) -> y (N, OH, OW, OC) (a view of channels-first memory where
+    the register-blocked kernel runs, else channels-last), + bias, then `finish` (see
     `conv_epilogue`), for layers with a few channels out, in blocks of samples over the
     threads. Where `nchw_blocked_runs`, the register-blocked kernel (`compiled.nchw_conv`:
     LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), which adds the bias as it
@@ -505,24 +523,30 @@ def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, paddin
     n, (oh, ow), oc = xpad.shape[0], out_size, weight.shape[0]
     width = xpad.shape[3] + (0 if padding is None else sum(padding[1]))  # the padded planes'
     span = (oh - 1) * width + ow
-    y = np.empty((n, oh, ow, oc), dtype=np.result_type(xpad, weight))
+    dtype = np.result_type(xpad, weight)
     blocked = nchw_blocked_runs(xpad, weight, width, oh, dilation, copied=padding is not None)
     in_kernel = blocked and bias is not None and bias.dtype == np.float32
     bias4 = np.ascontiguousarray(bias if in_kernel else np.zeros(oc, np.float32)).reshape(
         1, 1, 1, oc)
-    epilogue = conv_epilogue(None if in_kernel else bias, finish, ow, y.dtype)
+    if blocked:  # channels-first memory, which it writes in runs of 16 columns
+        planes = np.empty((n, oc, oh, ow), dtype=dtype)
+        y = planes.transpose(0, 2, 3, 1)
+        epilogue = _planes_epilogue(None if in_kernel else bias, finish, dtype)
+    else:
+        y = np.empty((n, oh, ow, oc), dtype=dtype)
+        epilogue = conv_epilogue(bias, finish, ow, dtype)
 
     def block_conv(block):
         start, stop = block
         source = xpad[start:stop] if padding is None else pad_nchw(xpad[start:stop], *padding)
         if blocked:
-            compiled.nchw_conv(source, weight, bias4, y[start:stop], 0, stop - start,
+            compiled.nchw_conv(source, weight, bias4, planes[start:stop], 0, stop - start,
                                in_kernel, *dilation)
         else:
             compiled.direct_conv(source, weight, np.empty((oc, span), dtype=y.dtype),
                                  y[start:stop], 0, stop - start, *dilation)
         if epilogue is not None:
-            epilogue(y[start:stop])
+            epilogue(planes[start:stop] if blocked else y[start:stop])
 
     # blocks of about _DIRECT_BLOCK_MACS multiply-adds: a layer with few outputs per sample
     # (LeNet-5's second conv's input gradient, 6 channels at 14x14) still splits
@@ -555,15 +579,15 @@ def conv_direct_weight_grad(xpad, gy_nhwc, w_shape, dilation):
     span = (oh - 1) * xpad.shape[3] + ow
     blocked = nchw_grad_runs(xpad, gy_nhwc, w_shape, dilation)
     columns = _nchw_columns(ow)
-    if blocked:
-        gy_nhwc = np.ascontiguousarray(gy_nhwc)  # a view when gy is channels-last
+    if blocked:  # channels-first gy, a view when its memory is (as `conv_direct`'s output)
+        gy_planes = np.ascontiguousarray(gy_nhwc.transpose(0, 3, 1, 2))  # (N, OC, OH, OW)
 
     def block_grad(block):
         start, stop = block
         gw = np.zeros(w_shape, dtype=np.float64)
         if blocked:
             planes = np.empty((1, oc, oh, columns), dtype=np.float32)  # one sample's gy
-            compiled.nchw_conv_weight_grad(xpad, gy_nhwc, planes, gw, start, stop, *dilation)
+            compiled.nchw_conv_weight_grad(xpad, gy_planes, planes, gw, start, stop, *dilation)
         else:
             compiled.direct_conv_weight_grad(xpad, gy_nhwc, np.empty((oc, span), gy_nhwc.dtype),
                                              gw, start, stop, *dilation)
@@ -913,6 +937,23 @@ def channel_sums(rows, channels, dtype=None):
 
     partials = parallel_map(block_sums, row_blocks(rows), calls_blas=dtype is None)
     return _fold(partials, channels, rows, dtype or rows.dtype)
+
+
+def channels_first_sums(x):
+    """Sum of every channel of C-contiguous channels-first x (N, C, *S) -> (C,): each plane's
+    sum as a product with ones, in blocks of samples over the threads, then the blocks' in
+    order (no channels-last copy of x, as `channel_sums` would need)."""
+    xp = xp_of(x)
+    n, c = x.shape[:2]
+    size = math.prod(x.shape[2:])
+    ones = xp.ones(size, dtype=x.dtype)
+
+    def block_sums(block):
+        planes = x[block[0] : block[1]].reshape(-1, size)  # (B*C, S)
+        return (planes @ ones).reshape(-1, c).sum(axis=0)  # (C,)
+
+    partials = parallel_map(block_sums, sample_blocks(n, x[:1].nbytes), calls_blas=True)
+    return sum_in_order(partials) if partials else xp.zeros(c, dtype=x.dtype)
 
 
 def channel_dots(a, b, channels):

@@ -53,14 +53,21 @@ class MaxPool2d(Function):
         xp = xp_of(x)
         padding = _sides(padding)
         out, extra = _geometry(x, kernel, stride, padding, dilation, ceil_mode)
-        xpad = pad_nhwc(x, *padding, value=_lowest(xp, x.dtype), extra_h=extra[0],
-                        extra_w=extra[1])  # (N, HP, WP, C)
         # the winning tap is only kept for backward or indices(): inference skips two passes
         track = return_indices or self.needs_grad[0]
         tap_type = np.min_scalar_type(kernel[0] * kernel[1] - 1)  # uint8 for windows to 16x16
         n, c = x.shape[:2]
+        # Channels-first memory with nothing to pad (LeNet-5's first pool, after its
+        # channels-first conv): one compiled pass over the planes as they are, along their
+        # rows, the winning taps kept channels-first. Otherwise a channels-last padded copy.
+        # The output is channels-last either way, as the convs after a pool take it.
+        self.planes = (compiled.runs_on(compiled.max_pool_planes, x) and x.flags.c_contiguous
+                       and padding == ((0, 0), (0, 0)) and extra == (0, 0))
+        xpad = x if self.planes else pad_nhwc(x, *padding, value=_lowest(xp, x.dtype),
+                                              extra_h=extra[0], extra_w=extra[1])
         best = xp.empty((n, *out, c), dtype=x.dtype)  # (N, OH, OW, C)
-        arg = xp.zeros(best.shape, dtype=tap_type) if track else None
+        arg_shape = (n, c, *out) if self.planes else best.shape
+        arg = xp.zeros(arg_shape, dtype=tap_type) if track else None
 
         def pool_block(block, nan_aware=False):  # samples start:stop, in cache across taps
             start, stop = block
@@ -87,12 +94,13 @@ class MaxPool2d(Function):
                     xp.maximum(arg_b, take * tap_type.type(i * kernel[1] + j), out=arg_b)
 
         blocks = sample_blocks(n, best[:1].nbytes * 4)
-        if compiled.runs_on(compiled.max_pool_rows, xpad):  # the passes in one, per block
+        if self.planes or compiled.runs_on(compiled.max_pool_rows, xpad):  # one pass per block
             tracked = arg if track else xp.zeros((1, 1, 1, c), dtype=tap_type)  # scratch
+            pool = compiled.max_pool_planes if self.planes else compiled.max_pool_rows
 
             def pool_block(block, nan_aware=False):  # noqa: F811 (replaces the NumPy form)
-                compiled.max_pool_rows(xpad, best, tracked, block[0], block[1], tuple(kernel),
-                                       tuple(stride), tuple(dilation), track, nan_aware)
+                pool(xpad, best, tracked, block[0], block[1], tuple(kernel), tuple(stride),
+                     tuple(dilation), track, nan_aware)
 
         parallel_map(pool_block, blocks)
         # np.maximum already lets a NaN win, so only the winning tap needs NaN-aware compares
@@ -101,30 +109,42 @@ class MaxPool2d(Function):
         if track and np.issubdtype(x.dtype, np.floating) and bool(xp.isnan(best.sum())):
             arg[...] = 0
             parallel_map(lambda block: pool_block(block, nan_aware=True), blocks)
-        self.arg, self.padded_shape = arg, xpad.shape
+        # arg as (N, OH, OW, C) either way: backward and indices() read it so
+        self.arg = arg.transpose(0, 2, 3, 1) if self.planes and track else arg
+        self.padded_shape = (n, *x.shape[2:], c) if self.planes else xpad.shape
         self.params = (x.shape, kernel, stride, padding, dilation, out)
         return best.transpose(0, 3, 1, 2)
 
     def backward(self, gy):
         xp = xp_of(gy)
         x_shape, kernel, stride, padding, dilation, out = self.params
-        # channels-last memory first (one copy when gy comes from a flatten, as before a
-        # classifier): the passes below read it once per tap
-        gy = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1))  # (N, OH, OW, C)
         (oh, ow), (kh, kw) = out, kernel
         tiled = tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1)
-        n, c = gy.shape[0], gy.shape[3]
+        n, c = x_shape[:2]
         covered = tiled and self.padded_shape[1:3] == (oh * kh, ow * kw)
         # every cell is written when the windows tile the whole input, else zeros first
-        dxpad = (xp.empty if covered else xp.zeros)(self.padded_shape, dtype=gy.dtype)
+        fresh = xp.empty if covered else xp.zeros
+        if self.planes:  # channels-first, as the forward ran; the passes below take views
+            gy_planes = xp.ascontiguousarray(gy)  # (N, C, OH, OW)
+            dx = fresh(x_shape, dtype=gy.dtype)  # (N, C, H, W), nothing padded
+            gy, dxpad = gy_planes.transpose(0, 2, 3, 1), dx.transpose(0, 2, 3, 1)
+        else:
+            # channels-last memory first (one copy when gy comes from a flatten, as before a
+            # classifier): the passes below read it once per tap
+            gy = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1))  # (N, OH, OW, C)
+            dxpad = fresh(self.padded_shape, dtype=gy.dtype)
 
         def unpool_block(block):
             start, stop = block
             gy_b, arg_b = gy[start:stop], self.arg[start:stop]
-            if tiled and compiled.runs_on(compiled.max_unpool_tiled, dxpad):
+            if tiled and self.planes and compiled.runs_on(compiled.max_unpool_planes, dx):
+                compiled.max_unpool_planes(gy_planes, self.arg.transpose(0, 3, 1, 2), dx,
+                                           start, stop, tuple(kernel))
+                return
+            if tiled and not self.planes and compiled.runs_on(compiled.max_unpool_tiled, dxpad):
                 compiled.max_unpool_tiled(gy, self.arg, dxpad, start, stop, tuple(kernel))
                 return
-            if tiled:
+            if tiled and not self.planes:  # (reshaping dxpad, a view there, would copy)
                 # Windows tile the input: each cell gets one tap's gradient, written in place.
                 tiles = dxpad[start:stop, : oh * kh, : ow * kw, :].reshape(-1, oh, kh, ow, kw, c)
                 for i in range(kh):

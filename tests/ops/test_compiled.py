@@ -274,15 +274,20 @@ def test_program_kernel_follows_the_program_in_order():
 
 
 # (kernel, stride, padding, dilation, ceil_mode): tiled windows (the compiled backward too),
-# overlapping ones, dilated, ceil_mode past the edge, ResNet's 3x3 stride-2 stem pool
+# overlapping ones, dilated, ceil_mode past the edge, ResNet's 3x3 stride-2 stem pool, and
+# overlapping dilated windows without padding
 POOLS = [(2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 1, 1, 2, False), (2, 2, 0, 1, True),
-         (3, 3, 0, 1, False)]
+         (3, 3, 0, 1, False), (3, 2, 0, 2, False)]
 
 
 @pytest.mark.parametrize("geometry", POOLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_nan", [False, True])
-def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, monkeypatch):
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, layout,
+                                                     monkeypatch):
+    """Channels-first memory with nothing to pad takes the planes kernels (counted), the rest
+    the channels-last ones; both against the NumPy passes."""
     import juanji
     from juanji.nn import functional as F
 
@@ -294,6 +299,8 @@ def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, 
     x[0, 0, 0, :3] = [np.inf, -np.inf, np.inf]
     if with_nan:
         x[1, 2, 3, 4], x[1, 2, 3, 5], x[2, 4, 0, 0] = np.nan, np.nan, np.nan
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     gy = rng.standard_normal((3, 5) + F.max_pool2d(juanji.Tensor(x), kernel, stride, padding,
                                                     dilation, ceil_mode).shape[2:]).astype(dtype)
     gy[0, 0, 0, 0], gy[0, 1, 0, 0] = -np.inf, -1.5  # -inf * 0 is NaN; -1.5 * 0 is -0.0
@@ -308,9 +315,25 @@ def test_max_pool_gives_the_bits_of_the_numpy_passes(geometry, dtype, with_nan, 
                                      ceil_mode)
         return out.data, indices.data, t.grad, untracked.data
 
+    calls = {"max_pool_planes": 0, "max_unpool_planes": 0, "max_pool_rows": 0}
+    for name in calls:
+        monkeypatch.setattr(compiled, name, _counted(getattr(compiled, name), calls, name))
     got = run()
-    _without_compiled(monkeypatch, "max_pool_rows", "max_unpool_tiled")
+    planes = layout == "channels_first" and padding == 0 and not ceil_mode
+    assert (calls["max_pool_planes"] > 0, calls["max_pool_rows"] > 0) == (planes, not planes)
+    assert (calls["max_unpool_planes"] > 0) == (planes and stride == kernel)
+    _without_compiled(monkeypatch, "max_pool_rows", "max_unpool_tiled", "max_pool_planes",
+                      "max_unpool_planes")
     _assert_same_bits(got, run())
+
+
+def _counted(kernel, calls, name):
+    """`kernel` with its calls counted in calls[name]."""
+    def count(*args):
+        calls[name] += 1
+        return kernel(*args)
+
+    return count
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

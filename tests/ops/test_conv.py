@@ -736,15 +736,17 @@ def test_channels_first_kernels_match_torch(case, bias, monkeypatch):
     kh, kw = (k, k) if isinstance(k, int) else k
     arrays = _arrays(np.random.default_rng(30), (n, c, h, w), (oc, c, kh, kw),
                      (oc,) if bias else None)
-    forward_calls = []
+    forward_calls, channels_first = [], []
 
     def ours(x, wt, b):
         y = F.conv2d(x, wt, b, 1, p, d)
         forward_calls.append(calls["nchw_conv"])
+        channels_first.append(y.data.flags.c_contiguous)
         return y
 
     check_parity(ours, lambda x, wt, b: TF.conv2d(x, wt, b, 1, p, d), arrays)
     assert (forward_calls[0] > 0) == forward
+    assert channels_first[0] == forward  # the kernel writes channels-first memory
     assert (calls["nchw_conv"] > forward_calls[0]) == input_grad
     assert (calls["nchw_conv_weight_grad"] > 0) == weight_grad
     assert calls["direct_conv_weight_grad"] == 0
@@ -794,6 +796,38 @@ def test_channels_first_kernels_are_within_their_error_bounds(case, monkeypatch)
     if weight_grad:  # a lane's chain: one product per row and block of 16 columns
         chain = y.shape[2] * -(-y.shape[3] // 16) + 1  # + 1: the float64 sums after it
         assert np.all(np.abs(gw - gw_exact) <= _gamma(chain) * gw_abs)
+
+
+@needs_register_blocked
+@pytest.mark.parametrize("case", [c for c in CHANNELS_FIRST_GRID if c[2] * c[1] <= 8])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_direct_convs_eval_batch_norm_gives_the_bits_of_separate_passes(case, activation,
+                                                                         monkeypatch):
+    """An eval-mode batch norm in the direct path's epilogue (`affine`, as ONNX imports fuse
+    it), also where the channels-first kernel writes channels-first memory: x * scale +
+    shift per channel, then the activation, as separate passes round them."""
+    calls = _count_channels_first(monkeypatch)
+    n, c, oc, h, w, k, p, d, forward, _, _ = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x, wt, b = _arrays(np.random.default_rng(33), (n, c, h, w), (oc, c, kh, kw), (oc,))
+    scale, shift = _arrays(np.random.default_rng(34), (oc,), (oc,))
+    pads = tuple((q, q) for q in ((p, p) if isinstance(p, int) else p))
+    dilation = (d, d) if isinstance(d, int) else d
+    geometry = dict(stride=(1, 1), padding=pads, dilation=dilation, groups=1)
+    with juanji.no_grad():
+        ours = conv_ops.Conv2d.apply(juanji.tensor(x), juanji.tensor(wt), juanji.tensor(b),
+                                     activation=activation, affine=(scale, shift),
+                                     **geometry).data
+        plain = conv_ops.Conv2d.apply(juanji.tensor(x), juanji.tensor(wt), juanji.tensor(b),
+                                      **geometry).data
+    expected = plain * scale[:, None, None] + shift[:, None, None]
+    if activation == "relu":
+        expected = np.maximum(expected, np.float32(0))
+    np.testing.assert_array_equal(ours, expected)
+    # without a weight gradient the planes are not widened for its blocks: the channels-first
+    # kernel runs where they are wide enough as they are
+    reach = dilation[1] * (kw - 1)
+    assert (calls["nchw_conv"] > 0) == (forward and w + sum(pads[1]) >= 16 + reach)
 
 
 @needs_register_blocked
