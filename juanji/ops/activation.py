@@ -13,7 +13,7 @@ from juanji import grad_mode
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 from juanji.ops import compiled
-from juanji.ops.kernels import elementwise_blocks, relu_in_place
+from juanji.ops.kernels import BIAS_ACTIVATIONS, elementwise_blocks, relu_in_place
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_PI = math.sqrt(math.pi)
@@ -323,6 +323,7 @@ def hardswish_gradient(gy, x):
 
 # what a fused activation applies to a block of its layer's output, in place
 IN_PLACE = {"relu": relu_in_place, "hardswish": hard_gate_in_place}
+BIAS_ACTIVATIONS[hard_gate_in_place] = compiled.BIAS_HARDSWISH  # after a conv's bias, in one pass
 
 
 class Hardswish(Function):

@@ -204,11 +204,34 @@ def _hard_gate_in_place(x, times_x):
         x[k] = gate(x[k], three, six, zero, times_x)
 
 
-gate = hard_gate = hard_gate_in_place = None
+# the activations `bias_then` applies after the bias (kernels.BIAS_ACTIVATIONS names them)
+BIAS_ONLY, BIAS_RELU, BIAS_HARDSWISH = 0, 1, 2
+
+
+def _bias_then(rows, bias, activation):
+    """rows (R, W) += bias (W,) in place, then the activation (BIAS_ONLY, BIAS_RELU or
+    BIAS_HARDSWISH) of each sum: a conv epilogue's bias pass and activation pass in one, the
+    same float operations (the sum rounded, then `_relu_value` or `_gate` of it)."""
+    zero, three, six = rows.dtype.type(0), rows.dtype.type(3), rows.dtype.type(6)
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        if activation == BIAS_RELU:
+            for k in range(row.shape[0]):
+                row[k] = _relu_value(row[k] + bias[k], zero)
+        elif activation == BIAS_HARDSWISH:
+            for k in range(row.shape[0]):
+                row[k] = gate(row[k] + bias[k], three, six, zero, True)
+        else:
+            for k in range(row.shape[0]):
+                row[k] += bias[k]
+
+
+gate = hard_gate = hard_gate_in_place = bias_then = None
 if njit is not None:
     gate = njit(inline="always")(_gate)
     hard_gate = njit(nogil=True, cache=False)(_hard_gate)
     hard_gate_in_place = njit(nogil=True, cache=False)(_hard_gate_in_place)
+    bias_then = njit(nogil=True, cache=False)(_bias_then)
 
 
 def _channel_sums_and_squares(x, sums, squares):

@@ -396,9 +396,17 @@ def conv_epilogue(bias, finish, out_width, dtype):
     if bias is None and finish is None:
         return None
     tiled = None if bias is None else tile_channels(bias, out_width).astype(dtype)
+    # the bias and an activation the compiled pass knows in one loop over the rows, instead
+    # of a pass each (ONNX imports' convs have both: PP-LCNet's 16 -> 32 at 112x112, b1, 0.20
+    # -> 0.11 ms)
+    together = (tiled is not None and compiled.runs_on(compiled.bias_then, tiled)
+                and (finish is None or finish in BIAS_ACTIVATIONS))
 
     def epilogue(block):
         rows = block.reshape(-1, block.shape[-2] * block.shape[-1])  # (B*OH', OW*OC), a view
+        if together and rows.dtype == tiled.dtype and rows.flags.c_contiguous:
+            compiled.bias_then(rows, tiled, BIAS_ACTIVATIONS.get(finish, compiled.BIAS_ONLY))
+            return
         if tiled is not None:
             rows += tiled
         if finish is not None:
@@ -1021,6 +1029,11 @@ def relu_in_place(x):
         compiled.relu_in_place(x.reshape(-1))  # a view
     else:
         xp_of(x).maximum(x, x.dtype.type(0), out=x)
+
+
+# The in-place activations that `compiled.bias_then` applies with a conv's bias, by its code
+# for each (ops.activation adds its hard gate, the hardswish)
+BIAS_ACTIVATIONS = {relu_in_place: compiled.BIAS_RELU}
 
 
 def relu_gradient(gy, y):

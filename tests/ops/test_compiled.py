@@ -125,6 +125,29 @@ def test_hard_gate_in_place_gives_the_bits_of_the_numpy_passes(times_x, dtype, m
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
+@pytest.mark.parametrize("activation", [None, "relu", "hardswish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_epilogue_bias_and_activation_give_the_bits_of_the_numpy_passes(activation,
+                                                                            dtype, monkeypatch):
+    """`compiled.bias_then`: the bias and the activation in one pass (counted), the bits of
+    the bias pass and then the activation's own pass; sums that round to -0.0, +-inf and NaN
+    among them."""
+    calls = {"bias_then": 0}
+    monkeypatch.setattr(compiled, "bias_then",
+                        _counted(compiled.bias_then, calls, "bias_then"))
+    y = (np.random.default_rng(3).standard_normal((2, 3, 5, 4)) * 4).astype(dtype)
+    y[0, 0, 0] = [np.nan, np.inf, -0.0, -3.0]
+    y[0, 0, 1] = [-np.inf, 1e38 if dtype == np.float32 else 1e308, -0.0, 2.5]
+    bias = np.array([1.0, -np.inf, -0.0, 0.5], dtype)
+    finish = None if activation is None else IN_PLACE[activation]
+    got, want = y.copy(), y.copy()
+    kernels.conv_epilogue(bias, finish, 5, dtype)(got)
+    assert calls["bias_then"] == 1
+    monkeypatch.setattr(compiled, "bias_then", None)
+    kernels.conv_epilogue(bias, finish, 5, dtype)(want)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 def _without_compiled(monkeypatch, *names):
     for name in names:
         monkeypatch.setattr(compiled, name, None)
