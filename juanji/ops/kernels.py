@@ -397,8 +397,8 @@ def conv_epilogue(bias, finish, out_width, dtype):
         return None
     tiled = None if bias is None else tile_channels(bias, out_width).astype(dtype)
     # the bias and an activation the compiled pass knows in one loop over the rows, instead
-    # of a pass each (ONNX imports' convs have both: PP-LCNet's 16 -> 32 at 112x112, b1, 0.20
-    # -> 0.11 ms)
+    # of a pass each (ONNX imports' convs have both: PP-LCNet's pointwise 16 -> 32 at
+    # 112x112 with hardswish, b1, the whole conv 0.34 -> 0.25 ms)
     together = (tiled is not None and compiled.runs_on(compiled.bias_then, tiled)
                 and (finish is None or finish in BIAS_ACTIVATIONS))
 
@@ -520,8 +520,9 @@ def conv_channels_first(xpad, wrows, kernel, stride, dilation, out_size, keep_co
 def conv_direct(xpad, weight, dilation, out_size, bias=None, finish=None, padding=None):
     """A stride-1 (groups=1) convolution of padded NCHW xpad (N, C, HP, WP), C-contiguous,
     by weight (OC, C, KH, KW) -> y (N, OH, OW, OC) (a view of channels-first memory where
-    the register-blocked kernel runs, else channels-last), + bias, then `finish` (see
-    `conv_epilogue`), for layers with a few channels out, in blocks of samples over the
+    the register-blocked kernel runs, else channels-last), + bias, then `finish` (an in-place
+    activation, see `conv_epilogue`, which runs on the channels-first blocks as they are),
+    for layers with a few channels out, in blocks of samples over the
     threads. Where `nchw_blocked_runs`, the register-blocked kernel (`compiled.nchw_conv`:
     LeNet-5's first conv, b128, 1.74 -> 0.47 ms on one thread), which adds the bias as it
     stores each sum, else the plane kernel (`compiled.direct_conv`: a multiply-add of
