@@ -79,6 +79,10 @@ def test_conv2d_matches_torch(case, bias, rebuild_columns, monkeypatch):
                  lambda x, wt, b: TF.conv2d(x, wt, b, s, p, d, g), arrays)
 
 
+# the tests of what only the compiled path does (numba missing, or JUANJI_COMPILED=0: skipped)
+needs_compiled = pytest.mark.skipif(compiled.njit is None, reason="the compiled path is off")
+
+
 def test_conv2d_paths_are_taken():
     """The fast paths the grid relies on are really used (else they go untested)."""
     rng = np.random.default_rng(0)
@@ -88,6 +92,8 @@ def test_conv2d_paths_are_taken():
              "channels_first": ((2, 1, 5, 9), (12, 1, 3, 3), 1, 1),
              "direct": ((2, 1, 5, 9), (6, 1, 3, 3), 1, 1),
              "channels_first stride 2": ((2, 3, 9, 21), (4, 3, 3, 3), 2, 1)}
+    if compiled.njit is None:  # the direct path is the compiled one's
+        cases["channels_first direct"] = cases.pop("direct")
     for path, (xs, ws, s, g) in cases.items():
         fn = conv_ops.Conv2d()
         fn.run(rng.standard_normal(xs), rng.standard_normal(ws), None, stride=(s, s),
@@ -374,6 +380,7 @@ def _winograd_conv(x, w, b, padding, activation=None):
     return y.data, fn.path
 
 
+@needs_compiled
 @pytest.mark.parametrize("n, c, oc, h, w, padding", [
     (2, 32, 48, 9, 11, 1),  # odd output: the last tiles' second row and column dropped
     (1, 40, 32, 12, 10, 0),  # 'valid'
@@ -400,6 +407,7 @@ def test_winograd_is_within_its_error_bound_and_matches_torch(n, c, oc, h, w, pa
                               padding=padding), RTOL, ATOL)
 
 
+@needs_compiled
 @pytest.mark.parametrize("activation", ["relu", "hardswish"])
 def test_winograd_epilogue_gives_the_bits_of_separate_passes(activation, monkeypatch):
     """Bias and a fused activation applied to each block of output rows: the same bits as the
@@ -414,6 +422,7 @@ def test_winograd_epilogue_gives_the_bits_of_separate_passes(activation, monkeyp
     np.testing.assert_array_equal(fused, separate)
 
 
+@needs_compiled
 def test_winograd_does_not_depend_on_the_threads(monkeypatch):
     _winograd_for_small_layers(monkeypatch)
     x, wt = _arrays(np.random.default_rng(9), (3, 32, 30, 18), (40, 32, 3, 3))
@@ -427,6 +436,7 @@ def test_winograd_does_not_depend_on_the_threads(monkeypatch):
         np.testing.assert_array_equal(y, runs[0])
 
 
+@needs_compiled
 def test_winograd_only_where_it_applies(monkeypatch):
     """Inference on float32 3x3 stride-1 convs of at least 24 channels, 16 tiles and 2^19
     tile-channel products, with the compiled path, unless set_winograd(False); everything
@@ -455,6 +465,7 @@ def test_winograd_only_where_it_applies(monkeypatch):
         juanji.backend.set_winograd(1)
 
 
+@needs_compiled
 @pytest.mark.parametrize("x_shape, w_shape, padding, path", [
     ((40, 1, 12, 12), (6, 1, 5, 5), 2, "direct"),  # blocks of samples summed in float64
     ((24, 16, 12, 12), (32, 16, 3, 3), 1, "im2col"),  # register-blocked: blocks of rows
@@ -476,6 +487,7 @@ def test_compiled_weight_gradients_do_not_depend_on_the_threads(x_shape, w_shape
         np.testing.assert_array_equal(gw, grads[0])
 
 
+@needs_compiled
 def test_winograd_reads_channels_last_memory_in_place(monkeypatch):
     """A conv's output (channels-last memory) is tiled in place, its padding read as zeros:
     the same bits as from the NCHW copy."""
