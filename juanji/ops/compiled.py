@@ -1062,6 +1062,8 @@ def _nchw_conv_kernel(oc, rows):
                             if with_bias:
                                 for q in range(_COLUMNS):
                                     sums[(rr * oc + o) * _COLUMNS + q] += bias_at[o]
+                            # a constant trip count, so the SLP vectoriser stores whole
+                            # vectors (the loop vectoriser is off); a row's short block rarely
                             if count == _COLUMNS:
                                 for q in range(_COLUMNS):
                                     y_at[y_row + q] = sums[(rr * oc + o) * _COLUMNS + q]
