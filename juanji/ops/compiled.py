@@ -204,7 +204,8 @@ def _hard_gate_in_place(x, times_x):
         x[k] = gate(x[k], three, six, zero, times_x)
 
 
-# the activations `bias_then` applies after the bias (kernels.BIAS_ACTIVATIONS names them)
+# the activations `bias_then` and `affine_then` apply after the bias or the affine
+# (kernels.BIAS_ACTIVATIONS names them)
 BIAS_ONLY, BIAS_RELU, BIAS_HARDSWISH = 0, 1, 2
 
 
@@ -226,12 +227,32 @@ def _bias_then(rows, bias, activation):
                 row[k] += bias[k]
 
 
-gate = hard_gate = hard_gate_in_place = bias_then = None
+def _affine_then(rows, scale, shift, activation):
+    """rows (R, C) = rows * scale + shift per channel (C,) in place, then the activation
+    (BIAS_ONLY: none, BIAS_RELU or BIAS_HARDSWISH) of each value: a conv epilogue's eval-mode
+    batch norm pass (NumPy's multiply, then its add) and activation pass in one, the same
+    float operations (the product rounded, the sum rounded, then `_relu_value` or `_gate`)."""
+    zero, three, six = rows.dtype.type(0), rows.dtype.type(3), rows.dtype.type(6)
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        if activation == BIAS_RELU:
+            for c in range(row.shape[0]):
+                row[c] = _relu_value(row[c] * scale[c] + shift[c], zero)
+        elif activation == BIAS_HARDSWISH:
+            for c in range(row.shape[0]):
+                row[c] = gate(row[c] * scale[c] + shift[c], three, six, zero, True)
+        else:
+            for c in range(row.shape[0]):
+                row[c] = row[c] * scale[c] + shift[c]
+
+
+gate = hard_gate = hard_gate_in_place = bias_then = affine_then = None
 if njit is not None:
     gate = njit(inline="always")(_gate)
     hard_gate = njit(nogil=True, cache=False)(_hard_gate)
     hard_gate_in_place = njit(nogil=True, cache=False)(_hard_gate_in_place)
     bias_then = njit(nogil=True, cache=False)(_bias_then)
+    affine_then = njit(nogil=True, cache=False)(_affine_then)
 
 
 def _channel_sums_and_squares(x, sums, squares):

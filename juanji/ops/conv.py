@@ -32,6 +32,7 @@ from juanji.function import Function
 from juanji.ops import activation as activation_ops
 from juanji.ops import compiled
 from juanji.ops.kernels import (
+    BIAS_ACTIVATIONS,
     channel_combination,
     channel_sums,
     channels_first_sums,
@@ -245,12 +246,21 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
 def _affine_then(affine, finish, out_width, dtype):
     """finish(rows) after rows * scale + shift per output channel, over a conv epilogue's rows
     (B*OH', OW*OC): an eval-mode batch norm's pass (`norm.per_channel_affine` gives the
-    vectors; the same two roundings per value as its pass), then the activation, if any."""
-    scale, shift = (tile_channels(v, out_width).astype(dtype) for v in affine)
+    vectors; the same two roundings per value as its pass), then the activation, if any. With
+    the compiled path, and an activation it knows, all in one pass (`compiled.affine_then`:
+    PP-LCNet's 256-channel pointwise conv at 14x14 with hardswish, b1, the epilogue
+    0.042 -> 0.011 ms against the multiply, the add and the activation's pass)."""
+    scale, shift = (v.astype(dtype, copy=False) for v in affine)  # (OC,)
+    together = (compiled.runs_on(compiled.affine_then, scale, shift)
+                and (finish is None or finish in BIAS_ACTIVATIONS))
+    activation = BIAS_ACTIVATIONS.get(finish, compiled.BIAS_ONLY)
 
     def then(rows):
-        xp_of(rows).multiply(rows, scale, out=rows)
-        rows += shift
+        if together and rows.dtype == scale.dtype and rows.flags.c_contiguous:
+            compiled.affine_then(rows.reshape(-1, scale.shape[0]), scale, shift, activation)
+            return
+        xp_of(rows).multiply(rows, tile_channels(scale, out_width), out=rows)
+        rows += tile_channels(shift, out_width)
         if finish is not None:
             finish(rows)
 

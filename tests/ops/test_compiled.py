@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from juanji.ops import compiled, kernels
+from juanji.ops import conv as conv_ops
 from juanji.ops.activation import IN_PLACE
 
 pytest.importorskip("numba")
@@ -145,6 +146,31 @@ def test_conv_epilogue_bias_and_activation_give_the_bits_of_the_numpy_passes(act
     assert calls["bias_then"] == 1
     monkeypatch.setattr(compiled, "bias_then", None)
     kernels.conv_epilogue(bias, finish, 5, dtype)(want)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "hardswish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_eval_batch_norm_and_activation_give_the_bits_of_the_numpy_passes(activation,
+                                                                             dtype,
+                                                                             monkeypatch):
+    """`compiled.affine_then`: a conv's eval-mode batch norm (x * scale + shift per channel)
+    and its activation in one pass (counted), the bits of NumPy's multiply, its add and then
+    the activation's own pass; results -0.0, +-inf and NaN among them."""
+    calls = {"affine_then": 0}
+    monkeypatch.setattr(compiled, "affine_then",
+                        _counted(compiled.affine_then, calls, "affine_then"))
+    rows = (np.random.default_rng(4).standard_normal((6, 5 * 4)) * 4).astype(dtype)
+    rows[0, :4] = [np.nan, np.inf, -0.0, -3.0]  # (R, OW*OC): OW = 5, OC = 4
+    rows[1, :4] = [-np.inf, 1e38 if dtype == np.float32 else 1e308, 0.0, 2.5]
+    scale = np.array([1.5, 0.0, 2.0, -0.5], dtype)  # inf * 0 = NaN
+    shift = np.array([0.5, -np.inf, -0.0, 1e38 if dtype == np.float32 else 1e308], dtype)
+    finish = None if activation is None else IN_PLACE[activation]
+    got, want = rows.copy(), rows.copy()
+    conv_ops._affine_then((scale, shift), finish, 5, np.dtype(dtype))(got)
+    assert calls["affine_then"] == 1
+    monkeypatch.setattr(compiled, "affine_then", None)
+    conv_ops._affine_then((scale, shift), finish, 5, np.dtype(dtype))(want)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
