@@ -1149,18 +1149,87 @@ def _nchw_conv_weight_grad_kernel(block, kw):
     return nchw_conv_weight_grad
 
 
-def _compile_with_slp(function, signature):
+DEPTHWISE_PIXELS = 8  # the most output pixels per block of `depthwise_blocked`
+DEPTHWISE_LANES = 16  # channels per block: one 512-bit vector of float32 sums per pixel
+
+
+def _tap_products(sums, pixels, x_at, x_row, x_step, t_at, t_row, fresh):
+    """One tap of `depthwise_blocked`'s block: sums[p, k] = (sums[p, k] +) x_at[x_row +
+    p*x_step + k] * t_at[t_row + k] for each pixel p < pixels and lane k (= when fresh)."""
+    for p in range(pixels):
+        for k in range(DEPTHWISE_LANES):
+            product = x_at[x_row + p * x_step + k] * t_at[t_row + k]
+            if fresh:
+                sums[p * DEPTHWISE_LANES + k] = product
+            else:
+                sums[p * DEPTHWISE_LANES + k] += product
+
+
+def _depthwise_blocked_kernel(pixels):
+    """The register-blocked depthwise kernel over blocks of `pixels` (1 to 8) output pixels
+    of a row: a constant of the compiled function (a closure variable), so that its loops
+    unroll."""
+
+    def depthwise_blocked(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias):
+        """Output rows r0:r1 of samples b0:b1 of a depthwise cross-correlation of padded
+        channels-last xpad (N, HP, WP, C) by taps (KH, KW, C, 1) into y (N, OH, OW, C), plus
+        bias (1, 1, 1, C) when with_bias, all float32 and C-contiguous, C a multiple of 16
+        and OW at least `pixels`; at stride (sh, sw) and dilation (dh, dw). The block keeps
+        `pixels` output pixels x 16 channels of sums in registers. Each sum is the first
+        tap's product, then each further tap's product added, taps in row-major order, then
+        the bias added, every product and sum rounded (no fused multiply-add): the float
+        operations of `kernels.depthwise_nhwc`'s NumPy passes. A row's last block starts at
+        OW - pixels, overlapping the one before when `pixels` does not divide OW: those sums
+        are computed twice, the same way."""
+        _wide_vectors()
+        hp, wp, c = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+        kh, kw = taps.shape[0], taps.shape[1]
+        oh, ow = y.shape[1], y.shape[2]
+        x_at, t_at, y_at = _data_pointer(xpad), _data_pointer(taps), _data_pointer(y)
+        bias_at = _data_pointer(bias)
+        lanes = DEPTHWISE_LANES
+        for b in range(b0, b1):
+            for c0 in range(0, c, lanes):  # a channel block's input and taps stay in L1
+                for r in range(r0, r1):
+                    for q_start in range(0, ow, pixels):
+                        q0 = min(q_start, ow - pixels)
+                        sums = _stack_scratch(128)  # (pixels, lanes), pixels <= 8
+                        x_row = ((b * hp + r * sh) * wp + q0 * sw) * c + c0
+                        _tap_products(sums, pixels, x_at, x_row, sw * c, t_at, c0, True)
+                        for i in range(kh):
+                            for j in range(kw):
+                                if i == 0 and j == 0:
+                                    continue  # the first tap, above, starts the sums
+                                x_row = (((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw)
+                                         * c + c0)
+                                _tap_products(sums, pixels, x_at, x_row, sw * c, t_at,
+                                              (i * kw + j) * c + c0, False)
+                        if with_bias:
+                            for p in range(pixels):
+                                for k in range(lanes):
+                                    sums[p * lanes + k] += bias_at[c0 + k]
+                        for p in range(pixels):
+                            y_row = ((b * oh + r) * ow + q0 + p) * c + c0
+                            for k in range(lanes):
+                                y_at[y_row + k] = sums[p * lanes + k]
+
+    return depthwise_blocked
+
+
+def _compile_with_slp(function, signature, contract=True):
     """njit(signature, ...)(function), compiled now with LLVM's SLP vectoriser on and its loop
     vectoriser off (numba's SLP_VECTORIZE and LOOP_VECTORIZE settings; the loop vectoriser
     would otherwise turn the innermost runtime loop into gathers and scatters of the sums)
-    and fused multiply-adds allowed (fast-math "contract", nothing else). The settings are
+    and, when `contract`, fused multiply-adds allowed (fast-math "contract", nothing else;
+    without it every product and sum is rounded, as in NumPy's passes). The settings are
     changed and restored under numba's compiler lock, so nothing else numba compiles, in any
     thread, sees them."""
     with global_compiler_lock:
         saved = numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE
         numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE = 1, 0
         try:
-            return njit(signature, nogil=True, cache=False, fastmath={"contract"})(function)
+            return njit(signature, nogil=True, cache=False,
+                        fastmath={"contract"} if contract else False)(function)
         finally:
             numba_config.SLP_VECTORIZE, numba_config.LOOP_VECTORIZE = saved
 
@@ -1168,11 +1237,11 @@ def _compile_with_slp(function, signature):
 _slp_kernels = {}
 
 
-def _run_with_slp(make_kernel, blocking, *args):
+def _run_with_slp(make_kernel, blocking, *args, contract=True):
     """make_kernel(*blocking)(*args) for C-contiguous 4-D arrays (float32, or float64 for
-    sums), then int64s, compiled by `_compile_with_slp` on the first call for `blocking`
-    (about half a second, once per process). Should LLVM refuse the wide-vector attributes,
-    compiled without them."""
+    sums), then int64s, compiled by `_compile_with_slp` (with `contract`) on the first call
+    for `blocking` (about half a second, once per process). Should LLVM refuse the
+    wide-vector attributes, compiled without them."""
     key = (make_kernel, blocking)
     kernel = _slp_kernels.get(key)
     if kernel is None:
@@ -1184,10 +1253,12 @@ def _run_with_slp(make_kernel, blocking, *args):
                 signature = numba_types.void(
                     *arrays, *[numba_types.int64] * (len(args) - len(arrays)))
                 try:
-                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature,
+                                                          contract)
                 except Exception:  # noqa: BLE001 - any LLVM error: the 256-bit build
                     _wide[0] = False
-                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature)
+                    _slp_kernels[key] = _compile_with_slp(make_kernel(*blocking), signature,
+                                                          contract)
             kernel = _slp_kernels[key]
     kernel(*args)
 
@@ -1220,6 +1291,14 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
                   dh, dw)
 
 
+def depthwise_blocked(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias):
+    """The register-blocked depthwise conv (`_depthwise_blocked_kernel`), compiled on the
+    first call for the pixels per block (8, or OW when narrower); its products and sums
+    rounded one by one."""
+    _run_with_slp(_depthwise_blocked_kernel, (min(DEPTHWISE_PIXELS, y.shape[2]),), xpad,
+                  taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias, contract=False)
+
+
 NCHW_ROWS = 2  # output rows per block of `nchw_conv`
 NCHW_MAX_CHANNELS = 8  # the most output channels of `nchw_conv`
 
@@ -1250,9 +1329,11 @@ def nchw_conv_weight_grad(xpad, gy, planes, gw, b0, b1, dh, dw):
 if njit is not None:
     _add_outer = njit(inline="always")(_add_outer)
     _store_rows = njit(inline="always")(_store_rows)
+    _tap_products = njit(inline="always")(_tap_products)
     _stack_scratch = intrinsic(_stack_scratch)
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)
 else:
     nhwc_conv = nhwc_conv_weight_grad = nchw_conv = nchw_conv_weight_grad = None
+    depthwise_blocked = None
     max_pool_planes = max_unpool_planes = None

@@ -22,6 +22,12 @@ DEPTHWISE = [
     (2, 66, 1, 8, 9, (3, 3), (2, 1), (1, 2)),
     (1, 3, 1, 10, 16, (2, 7), (1, 1), (2, 2)),
     (1, 8, 1, 9, 10, (3, 4), (2, 1), (1, 1)),
+    # channels a multiple of 16 in float32: the register-blocked kernel, 8 output pixels a
+    # block (a row's last block overlapping the one before), or the whole row when narrower
+    (2, 16, 1, 9, 11, (3, 3), (1, 1), (1, 1)),
+    (1, 32, 1, 11, 9, (5, 5), (2, 2), (1, 1)),  # strided, rows of 4 pixels
+    (3, 48, 1, 7, 6, (3, 3), (1, 2), (2, 1)),  # dilated, strided across
+    (2, 16, 1, 12, 20, (3, 5), (1, 1), (1, 2)),
 ]
 
 
@@ -34,6 +40,10 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
                                                           activation, monkeypatch):
     if block_bytes is not None:
         monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", block_bytes)
+    calls = {"blocked": 0}
+    monkeypatch.setattr(compiled, "depthwise_blocked",
+                        _counted(compiled.depthwise_blocked, calls, "blocked"))
     n, c, m, h, w, kernel, stride, dilation = case
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
@@ -45,7 +55,10 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     b = rng.standard_normal(c * m).astype(dtype) if bias else None
     finish = None if activation is None else IN_PLACE[activation]
     got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
+    blocked = dtype == np.float32 and c % 16 == 0 and m == 1
+    assert calls["blocked"] == (0 if not blocked else 1 if block_bytes is None else out[0] * n)
     monkeypatch.setattr(compiled, "depthwise_rows", None)  # the NumPy passes
+    monkeypatch.setattr(compiled, "depthwise_blocked", None)
     monkeypatch.setattr(compiled, "hard_gate", None)
     monkeypatch.setattr(compiled, "hard_gate_in_place", None)
     want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
@@ -54,14 +67,15 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
-@pytest.mark.parametrize("channels", [3, 70])  # a run per output row, per output pixel
-def test_depthwise_rows_keep_a_sum_of_negative_zeros(channels, monkeypatch):
+@pytest.mark.parametrize("channels", [3, 70, 16])  # a run per output row, per output pixel;
+def test_depthwise_rows_keep_a_sum_of_negative_zeros(channels, monkeypatch):  # blocked
     # every product -0.0: the NumPy passes give -0.0 (the first product, then -0.0 added), so
     # a compiled sum must not start from +0.0
     xpad = np.full((1, 5, 6, channels), -0.0, dtype=np.float32)
     taps = np.ones((3, 3, channels, 1), dtype=np.float32)
     got = kernels.depthwise_nhwc(xpad, taps, (1, 1), (1, 1), (3, 4))
     monkeypatch.setattr(compiled, "depthwise_rows", None)
+    monkeypatch.setattr(compiled, "depthwise_blocked", None)
     want = kernels.depthwise_nhwc(xpad, taps, (1, 1), (1, 1), (3, 4))
     assert np.signbit(want).all()
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
