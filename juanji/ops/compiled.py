@@ -1153,16 +1153,66 @@ DEPTHWISE_PIXELS = 8  # the most output pixels per block of `depthwise_blocked`
 DEPTHWISE_LANES = 16  # channels per block: one 512-bit vector of float32 sums per pixel
 
 
-def _tap_products(sums, pixels, x_at, x_row, x_step, t_at, t_row, fresh):
+def _tap_products(sums, pixels, x_at, x_row, x_step, t_at, t_row, t_step, fresh, inside):
     """One tap of `depthwise_blocked`'s block: sums[p, k] = (sums[p, k] +) x_at[x_row +
-    p*x_step + k] * t_at[t_row + k] for each pixel p < pixels and lane k (= when fresh)."""
+    p*x_step + k] * t_at[t_row + p*t_step + k] for each p < pixels and lane k < 16 (= when
+    fresh), the input +0.0 instead when not `inside` (the tap reads the padding: x_at is not
+    read). p counts the block's pixels (t_step 0), or blocks of 16 channels of one pixel
+    (x_step = t_step = 16)."""
+    lanes = DEPTHWISE_LANES
+    if inside:
+        for p in range(pixels):
+            for k in range(lanes):
+                product = x_at[x_row + p * x_step + k] * t_at[t_row + p * t_step + k]
+                if fresh:
+                    sums[p * lanes + k] = product
+                else:
+                    sums[p * lanes + k] += product
+    else:
+        zero = np.float32(0.0)
+        for p in range(pixels):
+            for k in range(lanes):
+                product = zero * t_at[t_row + p * t_step + k]
+                if fresh:
+                    sums[p * lanes + k] = product
+                else:
+                    sums[p * lanes + k] += product
+
+
+def _store_sums(sums, pixels, y_at, y_row, y_step, bias_at, bias_row, bias_step, with_bias):
+    """y_at[y_row + p*y_step + k] = sums[p, k] (+ bias_at[bias_row + p*bias_step + k] when
+    with_bias, rounded) for p < pixels, k < 16."""
+    lanes = DEPTHWISE_LANES
+    if with_bias:
+        for p in range(pixels):
+            for k in range(lanes):
+                sums[p * lanes + k] += bias_at[bias_row + p * bias_step + k]
     for p in range(pixels):
-        for k in range(DEPTHWISE_LANES):
-            product = x_at[x_row + p * x_step + k] * t_at[t_row + k]
-            if fresh:
-                sums[p * DEPTHWISE_LANES + k] = product
-            else:
-                sums[p * DEPTHWISE_LANES + k] += product
+        for k in range(lanes):
+            y_at[y_row + p * y_step + k] = sums[p * lanes + k]
+
+
+def _lone_pixel(sums, blocks, x_at, t_at, y_at, bias_at, x_sample, y_row, row0, col0, h, w,
+                c, kh, kw, dh, dw, with_bias):
+    """`depthwise_blocked` for one output pixel whose window reaches padded columns, `blocks`
+    (1, 2 or 4) blocks of 16 channels at a time: that many vectors of sums, independent
+    chains, in registers; x_sample: the index of the sample's first value in x_at."""
+    lanes = DEPTHWISE_LANES
+    for c0 in range(0, c, blocks * lanes):
+        for i in range(kh):
+            row = row0 + i * dh
+            for j in range(kw):
+                col = col0 + j * dw
+                inside = 0 <= row < h and 0 <= col < w
+                x_row = x_sample + (row * w + col) * c + c0
+                t_row = (i * kw + j) * c + c0
+                if i == 0 and j == 0:  # the first tap starts the sums
+                    _tap_products(sums, blocks, x_at, x_row, lanes, t_at, t_row, lanes, True,
+                                  inside)
+                else:
+                    _tap_products(sums, blocks, x_at, x_row, lanes, t_at, t_row, lanes, False,
+                                  inside)
+        _store_sums(sums, blocks, y_at, y_row + c0, lanes, bias_at, c0, lanes, with_bias)
 
 
 def _depthwise_blocked_kernel(pixels):
@@ -1170,48 +1220,71 @@ def _depthwise_blocked_kernel(pixels):
     of a row: a constant of the compiled function (a closure variable), so that its loops
     unroll."""
 
-    def depthwise_blocked(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias):
-        """Output rows r0:r1 of samples b0:b1 of a depthwise cross-correlation of padded
-        channels-last xpad (N, HP, WP, C) by taps (KH, KW, C, 1) into y (N, OH, OW, C), plus
-        bias (1, 1, 1, C) when with_bias, all float32 and C-contiguous, C a multiple of 16
-        and OW at least `pixels`; at stride (sh, sw) and dilation (dh, dw). The block keeps
-        `pixels` output pixels x 16 channels of sums in registers. Each sum is the first
-        tap's product, then each further tap's product added, taps in row-major order, then
-        the bias added, every product and sum rounded (no fused multiply-add): the float
-        operations of `kernels.depthwise_nhwc`'s NumPy passes. A row's last block starts at
-        OW - pixels, overlapping the one before when `pixels` does not divide OW: those sums
-        are computed twice, the same way."""
+    def depthwise_blocked(x, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left,
+                          with_bias):
+        """Output rows r0:r1 of samples b0:b1 of a depthwise cross-correlation of
+        channels-last x (N, H, W, C), padded with zeros by `top` rows and `left` columns
+        (and on the bottom and right as far as the windows reach), by taps (KH, KW, C, 1)
+        into y (N, OH, OW, C), plus bias (1, 1, 1, C) when with_bias; all float32 and
+        C-contiguous, C a multiple of 16; at stride (sh, sw) and dilation (dh, dw).
+
+        A block keeps `pixels` output pixels x 16 channels of sums in registers: the pixels
+        of a row whose windows lie inside the columns of x (a row's last block starts where
+        they end, overlapping the one before: those sums are computed twice, the same way).
+        The other pixels of a row go one at a time, 64 channels at a time where C allows.
+        Each sum is the first tap's product, then each further tap's product added, taps in
+        row-major order, then the bias added, every product and sum rounded (no fused
+        multiply-add), a padded cell's value +0.0: the float operations of
+        `kernels.depthwise_nhwc`'s NumPy passes over a padded copy.
+        """
         _wide_vectors()
-        hp, wp, c = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
         kh, kw = taps.shape[0], taps.shape[1]
         oh, ow = y.shape[1], y.shape[2]
-        x_at, t_at, y_at = _data_pointer(xpad), _data_pointer(taps), _data_pointer(y)
+        x_at, t_at, y_at = _data_pointer(x), _data_pointer(taps), _data_pointer(y)
         bias_at = _data_pointer(bias)
         lanes = DEPTHWISE_LANES
+        sums = _stack_scratch(128)  # (pixels, lanes), pixels <= 8; or (blocks <= 4, lanes)
+        # the output columns q0:q1 whose windows read no padded column
+        q0 = min((left + sw - 1) // sw, ow)
+        q1 = max(min((w - 1 - (kw - 1) * dw + left) // sw + 1, ow), q0)
+        blocks = q1 - q0 >= pixels  # else every pixel goes alone
         for b in range(b0, b1):
             for c0 in range(0, c, lanes):  # a channel block's input and taps stay in L1
                 for r in range(r0, r1):
-                    for q_start in range(0, ow, pixels):
-                        q0 = min(q_start, ow - pixels)
-                        sums = _stack_scratch(128)  # (pixels, lanes), pixels <= 8
-                        x_row = ((b * hp + r * sh) * wp + q0 * sw) * c + c0
-                        _tap_products(sums, pixels, x_at, x_row, sw * c, t_at, c0, True)
+                    row0 = r * sh - top
+                    for q_start in range(q0, q1 if blocks else q0, pixels):
+                        q = min(q_start, q1 - pixels)
+                        col = q * sw - left
                         for i in range(kh):
+                            row = row0 + i * dh
+                            inside = 0 <= row < h
                             for j in range(kw):
-                                if i == 0 and j == 0:
-                                    continue  # the first tap, above, starts the sums
-                                x_row = (((b * hp + r * sh + i * dh) * wp + q0 * sw + j * dw)
-                                         * c + c0)
-                                _tap_products(sums, pixels, x_at, x_row, sw * c, t_at,
-                                              (i * kw + j) * c + c0, False)
-                        if with_bias:
-                            for p in range(pixels):
-                                for k in range(lanes):
-                                    sums[p * lanes + k] += bias_at[c0 + k]
-                        for p in range(pixels):
-                            y_row = ((b * oh + r) * ow + q0 + p) * c + c0
-                            for k in range(lanes):
-                                y_at[y_row + k] = sums[p * lanes + k]
+                                x_row = ((b * h + row) * w + col + j * dw) * c + c0
+                                t_row = (i * kw + j) * c + c0
+                                if i == 0 and j == 0:  # the first tap starts the sums
+                                    _tap_products(sums, pixels, x_at, x_row, sw * c, t_at,
+                                                  t_row, 0, True, inside)
+                                else:
+                                    _tap_products(sums, pixels, x_at, x_row, sw * c, t_at,
+                                                  t_row, 0, False, inside)
+                        _store_sums(sums, pixels, y_at, ((b * oh + r) * ow + q) * c + c0, c,
+                                    bias_at, c0, 0, with_bias)
+            for r in range(r0, r1):
+                for q in range(ow):
+                    if blocks and q0 <= q < q1:
+                        continue  # done in blocks
+                    x_sample, y_row = b * h * w * c, ((b * oh + r) * ow + q) * c
+                    row0, col0 = r * sh - top, q * sw - left
+                    if c % 64 == 0:
+                        _lone_pixel(sums, 4, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
+                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
+                    elif c % 32 == 0:
+                        _lone_pixel(sums, 2, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
+                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
+                    else:
+                        _lone_pixel(sums, 1, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
+                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
 
     return depthwise_blocked
 
@@ -1291,12 +1364,14 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
                   dh, dw)
 
 
-def depthwise_blocked(xpad, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias):
+def depthwise_blocked(x, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left,
+                      with_bias):
     """The register-blocked depthwise conv (`_depthwise_blocked_kernel`), compiled on the
     first call for the pixels per block (8, or OW when narrower); its products and sums
     rounded one by one."""
-    _run_with_slp(_depthwise_blocked_kernel, (min(DEPTHWISE_PIXELS, y.shape[2]),), xpad,
-                  taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, with_bias, contract=False)
+    _run_with_slp(_depthwise_blocked_kernel, (min(DEPTHWISE_PIXELS, y.shape[2]),), x, taps,
+                  bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left, with_bias,
+                  contract=False)
 
 
 NCHW_ROWS = 2  # output rows per block of `nchw_conv`
@@ -1330,6 +1405,8 @@ if njit is not None:
     _add_outer = njit(inline="always")(_add_outer)
     _store_rows = njit(inline="always")(_store_rows)
     _tap_products = njit(inline="always")(_tap_products)
+    _store_sums = njit(inline="always")(_store_sums)
+    _lone_pixel = njit(inline="always")(_lone_pixel)
     _stack_scratch = intrinsic(_stack_scratch)
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)

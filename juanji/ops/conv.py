@@ -322,13 +322,18 @@ class Conv2d(Function):
         direct = groups == 1 and direct_nhwc_runs((x, weight), c, oc, (oh, ow))
         if groups == c and cg == 1 and groups > 1:
             self.path = "depthwise"
-            xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
             taps = weight.reshape(c, oc // c, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, M)
-            y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow), bias,
-                               finish)  # (N, OH, OW, C, M), the epilogue applied
-            y = y.reshape(n, oh, ow, oc)
+            padded_shape = (n, h + sum(padding[0]), w + sum(padding[1]), c)
+            if self.needs_grad[1]:  # the taps' gradient reads the padded input
+                xpad = pad_nhwc(x, *padding)  # (N, HP, WP, C)
+                y = depthwise_nhwc(xpad, taps, stride, dilation, (oh, ow), bias, finish)
+            else:  # no padded copy where the kernel reads the padding as zeros
+                xpad = None
+                y = depthwise_nhwc(x.transpose(0, 2, 3, 1), taps, stride, dilation, (oh, ow),
+                                   bias, finish, padding=padding)
+            y = y.reshape(n, oh, ow, oc)  # (N, OH, OW, C, M) -> (N, OH, OW, OC), finished
             epilogue = None
-            self.saved = (xpad if self.needs_grad[1] else None, taps, xpad.shape)
+            self.saved = (xpad, taps, padded_shape)
         elif (groups == 1 and not any(self.needs_grad)
               and _winograd_wins(x, weight, stride, dilation, (oh, ow))):
             self.path = "winograd"
