@@ -1215,6 +1215,21 @@ def _lone_pixel(sums, blocks, x_at, t_at, y_at, bias_at, x_sample, y_row, row0, 
         _store_sums(sums, blocks, y_at, y_row + c0, lanes, bias_at, c0, lanes, with_bias)
 
 
+def inside_columns(w, ow, kw, sw, dw, left):
+    """(q0, q1): the output columns q0:q1 of a conv whose windows read no padded column of an
+    input W wide padded by `left` columns (KW taps at stride sw, dilation dw; OW outputs)."""
+    q0 = min((left + sw - 1) // sw, ow)
+    return q0, max(min((w - 1 - (kw - 1) * dw + left) // sw + 1, ow), q0)
+
+
+def depthwise_pads_in_place(w, ow, kw, sw, dw, left):
+    """Whether `depthwise_blocked` should read the padding in place: when the columns whose
+    windows stay inside hold a block of pixels; else, the pixels all going one at a time, a
+    padded copy and blocks are faster (512 channels 5x5 at 7x7, b8: 0.52 against 0.46 ms)."""
+    q0, q1 = inside_columns(w, ow, kw, sw, dw, left)
+    return q1 - q0 >= min(DEPTHWISE_PIXELS, ow)
+
+
 def _depthwise_blocked_kernel(pixels):
     """The register-blocked depthwise kernel over blocks of `pixels` (1 to 8) output pixels
     of a row: a constant of the compiled function (a closure variable), so that its loops
@@ -1245,9 +1260,7 @@ def _depthwise_blocked_kernel(pixels):
         bias_at = _data_pointer(bias)
         lanes = DEPTHWISE_LANES
         sums = _stack_scratch(128)  # (pixels, lanes), pixels <= 8; or (blocks <= 4, lanes)
-        # the output columns q0:q1 whose windows read no padded column
-        q0 = min((left + sw - 1) // sw, ow)
-        q1 = max(min((w - 1 - (kw - 1) * dw + left) // sw + 1, ow), q0)
+        q0, q1 = inside_columns(w, ow, kw, sw, dw, left)
         blocks = q1 - q0 >= pixels  # else every pixel goes alone
         for b in range(b0, b1):
             for c0 in range(0, c, lanes):  # a channel block's input and taps stay in L1
@@ -1407,6 +1420,7 @@ if njit is not None:
     _tap_products = njit(inline="always")(_tap_products)
     _store_sums = njit(inline="always")(_store_sums)
     _lone_pixel = njit(inline="always")(_lone_pixel)
+    inside_columns = njit(inline="always")(inside_columns)
     _stack_scratch = intrinsic(_stack_scratch)
     _data_pointer = intrinsic(_data_pointer)
     _wide_vectors = intrinsic(_wide_vectors)

@@ -812,7 +812,10 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
     blocked = (compiled.runs_on(compiled.depthwise_blocked, xp_nhwc, taps) and m == 1
                and xp_nhwc.dtype == taps.dtype == np.float32
                and c % compiled.DEPTHWISE_LANES == 0)
-    if padding is not None and not (blocked and xp_nhwc.flags.c_contiguous):
+    if padding is not None and not (
+            blocked and xp_nhwc.flags.c_contiguous
+            and compiled.depthwise_pads_in_place(xp_nhwc.shape[2], ow, kw, stride[1],
+                                                 dilation[1], padding[1][0])):
         xp_nhwc, padding = pad_nhwc(xp_nhwc.transpose(0, 3, 1, 2), *padding), None
     if blocked:
         top_left = (0, 0) if padding is None else (padding[0][0], padding[1][0])

@@ -67,14 +67,14 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
-# (N, C, H, W, kernel, stride, dilation, ((top, bottom), (left, right)))
+# (N, C, H, W, kernel, stride, dilation, ((top, bottom), (left, right)), read in place)
 PADDED_DEPTHWISE = [
-    (1, 64, 14, 14, (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2))),  # border pixels 64 channels
-    (2, 32, 9, 12, (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))),  # at a time, 32, 16
-    (1, 48, 7, 7, (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2))),  # too narrow for a block
-    (1, 16, 4, 11, (7, 3), (1, 1), (1, 2), ((3, 3), (0, 4))),  # windows past both ends
-    (3, 16, 8, 10, (3, 3), (3, 1), (2, 1), ((4, 0), (3, 1))),  # rows wholly in the padding
-    (1, 128, 5, 20, (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),  # no padding
+    (1, 64, 14, 14, (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2)), True),  # border pixels 64
+    (2, 32, 9, 19, (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), True),  # channels at a time, 32
+    (1, 48, 7, 7, (5, 5), (1, 1), (1, 1), ((2, 2), (2, 2)), False),  # no block inside: copied
+    (1, 16, 4, 17, (7, 3), (1, 1), (1, 2), ((3, 3), (0, 4)), True),  # windows past both ends
+    (3, 16, 8, 12, (3, 3), (3, 1), (2, 1), ((4, 0), (3, 1)), True),  # rows in the padding
+    (1, 128, 5, 20, (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0)), True),  # no padding
 ]
 
 
@@ -82,13 +82,14 @@ PADDED_DEPTHWISE = [
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
 def test_depthwise_blocked_reads_the_padding_as_zeros(case, layout, monkeypatch):
     """With `padding`, the register-blocked kernel reads unpadded channels-last x, the padding
-    as +0.0 (an NCHW-memory x is copied padded first): the bits of the NumPy passes over a
-    padded copy, NaN, infinities and signed zeros in x and the taps, with and without bias."""
+    as +0.0 (an NCHW-memory x, or one too narrow for a block of pixels whose windows stay
+    inside, is copied padded first): the bits of the NumPy passes over a padded copy, NaN,
+    infinities and signed zeros in x and the taps, with and without bias."""
     calls = {"blocked": 0, "pad": 0}
     monkeypatch.setattr(compiled, "depthwise_blocked",
                         _counted(compiled.depthwise_blocked, calls, "blocked"))
     monkeypatch.setattr(kernels, "pad_nhwc", _counted(kernels.pad_nhwc, calls, "pad"))
-    n, c, h, w, kernel, stride, dilation, padding = case
+    n, c, h, w, kernel, stride, dilation, padding, in_place = case
     rng = np.random.default_rng(5)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     x.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
@@ -108,7 +109,8 @@ def test_depthwise_blocked_reads_the_padding_as_zeros(case, layout, monkeypatch)
                                           dilation, out, bias)
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
     assert calls["blocked"] == 2
-    assert calls["pad"] == 2 + (2 if layout == "contiguous" else 0)  # the want's, and x's
+    copied = layout == "contiguous" or not in_place
+    assert calls["pad"] == 2 + (2 if copied else 0)  # the want's, and x's
 
 
 @pytest.mark.parametrize("channels", [3, 70, 16])  # a run per output row, per output pixel;
