@@ -263,7 +263,15 @@ def padded_rows(x_nhwc, start, stop, rows, padding, channels=None):
             and inside.flags.c_contiguous):
         return inside
     out = np.zeros((stop - start, hi - lo, left + w + right, channels), x_nhwc.dtype)
-    out[:, first - lo : last - lo, left : left + w, :c] = inside
+    rows_out, cols_out = slice(first - lo, last - lo), slice(left, left + w)
+    if c <= 4 and inside.strides[3] > inside.strides[2]:
+        # a few channels of channels-first memory (an image batch into a first conv): one
+        # plane at a time, so the copy's inner loop reads along a row instead of across
+        # planes (b1 3x224x224: 0.18 -> 0.05 ms)
+        for channel in range(c):
+            out[:, rows_out, cols_out, channel] = inside[..., channel]
+    else:
+        out[:, rows_out, cols_out, :c] = inside
     return out
 
 

@@ -861,3 +861,20 @@ def test_channels_first_kernel_only_where_it_applies(monkeypatch):
     monkeypatch.setattr(compiled, "nchw_conv", None)  # no numba
     assert runs(np.float32) == (0, 1)
 
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 5])  # up to 4 from channels-first memory: a
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])  # plane at a time
+def test_padded_rows_match_numpys_pad(channels, layout):
+    """The direct conv's block of padded input rows, from either memory layout, against
+    np.pad of a channels-last copy (rows reaching both the top and the bottom padding)."""
+    x = np.random.default_rng(6).standard_normal((3, channels, 5, 7)).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    padding = ((2, 1), (1, 3))
+    want = np.pad(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                  ((0, 0), padding[0], padding[1], (0, 0)))  # (N, 8, 11, C)
+    for start, stop, rows in [(0, 3, (0, 8)), (1, 2, (1, 4)), (2, 3, (5, 8))]:
+        got = kernels.padded_rows(x.transpose(0, 2, 3, 1), start, stop, rows, padding)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want[start:stop, rows[0] : rows[1]])
