@@ -793,16 +793,17 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
     `finish` (a conv's epilogue, see `conv_epilogue`) on each block while in cache.
 
     xp_nhwc: padded (N, HP, WP, C), or with `padding` ((top, bottom), (left, right)) the
-    unpadded channels-last x (N, H, W, C), padded here (the register-blocked kernel reads
-    the padding as zeros without a copy); taps: (KH, KW, C, M) (M outputs per channel, the
-    depth multiplier); bias: (C*M,) or None -> (N, OH, OW, C, M). Faster than a batched GEMM of C
-    tiny matrices. Works in sample blocks that stay in cache across the KH*KW passes
-    (memory-bound otherwise), over the threads; a block is a few samples or, for big maps (a
-    batch of one), a band of one sample's output rows. With the compiled path (ops/compiled.py,
-    M = 1) each block is one pass instead of two NumPy passes per tap, the same float
-    operations in the same order: per output pixel, or for few channels at stride 1 along
-    whole output rows (b8, one thread: 256 channels 5x5 at 14x14 1.14 -> 0.71-0.81 ms, 32 at
-    112x112 stride 2 1.35 -> 0.97-1.08, 16 at 112x112 4.0 -> 1.35-1.4 against the per-tap
+    unpadded channels-last x (N, H, W, C), padded here: the register-blocked kernel reads the
+    padding as zeros without a copy where a block of pixels fits between the padded columns
+    (`compiled.depthwise_pads_in_place`), else a padded copy is made; taps: (KH, KW, C, M) (M
+    outputs per channel, the depth multiplier); bias: (C*M,) or None -> (N, OH, OW, C, M).
+    Faster than a batched GEMM of C tiny matrices. Works in sample blocks that stay in cache
+    across the KH*KW passes (memory-bound otherwise), over the threads; a block is a few samples
+    or, for big maps (a batch of one), a band of one sample's output rows. With the compiled
+    path (ops/compiled.py, M = 1) each block is one pass instead of two NumPy passes per tap,
+    the same float operations in the same order: per output pixel, or for few channels at stride
+    1 along whole output rows (b8, one thread: 256 channels 5x5 at 14x14 1.14 -> 0.71-0.81 ms,
+    32 at 112x112 stride 2 1.35 -> 0.97-1.08, 16 at 112x112 4.0 -> 1.35-1.4 against the per-tap
     per-pixel kernel before it). In float32 with channels a multiple of 16 (and M = 1) the
     register-blocked kernel runs instead (`_depthwise_blocked`; b1, PP-LCNet's layers, min of
     200 runs: 256 channels 5x5 at 14x14 0.134 -> 0.105 ms, 64 3x3 at 56x56 0.309 -> 0.181,
