@@ -6,24 +6,22 @@ owns an array and build new arrays with it, so the same op code runs on either b
 It also sets how the C allocator treats big NumPy buffers (see `keep_freed_memory`), once, when
 juanji is imported, and owns the threads: the pool the kernels split their sample blocks over
 (`parallel_map`, `set_num_threads`), the matrix product (`matmul`), and the hold that keeps
-BLAS on one thread inside kernel blocks and, when BLAS's idle threads would spin, inside every
-op (`blas_on_one_thread`, `blas_in_ops`).
+BLAS on one thread inside kernel blocks and inside every op (`blas_on_one_thread`, `blas_in_ops`).
 """
 
 import contextlib
 import ctypes
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 # OpenBLAS's idle worker threads spin for about 0.1 s after each threaded product (2^28
 # cycles) unless OPENBLAS_THREAD_TIMEOUT says otherwise; at 4 they sleep at once. OpenBLAS
 # reads the variable once, when NumPy loads it, so juanji sets it only when it is imported
-# first (and the user has not set it). Either way juanji's speed is the same (see
-# `blas_in_ops`): with sleeping threads BLAS threads its products as usual; with spinning ones
-# juanji keeps BLAS on one thread inside its ops and splits big products itself.
-BLAS_THREADS_SLEEP = "numpy" not in sys.modules or "OPENBLAS_THREAD_TIMEOUT" in os.environ
+# first (and the user has not set it): then the user's own products leave no thread spinning
+# on the cores juanji's kernels use. juanji's ops never wake BLAS's threads whatever the
+# import order (see `blas_in_ops`): they run BLAS on one thread and split big products over
+# juanji's own threads.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402 - after the OpenBLAS setting above
@@ -93,8 +91,8 @@ _in_worker = threading.local()
 def get_num_threads():
     """Threads juanji's own kernels use: set_num_threads(n), else the environment variable
     JUANJI_NUM_THREADS, else the CPUs this process may run on. BLAS has its own setting,
-    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (see `blas_in_ops` for when juanji holds it to one
-    thread)."""
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, which juanji's ops hold to one thread (see
+    `blas_in_ops`)."""
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("JUANJI_NUM_THREADS")
@@ -213,11 +211,10 @@ _SPLIT_K = 8  # a product whose K is this many times its M and N is split along 
 
 
 def matmul(a, b, out=None):
-    """a @ b with np.matmul's rules, threaded whatever BLAS's threads do when idle.
+    """a @ b with np.matmul's rules, split over juanji's threads when big.
 
-    When they sleep (BLAS_THREADS_SLEEP), one matmul call: BLAS threads it. When they would
-    spin, BLAS is held on one thread inside juanji's ops (`blas_in_ops`) and a big product is
-    split over juanji's threads instead: a 2-D (M, K) @ (K, N) as one block of rows of `a` per
+    BLAS runs on one thread inside juanji's ops (`blas_in_ops`), so a big product is split over
+    juanji's threads instead: a 2-D (M, K) @ (K, N) as one block of rows of `a` per
     thread when M >= N, else of columns of `b` (every thread packs the whole of the operand it
     does not split, so the smaller one: 49x4608x512 took 1.5 ms by columns, 2.2 by rows, 2.6
     on one thread), or, when K is at least _SPLIT_K times M and N, as chunks of K whose
@@ -229,7 +226,7 @@ def matmul(a, b, out=None):
     """
     xp = xp_of(a)
     threads = get_num_threads()
-    if (BLAS_THREADS_SLEEP or xp is not np or threads == 1
+    if (xp is not np or threads == 1
             or getattr(_in_worker, "active", False)
             or a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]
             or a.shape[-1] * a.shape[-2] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1)
@@ -279,8 +276,8 @@ class _BlasOnOneThread:
     """Context: the BLAS libraries NumPy uses run on one thread, then back to their setting.
 
     Kernel blocks that multiply run inside it (each block already has its core), and so does
-    every op when BLAS's idle threads would spin (`blas_in_ops`): a product on one thread
-    never wakes them, so they do not take the cores juanji's kernel threads need, and the
+    every op (`blas_in_ops`): a product on one thread never wakes BLAS's threads, so they do
+    not take the cores juanji's kernel threads need, and the
     user's own NumPy threading outside juanji's calls is left as it was. Re-entrant and shared
     by threads: the outermost hold saves and restores the setting. Switching costs about a
     microsecond. (OpenBLAS takes a new setting only from the main thread once its own threads
@@ -316,21 +313,12 @@ class _BlasOnOneThread:
 blas_on_one_thread = _BlasOnOneThread()
 
 
-class _BlasInOps:
-    """Context around every op's forward (Function.run) and every backward pass
-    (Tensor.backward): `blas_on_one_thread` when OpenBLAS's idle threads would spin (NumPy was
-    imported before juanji without OPENBLAS_THREAD_TIMEOUT), else nothing. A script that
-    imports NumPy first thus runs juanji's training steps as fast as one that does not
-    (tests/test_import_order.py)."""
-
-    def __enter__(self):
-        if not BLAS_THREADS_SLEEP:
-            blas_on_one_thread.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if not BLAS_THREADS_SLEEP:
-            blas_on_one_thread.__exit__(*exc)
-
-
-blas_in_ops = _BlasInOps()
+# Around every op's forward (Function.run, a whole Module call) and every backward pass
+# (Tensor.backward): BLAS on one thread, whatever the import order. With spinning idle threads
+# (NumPy imported before juanji without OPENBLAS_THREAD_TIMEOUT) a product on BLAS's threads
+# leaves them taking the cores juanji's kernels need; with sleeping ones each threaded product
+# must wake one, which after the process idled took milliseconds here: PP-LCNet at batch 1
+# (about 30 products over 2 threads), called after 20-100 ms idle, 13.8-43 ms median against
+# 10.9-11.1 with BLAS held on one thread (8.3 called back to back). A script that imports
+# NumPy first thus runs juanji as fast as one that does not (tests/test_import_order.py).
+blas_in_ops = blas_on_one_thread

@@ -51,7 +51,7 @@ class Function:
         # under no_grad nothing will call backward, so forward may skip what it would keep
         enabled = grad_mode.is_enabled()
         self.needs_grad = tuple(enabled and t is not None and t.requires_grad for t in tensors)
-        with blas_in_ops:  # BLAS's idle threads must not spin on juanji's cores, see backend
+        with blas_in_ops:  # BLAS on one thread: its threads stay off juanji's cores, see backend
             raw = self.forward(*(None if t is None else t.data for t in tensors), **params)
         track = any(self.needs_grad)
         out = Tensor(raw, requires_grad=track)

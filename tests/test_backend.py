@@ -50,20 +50,39 @@ def _run_fresh(code, **env):
     return out.stdout.split()
 
 
+_OPS_BLAS_PROBE = """
+import os
+import juanji
+from juanji.function import Function
+from threadpoolctl import ThreadpoolController
+
+
+class Probe(Function):
+    def forward(self, x):
+        blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        Probe.seen = sorted({lib.num_threads for lib in blas})
+        return x
+
+
+Probe.apply(juanji.Tensor([1.0]))
+print(juanji.get_num_threads(), Probe.seen, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
 def test_kernel_threads_do_not_depend_on_the_import_order():
+    """Whichever comes first, juanji's kernels use every CPU (or JUANJI_NUM_THREADS) and its
+    ops run BLAS on one thread; imported first, juanji has OpenBLAS's idle threads sleep
+    (OPENBLAS_THREAD_TIMEOUT=4) unless the user set it."""
     import os
 
     cpus = str(len(os.sched_getaffinity(0)))
-    probe = ("import juanji, os; print(juanji.get_num_threads(), "
-             "juanji.backend.BLAS_THREADS_SLEEP, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
-    # juanji first: it tells OpenBLAS to let its idle threads sleep, and BLAS threads as usual
-    assert _run_fresh(probe) == [cpus, "True", "4"]
-    # NumPy first, nothing set: the threads would spin, so juanji's ops hold BLAS on one
-    # thread; juanji's kernels use every CPU either way, and JUANJI_NUM_THREADS wins
-    assert _run_fresh("import numpy; " + probe) == [cpus, "False", "4"]
-    assert _run_fresh("import numpy; " + probe, OPENBLAS_THREAD_TIMEOUT="6") == [
-        cpus, "True", "6"]
-    assert _run_fresh("import numpy; " + probe, JUANJI_NUM_THREADS="3") == ["3", "False", "4"]
+    blas = {"OPENBLAS_NUM_THREADS": "2"}
+    assert _run_fresh(_OPS_BLAS_PROBE, **blas) == [cpus, "[1]", "4"]
+    assert _run_fresh("import numpy\n" + _OPS_BLAS_PROBE, **blas) == [cpus, "[1]", "4"]
+    assert _run_fresh("import numpy\n" + _OPS_BLAS_PROBE, OPENBLAS_THREAD_TIMEOUT="6", **blas) == [
+        cpus, "[1]", "6"]
+    assert _run_fresh("import numpy\n" + _OPS_BLAS_PROBE, JUANJI_NUM_THREADS="3", **blas) == [
+        "3", "[1]", "4"]
 
 
 def _blas_threads():
@@ -85,8 +104,7 @@ class _RecordBlasThreads(Function):
         return gy * 2
 
 
-def test_ops_run_with_blas_on_one_thread_and_the_setting_comes_back(monkeypatch):
-    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)  # as when NumPy came first
+def test_ops_run_with_blas_on_one_thread_and_the_setting_comes_back():
     controller = ThreadpoolController().select(user_api="blas")
     with controller.limit(limits=2):
         before = _blas_threads()
@@ -149,9 +167,8 @@ def test_a_juanji_product_never_leaves_openblas_threads_spinning():
     ((2, 30, 20), (2, 20, 11)),  # fewer: each product split
 ])
 def test_matmul_split_over_threads_equals_one_call(shape_a, shape_b, monkeypatch):
-    """backend.matmul as when BLAS's idle threads would spin and the product is big: split over
+    """backend.matmul on a big product (BLAS held on one thread, as in every op): split over
     juanji's threads, each block its own slice of the result, equal to one np.matmul."""
-    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)
     monkeypatch.setattr(juanji.backend, "_SPLIT_MACS", 1)
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape_a).astype(np.float32)
@@ -175,7 +192,6 @@ def test_matmul_split_along_k_is_within_float32_summation_error(monkeypatch):
     another summation order than one BLAS call, so the oracle is the float64 product, within
     the float32 bound K * eps * (|a| @ |b|); the chunks depend on K alone, so 2 and 3 threads
     give the same bits."""
-    monkeypatch.setattr(juanji.backend, "BLAS_THREADS_SLEEP", False)
     monkeypatch.setattr(juanji.backend, "_SPLIT_MACS", 1)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((9, 5000)).astype(np.float32)

@@ -71,8 +71,8 @@ class Module:
                 args = result if isinstance(result, tuple) else (result,)
         if self.floating_input and args and hasattr(args[0], "dtype"):
             check_input_dtype(np.dtype(args[0].dtype), "f", type(self).__name__)
-        # one BLAS hold for the whole forward when BLAS's threads would spin (see
-        # backend.blas_in_ops), not one per op: two thread-count switches per op saved
+        # one BLAS hold for the whole forward (see backend.blas_in_ops), not one per op:
+        # two thread-count switches per op saved
         with blas_in_ops:
             out = self.forward(*args, **kwargs)
         for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
