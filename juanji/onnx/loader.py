@@ -248,20 +248,26 @@ class OnnxModule(Module):
         return results[0] if len(results) == 1 else results
 
     def _fused_conv(self, i, x):
-        """(last node, output) of conv step i and the batch norm (and activation) after it
-        run as one conv pass (`ConvStep.with_batch_norm`, the same bits as the steps), when
+        """(last node, output) of conv step i and what follows it run as one conv pass
+        (`ConvStep.with_batch_norm`, the same bits as the steps): a batch norm, then an
+        activation or not, or an activation alone (a graph exported with its batch norms
+        folded, as PyTorch's exporter does, or one folded by fold_batch_norms). Only when
         nothing can tell the difference: no gradients, no tracer (export,
-        fuse_activations), the layers still an eval-mode conv and batch norm without hooks
-        or fused activations of their own; else None (the steps run one by one)."""
+        fuse_activations), the layers still an eval-mode conv and batch norm (or the Identity
+        fold_batch_norms leaves) without hooks or fused activations of their own; else None
+        (the steps run one by one)."""
         if grad_mode.is_enabled() or function._tracer is not None or not isinstance(x, Tensor):
             return None
         j, k, activation = self._conv_chains[i]
-        conv, norm = self._steps[i][1], self._steps[j][1]
+        conv = self._steps[i][1]
         if not conv.fusable():
             return None
-        affine = norm.eval_affine(np.result_type(x.dtype, conv.layer.weight.dtype))
-        if affine is None:
-            return None
+        affine = None
+        if j is not None:
+            norm = self._steps[j][1]
+            affine = norm.eval_affine(np.result_type(x.dtype, conv.layer.weight.dtype))
+            if affine is None and not (activation is not None and norm.folded()):
+                return None
         return self._steps[j if k is None else k][0], conv.with_batch_norm(x, affine, activation)
 
     def readers(self, layer):
@@ -294,11 +300,11 @@ class OnnxModule(Module):
 
 
 def _conv_chains(steps, output_names):
-    """{index of a Conv step: (index of the BatchNormalization step after it, index of the
-    Relu or HardSwish step after that or None, 'relu' / 'hardswish' / None)} for each
-    Conv -> BatchNormalization (-> activation) run of steps in which each value passed on is
-    read by the next step alone and is no graph output: what `OnnxModule._fused_conv` may run
-    as one pass."""
+    """{index of a Conv step: (index of the BatchNormalization step after it or None, index
+    of the Relu or HardSwish step after that or None, 'relu' / 'hardswish' / None)} for each
+    Conv -> BatchNormalization (-> activation) and Conv -> activation run of steps in which
+    each value passed on is read by the next step alone and is no graph output: what
+    `OnnxModule._fused_conv` may run as one pass."""
     kinds = {F.relu: "relu", F.hardswish: "hardswish"}
     readers = {}
     for node, _ in steps:
@@ -310,16 +316,19 @@ def _conv_chains(steps, output_names):
         return (to < len(steps) and readers.get(name) == 1 and name not in output_names
                 and steps[to][0].inputs[:1] == [name])
 
+    def activation(index):  # the kind of step `index` when it is a Relu or HardSwish
+        step = steps[index][1] if index < len(steps) else None
+        return kinds.get(step.fn) if isinstance(step, Overwriting) else None
+
     chains = {}
     for i, (_, step) in enumerate(steps):
-        if not (isinstance(step, ConvStep) and passes_on(i, i + 1)
-                and isinstance(steps[i + 1][1], BatchNormStep)):
+        if not (isinstance(step, ConvStep) and passes_on(i, i + 1)):
             continue
-        after = steps[i + 2][1] if i + 2 < len(steps) else None
-        if isinstance(after, Overwriting) and after.fn in kinds and passes_on(i + 1, i + 2):
-            chains[i] = (i + 1, i + 2, kinds[after.fn])
-        else:
-            chains[i] = (i + 1, None, None)
+        if isinstance(steps[i + 1][1], BatchNormStep):
+            kind = activation(i + 2) if passes_on(i + 1, i + 2) else None
+            chains[i] = (i + 1, i + 2 if kind else None, kind)
+        elif activation(i + 1):
+            chains[i] = (None, i + 1, activation(i + 1))
     return chains
 
 

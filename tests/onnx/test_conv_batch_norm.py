@@ -1,9 +1,9 @@
-"""Conv -> BatchNormalization (-> Relu or HardSwish) in an imported graph runs as one conv pass
-under no_grad (OnnxModule._fused_conv): the batch norm's eval-mode affine and the activation
-are applied to each block of the conv's output while in cache. The oracle is the same graph
-run step by step: the same bits, NaN, infinities and signed zeros included. Whenever anything
-could tell the difference (gradients, training mode, hooks, a value read elsewhere or returned,
-a tracer, folded batch norms), the steps run one by one."""
+"""Conv -> BatchNormalization (-> Relu or HardSwish) and Conv -> Relu or HardSwish in an
+imported graph run as one conv pass under no_grad (OnnxModule._fused_conv): the batch norm's
+eval-mode affine and the activation are applied to each block of the conv's output while in
+cache. The oracle is the same graph run step by step: the same bits, NaN, infinities and
+signed zeros included. Whenever anything could tell the difference (gradients, training mode,
+hooks, a value read elsewhere or returned, a tracer), the steps run one by one."""
 
 import copy
 
@@ -22,8 +22,8 @@ F32 = TensorProto.FLOAT
 
 
 def _block(activation="Relu", channels=(3, 4), kernel=3, group=1, pads=(1, 1, 1, 1), strides=1,
-           bias=True, extra_outputs=(), extra_nodes=(), seed=0):
-    """x -> Conv -> BatchNormalization -> activation (None: none) -> y."""
+           bias=True, norm=True, extra_outputs=(), extra_nodes=(), seed=0):
+    """x -> Conv -> BatchNormalization (norm=False: none) -> activation (None: none) -> y."""
     c, oc = channels
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array(
@@ -40,8 +40,10 @@ def _block(activation="Relu", channels=(3, 4), kernel=3, group=1, pads=(1, 1, 1,
              helper.make_node("BatchNormalization", ["c", "s", "t", "m", "v"], ["n"], "bn",
                               epsilon=1e-3)]
     last = "n"
+    if not norm:  # the conv's output goes straight on; the statistics stay unused initializers
+        nodes, last = nodes[:1], "c"
     if activation is not None:
-        nodes.append(helper.make_node(activation, ["n"], ["a"], "act"))
+        nodes.append(helper.make_node(activation, [last], ["a"], "act"))
         last = "a"
     nodes.append(helper.make_node("Identity", [last], ["y"], "out"))
     nodes += list(extra_nodes)
@@ -103,8 +105,14 @@ CASES = {
     "1x1": dict(kernel=1, pads=(0, 0, 0, 0), channels=(5, 7)),
     # 3x3 with 24+ channels and enough tiles: Winograd's output transform, then the epilogue
     "winograd": dict(channels=(32, 32)),
+    # no batch norm (exported with it folded, as PyTorch's exporter does): the activation alone
+    "relu without batch norm": dict(norm=False),
+    "hardswish without batch norm": dict(norm=False, activation="HardSwish"),
+    "depthwise hardswish without batch norm": dict(
+        norm=False, channels=(16, 16), group=16, activation="HardSwish"),
+    "winograd relu without batch norm": dict(norm=False, channels=(32, 32)),
 }
-SIZES = {"winograd": (40, 40)}
+SIZES = {"winograd": (40, 40), "winograd relu without batch norm": (40, 40)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
@@ -158,15 +166,17 @@ def test_anything_that_could_tell_runs_the_steps(monkeypatch):
             other(juanji.Tensor(x))
     assert calls == [None]  # the second block fuses the conv and batch norm, not the Relu
     calls.clear()
-    # folded batch norms (nothing left to fuse), fused activations and a deep copy, on a
-    # fresh block (training mode above updated the running statistics with NaN) and a finite
-    # input (fold_batch_norms checks its result against the model's on it)
+    # folded batch norms (the conv and the Relu left to fuse), fused activations and a deep
+    # copy, on a fresh block (training mode above updated the running statistics with NaN) and
+    # a finite input (fold_batch_norms checks its result against the model's on it)
     model = _block()
     x = np.random.default_rng(2).standard_normal((2, 3, 6, 7)).astype(np.float32)
     folded = fold_batch_norms(copy.deepcopy(model), x)
+    calls.clear()
     with juanji.no_grad():
-        folded(juanji.Tensor(x))
-    assert calls == []
+        _same(_outputs(folded, x), _step_by_step(folded, x))
+    assert calls == ["relu"]  # the conv with its folded batch norm, and the Relu
+    calls.clear()
     fused = fuse_activations(copy.deepcopy(model), x)
     with juanji.no_grad():
         _same(_outputs(fused, x), _step_by_step(model, x))

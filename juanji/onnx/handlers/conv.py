@@ -108,8 +108,8 @@ class ConvStep:
 
     def with_batch_norm(self, x, affine, activation):
         """activation(batch_norm(conv(x))) in one pass, the bits of the three steps: affine =
-        (scale, shift) of an eval-mode batch norm (norm.per_channel_affine), activation
-        None, 'relu' or 'hardswish'. Only without gradients."""
+        (scale, shift) of an eval-mode batch norm (norm.per_channel_affine) or None (no batch
+        norm), activation None, 'relu' or 'hardswish'. Only without gradients."""
         layer = self.layer.current()
         return conv_ops.Conv2d.apply(
             self._input(x), layer.weight, layer.bias, stride=layer.stride,

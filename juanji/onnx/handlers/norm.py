@@ -11,6 +11,7 @@ group.
 import numpy as np
 
 from juanji.nn import functional as F
+from juanji.nn.layers.linear import Identity
 from juanji.nn.layers.norm import BatchNorm2d, GroupNorm, LayerNorm
 from juanji.onnx.handlers.base import Unsupported, as_float, check_rank, data
 from juanji.ops.norm import per_channel_affine
@@ -73,6 +74,13 @@ class BatchNormStep:
         _, scale, shift = per_channel_affine(layer.running_mean.data, layer.running_var.data,
                                              weight, bias, layer.eps, np.dtype(dtype))
         return scale, shift
+
+    def folded(self):
+        """Whether fold_batch_norms has put an Identity without hooks in the layer's place (its
+        affine is now in the conv before it, so a fused conv skips this step)."""
+        layer = self.layer.current()
+        return (type(layer) is Identity and not layer._forward_hooks
+                and not layer._forward_pre_hooks)
 
 
 def instance_normalization(node, ctx):
