@@ -260,7 +260,7 @@ class OnnxModule(Module):
             return None
         j, k, activation = self._conv_chains[i]
         conv = self._steps[i][1]
-        if not conv.fusable():
+        if not conv.fusable(activation):
             return None
         affine = None
         if j is not None:

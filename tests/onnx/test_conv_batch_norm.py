@@ -176,6 +176,13 @@ def test_anything_that_could_tell_runs_the_steps(monkeypatch):
     with juanji.no_grad():
         _same(_outputs(folded, x), _step_by_step(folded, x))
     assert calls == ["relu"]  # the conv with its folded batch norm, and the Relu
+    # and after fuse_activations, the conv layer carrying that Relu itself
+    fuse_activations(folded, x)
+    assert folded.conv.fused_activation == "relu"
+    calls.clear()
+    with juanji.no_grad():
+        _same(_outputs(folded, x), _step_by_step(folded, x))
+    assert calls == ["relu"]
     calls.clear()
     fused = fuse_activations(copy.deepcopy(model), x)
     with juanji.no_grad():

@@ -97,12 +97,14 @@ class ConvStep:
     def __call__(self, x, *_):
         return self.layer(self._input(x))
 
-    def fusable(self):
-        """Whether `with_batch_norm` may stand for calling the layer: still a plain 2-D conv
-        layer (fold_batch_norms or the user may have replaced it), with no hooks and no fused
-        activation of its own."""
+    def fusable(self, activation):
+        """Whether `with_batch_norm` with `activation` after the conv may stand for calling
+        the layer: still a plain 2-D conv layer (fold_batch_norms or the user may have
+        replaced it), with no hooks, and no fused activation of its own or that one (which
+        fuse_activations sets when `activation` follows the conv; F.relu and F.hardswish then
+        pass their input on)."""
         layer = self.layer.current()
-        return (type(layer) is Conv2d and layer.fused_activation is None
+        return (type(layer) is Conv2d and layer.fused_activation in (None, activation)
                 and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
                 and not layer._forward_hooks and not layer._forward_pre_hooks)
 
