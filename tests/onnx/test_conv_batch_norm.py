@@ -16,6 +16,7 @@ import juanji
 import juanji.onnx
 from juanji.nn.utils import fold_batch_norms, fuse_activations
 from juanji.onnx.handlers.conv import ConvStep
+from juanji.ops import compiled
 from juanji.ops import conv as conv_ops
 
 F32 = TensorProto.FLOAT
@@ -127,6 +128,7 @@ def test_fused_conv_gives_the_bits_of_the_steps(case, monkeypatch):
     _same(got, _step_by_step(model, x))
 
 
+@pytest.mark.skipif(compiled.njit is None, reason="Winograd needs the compiled path")
 def test_winograd_case_really_runs_winograd(monkeypatch):
     model = _block(channels=(32, 32))
     ran = []
