@@ -268,6 +268,8 @@ class OnnxModule(Module):
             affine = norm.eval_affine(np.result_type(x.dtype, conv.layer.weight.dtype))
             if affine is None and not (activation is not None and norm.folded()):
                 return None
+            if affine is not None and conv.layer.fused_activation is not None:
+                return None  # the conv's own activation comes before the batch norm
         return self._steps[j if k is None else k][0], conv.with_batch_norm(x, affine, activation)
 
     def readers(self, layer):

@@ -195,6 +195,19 @@ def test_anything_that_could_tell_runs_the_steps(monkeypatch):
     assert calls == ["relu"]  # the copy fuses, fuse_activations' relu-fused conv does not
 
 
+def test_a_conv_with_its_own_activation_before_a_batch_norm_runs_the_steps(monkeypatch):
+    """relu(batch_norm(relu(conv(x)))): the conv's own ReLU comes before the batch norm, so the
+    chain's one pass (the ReLU after the batch norm only) would differ; the steps run."""
+    model = _block()
+    model.conv.fused_activation = "relu"
+    x = _special((2, 3, 6, 7))
+    calls = _fused_runs(monkeypatch)
+    with juanji.no_grad():
+        got = _outputs(model, x)
+    assert calls == []
+    _same(got, _step_by_step(model, x))
+
+
 def test_conv_op_refuses_an_affine_with_gradients():
     x = juanji.tensor(np.ones((1, 2, 4, 4), np.float32), requires_grad=True)
     w = juanji.tensor(np.ones((3, 2, 3, 3), np.float32))
