@@ -329,8 +329,8 @@ def _conv_chains(steps, output_names):
         if isinstance(steps[i + 1][1], BatchNormStep):
             kind = activation(i + 2) if passes_on(i + 1, i + 2) else None
             chains[i] = (i + 1, i + 2 if kind else None, kind)
-        elif activation(i + 1):
-            chains[i] = (None, i + 1, activation(i + 1))
+        elif (kind := activation(i + 1)) is not None:
+            chains[i] = (None, i + 1, kind)
     return chains
 
 

@@ -862,7 +862,6 @@ def test_channels_first_kernel_only_where_it_applies(monkeypatch):
     assert runs(np.float32) == (0, 1)
 
 
-
 @pytest.mark.parametrize("channels", [1, 3, 4, 5])  # up to 4 from channels-first memory: a
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])  # plane at a time
 def test_padded_rows_match_numpys_pad(channels, layout):
