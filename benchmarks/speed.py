@@ -14,7 +14,8 @@ the medians.
 for inference, `fold_batch_norms` first): what a user who asks for the fused passes runs.
 
 --import-order instead times juanji's ResNet-20 step in processes that import juanji first
-against processes that import NumPy and torch first (what tests/test_import_order.py checks).
+against processes that import NumPy and torch first (tests/test_backend.py checks the BLAS
+thread settings inside the ops; this shows what they are for).
 """
 
 import argparse

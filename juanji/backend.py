@@ -320,5 +320,6 @@ blas_on_one_thread = _BlasOnOneThread()
 # must wake one, which after the process idled took milliseconds here: PP-LCNet at batch 1
 # (about 30 products over 2 threads), called after 20-100 ms idle, 13.8-43 ms median against
 # 10.9-11.1 with BLAS held on one thread (8.3 called back to back). A script that imports
-# NumPy first thus runs juanji as fast as one that does not (tests/test_import_order.py).
+# NumPy first thus runs juanji as fast as one that does not (benchmarks.speed
+# --import-order; tests/test_backend.py checks the settings).
 blas_in_ops = blas_on_one_thread
