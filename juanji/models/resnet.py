@@ -17,6 +17,7 @@ import juanji
 from juanji import nn
 from juanji.backend import xp_of
 from juanji.models.validation import check_model_args
+from juanji.nn.layers.chain import conv_bn_relu
 
 # ImageNet depths: block type and blocks per stage (the paper's Table 1).
 IMAGENET_LAYERS = {
@@ -89,8 +90,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        # relu(bn(conv(x))) in fewer passes, the same bits (see nn.layers.chain)
+        out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
+        out = conv_bn_relu(self.conv2, self.bn2, None, out)
         if self.se is not None:
             out = self.se(out)
         return self.relu(out + identity)
@@ -122,9 +124,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
+        out = conv_bn_relu(self.conv2, self.bn2, self.relu, out)
+        out = conv_bn_relu(self.conv3, self.bn3, None, out)
         if self.se is not None:
             out = self.se(out)
         return self.relu(out + identity)
@@ -216,7 +218,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, self.relu, x))
         for name in self.stage_names:
             x = getattr(self, name)(x)
         x = self.avgpool(x)  # (N, C, 1, 1)

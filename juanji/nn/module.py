@@ -325,8 +325,20 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for module in self.children():
-            x = module(x)
+        # a Conv2d -> BatchNorm2d -> ReLU run (or part of one) goes through conv_bn_relu,
+        # which calls the layers one by one unless it can run them in fewer passes
+        from juanji.nn.layers.chain import chain_at, conv_bn_relu
+
+        layers = list(self.children())
+        i = 0
+        while i < len(layers):
+            conv, bn, relu, n = chain_at(layers, i)
+            if n:
+                x = conv_bn_relu(conv, bn, relu, x)
+                i += n
+            else:
+                x = layers[i](x)
+                i += 1
         return x
 
 

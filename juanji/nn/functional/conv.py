@@ -69,14 +69,17 @@ def _check_fits(input_hw, pads, kernel, dilation):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           fused_activation=None):
+           fused_activation=None, fused_affine=None):
     """2-D cross-correlation. input (N, C, H, W) or (C, H, W); weight (OC, C/groups, KH, KW).
 
     padding: int, pair, 'valid' or 'same' (stride 1 only; an odd total pads one more cell at
     the bottom/right). Output (N, OC, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1.
     fused_activation='relu' or 'hardswish' (juanji's own, not PyTorch's) returns that
     activation of conv2d(...), applied to each block of the product while in cache,
-    bit-identical to F.relu or F.hardswish after it.
+    bit-identical to F.relu or F.hardswish after it. fused_affine=(scale, shift) (juanji's
+    own, for inference: no gradient flows through it), each (out_channels,), multiplies and
+    adds per output channel before the activation, as an eval-mode batch norm after the conv
+    does with the vectors `ops.norm.per_channel_affine` gives: the same bits as its pass.
     """
     input, added = _batched(input, "conv2d")
     weight = _check_weight(weight, "conv2d", "(out_channels, in_channels/groups, KH, KW)")
@@ -101,8 +104,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         conv_output_size(size, k, s, p, d)
         for size, k, s, p, d in zip((h, w), kernel, stride, pads, dilation)), input.dtype, what)
     one_of(fused_activation, "fused_activation", (None, "relu", "hardswish"))
+    if fused_affine is not None and any(len(v) != weight.shape[0] for v in fused_affine):
+        raise ValueError(f"fused_affine must be (scale, shift), each of out_channels = "
+                         f"{weight.shape[0]} values; got lengths "
+                         f"{[len(v) for v in fused_affine]}")
     out = conv.Conv2d.apply(input, weight, bias, stride=stride, padding=pads,
-                            dilation=dilation, groups=groups, activation=fused_activation)
+                            dilation=dilation, groups=groups, activation=fused_activation,
+                            affine=fused_affine)
     return out[0] if added else out
 
 

@@ -130,11 +130,17 @@ class Conv2d(_ConvNd):
                          groups, bias, padding_mode, dtype, dims=2)
 
     def forward(self, x):
-        x, padding = self._mode_pad(x)
-        out = F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
-                       self.groups, fused_activation=self.fused_activation)
+        out = self.forward_with(x, self.fused_activation)
         return out if self.fused_activation is None else mark_activated(out,
                                                                         self.fused_activation)
+
+    def forward_with(self, x, activation=None, affine=None):
+        """conv(x), then per output channel * scale + shift (affine: an eval-mode batch norm's
+        vectors, for inference) and the activation, applied in the conv's own pass (see
+        F.conv2d's fused_activation and fused_affine; nn.layers.chain calls this)."""
+        x, padding = self._mode_pad(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups, fused_activation=activation, fused_affine=affine)
 
     def extra_repr(self):
         fused = self.fused_activation

@@ -13,6 +13,7 @@ from juanji.nn.args import probability, single
 from juanji.nn.layers.activation import mark_activated
 from juanji.nn.module import Module, Parameter
 from juanji.ops.memory import check_fits
+from juanji.ops.norm import per_channel_affine
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "LocalResponseNorm",
            "SyncBatchNorm"]
@@ -77,6 +78,14 @@ class _BatchNorm(Module):
             self.bias.data[...] = 0
 
     def forward(self, x):
+        out = self.forward_with(x, self.fused_activation)
+        return out if self.fused_activation is None else mark_activated(out,
+                                                                        self.fused_activation)
+
+    def forward_with(self, x, activation=None):
+        """batch_norm(x), then the activation (None or 'relu') in the same pass: forward
+        without the mark that a fused_activation of the layer's own gives (nn.layers.chain
+        calls this)."""
         if x.ndim not in self._ranks:
             raise ValueError(f"{type(self).__name__} expects a {self._layout} input; got shape "
                              f"{tuple(x.shape)}")
@@ -90,11 +99,22 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch = self.training or self.running_mean is None
         update = not self.training or self.track_running_stats
-        out = F.batch_norm(x, self.running_mean if update else None,
-                           self.running_var if update else None, self.weight, self.bias,
-                           use_batch, factor, self.eps, fused_activation=self.fused_activation)
-        return out if self.fused_activation is None else mark_activated(out,
-                                                                        self.fused_activation)
+        return F.batch_norm(x, self.running_mean if update else None,
+                            self.running_var if update else None, self.weight, self.bias,
+                            use_batch, factor, self.eps, fused_activation=activation)
+
+    def eval_affine(self, dtype):
+        """(scale, shift), each (num_features,) in `dtype`: the vectors this layer's eval-mode
+        pass multiplies and adds (ops.norm.per_channel_affine), for a conv before it to apply
+        in its own pass with the same bits; None in training mode or without running
+        statistics (it then normalises by the batch)."""
+        if self.training or self.running_mean is None:
+            return None
+        weight = None if self.weight is None else self.weight.data
+        bias = None if self.bias is None else self.bias.data
+        _, scale, shift = per_channel_affine(self.running_mean.data, self.running_var.data,
+                                             weight, bias, self.eps, np.dtype(dtype))
+        return scale, shift
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -14,7 +14,6 @@ from juanji.nn import functional as F
 from juanji.nn.layers.linear import Identity
 from juanji.nn.layers.norm import BatchNorm2d, GroupNorm, LayerNorm
 from juanji.onnx.handlers.base import Unsupported, as_float, check_rank, data
-from juanji.ops.norm import per_channel_affine
 from juanji.tensor import Tensor
 
 
@@ -65,15 +64,11 @@ class BatchNormStep:
         """(scale, shift) in `dtype` when the layer is still an eval-mode BatchNorm2d with
         running statistics, no hooks and no fused activation of its own, else None."""
         layer = self.layer.current()
-        if (type(layer) is not BatchNorm2d or layer.training or self.always_train
-                or layer.running_mean is None or layer.fused_activation is not None
+        if (type(layer) is not BatchNorm2d or self.always_train
+                or layer.fused_activation is not None
                 or layer._forward_hooks or layer._forward_pre_hooks):
             return None
-        weight = None if layer.weight is None else layer.weight.data
-        bias = None if layer.bias is None else layer.bias.data
-        _, scale, shift = per_channel_affine(layer.running_mean.data, layer.running_var.data,
-                                             weight, bias, layer.eps, np.dtype(dtype))
-        return scale, shift
+        return layer.eval_affine(dtype)
 
     def folded(self):
         """Whether fold_batch_norms has put an Identity without hooks in the layer's place (its
