@@ -205,8 +205,9 @@ def _few_channels_in(gy, c, h):
 
 def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     """Input gradient of a groups=1 conv, x: (N, C, H, W), from gy (N, OC, OH, OW), its rows
-    (N*OH*OW, OC) and the weights tap-major, wtaps (KH, KW, OC, C); padded_shape is the
-    channels-last padded input's (N, HP, WP, C)."""
+    (N*OH*OW, OC) or None (made here if needed: a copy when gy's memory is channels-first)
+    and the weights tap-major, wtaps (KH, KW, OC, C); padded_shape is the channels-last
+    padded input's (N, HP, WP, C)."""
     kernel, stride, padding, dilation, out, x_shape, _ = geometry
     (kh, kw), (_, _, oc, c) = kernel, wtaps.shape
     # At stride 1 the input gradient is itself a convolution: gy, padded by D*(K-1) - P,
@@ -238,6 +239,8 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
                                    x_shape[2:])
         return gx_nhwc.transpose(0, 3, 1, 2)  # (N, C, H, W) view of (N, H, W, C)
     n = x_shape[0]
+    if gy_rows is None:
+        gy_rows = gy.transpose(0, 2, 3, 1).reshape(-1, oc)  # (N*OH*OW, OC)
     dxpad = conv_input_grad_nhwc(gy_rows.reshape(n, -1, oc), wtaps, padded_shape, stride,
                                  dilation, out)
     return crop_nchw(dxpad, padding, x_shape[2:])
@@ -463,15 +466,17 @@ class Conv2d(Function):
         if self.path in ("channels_first", "direct"):
             kept, weight, padded_shape = self.saved
             n, oh, ow, oc = gy_nhwc.shape
-            gy_rows = gy_nhwc.reshape(-1, oc)  # (N*OH*OW, OC), a view when gy is channels-last
             gx = gw = None
+            # gy's rows (N*OH*OW, OC) are made only where read: a copy when gy's memory is
+            # channels-first, as the direct kernel's outputs are (0.32 ms per LeNet-5 conv)
             if need_x:
-                gx = dense_input_grad(gy, gy_rows, weight.transpose(2, 3, 0, 1), padded_shape,
+                gx = dense_input_grad(gy, None, weight.transpose(2, 3, 0, 1), padded_shape,
                                       self.geometry)
             if need_w and self.path == "direct":  # kept: the padded input
                 gw = conv_direct_weight_grad(kept, gy_nhwc, w_shape, dilation)
             elif need_w:
                 xpad, cols = (kept, None) if self.rebuild else (None, kept)
+                gy_rows = gy_nhwc.reshape(-1, oc)  # (N*OH*OW, OC)
                 full = conv_channels_first_weight_grad(
                     gy_rows, kernel, stride, dilation, out, xpad=xpad, cols=cols,
                     ones=self.bias_in_product)  # (OC, C*KH*KW), then the bias's column
