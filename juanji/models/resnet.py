@@ -17,7 +17,7 @@ import juanji
 from juanji import nn
 from juanji.backend import xp_of
 from juanji.models.validation import check_model_args
-from juanji.nn.layers.chain import conv_bn_relu
+from juanji.nn.layers.chain import add_relu, conv_bn_relu
 
 # ImageNet depths: block type and blocks per stage (the paper's Table 1).
 IMAGENET_LAYERS = {
@@ -95,7 +95,7 @@ class BasicBlock(nn.Module):
         out = conv_bn_relu(self.conv2, self.bn2, None, out)
         if self.se is not None:
             out = self.se(out)
-        return self.relu(out + identity)
+        return add_relu(out, identity, self.relu)  # relu(out + identity), one op
 
 
 class Bottleneck(nn.Module):
@@ -129,7 +129,7 @@ class Bottleneck(nn.Module):
         out = conv_bn_relu(self.conv3, self.bn3, None, out)
         if self.se is not None:
             out = self.se(out)
-        return self.relu(out + identity)
+        return add_relu(out, identity, self.relu)  # relu(out + identity), one op
 
 
 def _se(channels, reduction):

@@ -13,6 +13,7 @@ from juanji import grad_mode
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 from juanji.ops import compiled
+from juanji.ops.elementwise import Add
 from juanji.ops.kernels import BIAS_ACTIVATIONS, elementwise_blocks, relu_in_place
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -146,6 +147,37 @@ class Relu(Function):
 
     def backward(self, gy):
         return _masked_gradient(gy, self.mask)
+
+
+class AddRelu(Function):
+    """max(a + b, 0) for a and b of one shape and dtype, a residual block's end: the values
+    and gradients of the Add op then the Relu op, bit for bit, with fewer passes (see
+    nn.layers.chain.add_relu). Training with the compiled path: one pass writes the result
+    and the gradient mask, the sum never written out; otherwise the sum's array takes the
+    ReLU in place."""
+
+    def forward(self, a, b):
+        xp, zero = xp_of(a), a.dtype.type(0)
+        if not any(self.needs_grad):
+            y = Add().forward(a, b)  # a new array: the ReLU may write over it
+            elementwise_blocks(relu_in_place, y)
+            return y
+        y, self.mask = xp.empty_like(a), xp.empty_like(a, dtype=bool)
+        if compiled.runs_on(compiled.add_relu_with_mask, a, b) and elementwise_blocks(
+                compiled.add_relu_with_mask, a, b, y, self.mask, flat_only=True):
+            return y
+        y = Add().forward(a, b)
+
+        def relu(y, mask):
+            xp.greater(y, zero, out=mask)
+            xp.maximum(y, zero, out=y)
+
+        elementwise_blocks(relu, y, self.mask)
+        return y
+
+    def backward(self, gy):
+        gx = _masked_gradient(gy, self.mask)
+        return gx, gx  # as Add passes one gradient to both (shapes equal: no reduction)
 
 
 class Hardtanh(Function):

@@ -509,6 +509,16 @@ def _relu_with_mask(x, y, mask):
         y[k] = _relu_value(v, zero)
 
 
+def _add_relu_with_mask(a, b, y, mask):
+    """y = max(a + b, 0) and mask = a + b > 0 over 1-D a, b, y, mask: the Add op and the Relu
+    op's two training passes in one, the sum never written out (ops.activation.AddRelu)."""
+    zero = a.dtype.type(0)
+    for k in range(a.shape[0]):
+        v = a[k] + b[k]
+        mask[k] = v > zero
+        y[k] = _relu_value(v, zero)
+
+
 def _relu_in_place(x):
     """x = max(x, 0) as np.maximum gives it, over 1-D x in place: one array, so LLVM
     vectorises the loop (1.5-3x NumPy's maximum, which runs its NaN rule per element)."""
@@ -525,9 +535,10 @@ def _masked_gradient(gy, mask, gx):
         gx[k] = gy[k] * (one if mask[k] else zero)
 
 
-relu_with_mask = relu_in_place = masked_gradient = None
+relu_with_mask = add_relu_with_mask = relu_in_place = masked_gradient = None
 if njit is not None:
     relu_with_mask = njit(nogil=True, cache=False)(_relu_with_mask)
+    add_relu_with_mask = njit(nogil=True, cache=False)(_add_relu_with_mask)
     relu_in_place = njit(nogil=True, cache=False)(_relu_in_place)
     masked_gradient = njit(nogil=True, cache=False)(_masked_gradient)
 

@@ -1,5 +1,5 @@
 """Conv2d -> BatchNorm2d -> ReLU runs in fewer passes (nn.layers.chain): Sequential and the
-zoo's ResNet blocks.
+zoo's ResNet blocks; relu(a + b), a residual block's end, in one op (AddRelu).
 
 The oracle is the same layers called one by one: every output, gradient and running
 statistic must have the same bits (NaN, infinities and zeros in the input), in eval mode with
@@ -17,8 +17,11 @@ import juanji
 import juanji.nn as nn
 from juanji import function, models, optim
 from juanji.nn import functional as F
-from juanji.ops.activation import Relu
+from juanji.nn.layers.chain import add_relu
+from juanji.ops import compiled
+from juanji.ops.activation import AddRelu, Relu
 from juanji.ops.norm import BatchNorm
+from tests.gradcheck import gradcheck
 
 # (input shape, conv arguments): the conv paths the chain's epilogue goes through
 CONVS = {
@@ -223,3 +226,84 @@ def test_zoo_models_train_and_infer_to_the_bits_of_their_layers_one_by_one(name,
         seen += [np.array(t.data) for t in net.state_dict().values()]
         results.append(seen)
     _bits_equal(*results)
+
+
+def _add_then_relu(a, b):
+    return F.relu(a + b)
+
+
+@pytest.mark.parametrize("layout", ["alike", "channels_last_and_contiguous", "broadcast_free"])
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_relu_gives_the_bits_of_add_then_relu(layout, grad, dtype, monkeypatch):
+    """The AddRelu op against the Add op then the Relu op: output, and both inputs'
+    gradients; the one-pass compiled kernel runs where the operands are laid out alike."""
+    rng = np.random.default_rng(4)
+    shape = (3, 5, 6, 7)
+    a, b = (_input(shape, dtype) for _ in range(2))
+    b.reshape(-1)[4:8] = [np.inf, -np.inf, -0.0, np.nan]
+    a += rng.standard_normal(shape).astype(dtype)  # NaN, infinities and zeros at both
+    a.reshape(-1)[8:12] = [0.0, -0.0, 1.0, -1.0]  # sums exactly at the kink
+    b.reshape(-1)[8:12] = [-0.0, 0.0, -1.0, 1.0]
+    if layout == "channels_last_and_contiguous":
+        a = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "broadcast_free":
+        b = np.zeros(shape, dtype) - 0.0  # a sum equal to a, -0.0 included
+    one_pass = []
+    kernel = compiled.add_relu_with_mask
+    if kernel is not None:
+        monkeypatch.setattr(compiled, "add_relu_with_mask",
+                            lambda *arrays: (one_pass.append(1), kernel(*arrays))[0])
+    gy = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for fn in (lambda a, b: AddRelu.apply(a, b), _add_then_relu):
+        ta, tb = (juanji.Tensor(v.copy(order="K"), requires_grad=grad) for v in (a, b))
+        if not grad:
+            with juanji.no_grad():
+                results.append([np.array(fn(ta, tb).data)])
+            continue
+        out = fn(ta, tb)
+        out.backward(juanji.tensor(gy))
+        results.append([np.array(out.data), np.array(ta.grad.data), np.array(tb.grad.data)])
+    _bits_equal(*results)
+    expect_one_pass = grad and kernel is not None and layout != "channels_last_and_contiguous"
+    assert bool(one_pass) == expect_one_pass
+
+
+def test_add_relu_gradcheck_and_torch_parity():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((2, 3, 4, 5))
+    b = rng.standard_normal((2, 3, 4, 5))
+    keep = np.abs(a + b) > 1e-3  # away from the kink, where finite differences straddle it
+    a, b = a * keep + 0.5 * ~keep, b * keep + 0.5 * ~keep
+    gradcheck(lambda x, y: AddRelu.apply(x, y), [a, b])
+    ta, tb = (juanji.tensor(v.astype(np.float32), requires_grad=True) for v in (a, b))
+    out = AddRelu.apply(ta, tb)
+    out.sum().backward()
+    pa, pb = (torch.tensor(v.astype(np.float32), requires_grad=True) for v in (a, b))
+    expected = torch.relu(pa + pb)
+    expected.sum().backward()
+    np.testing.assert_array_equal(np.array(out.data), expected.detach().numpy())
+    np.testing.assert_array_equal(np.array(ta.grad.data), pa.grad.numpy())
+    np.testing.assert_array_equal(np.array(tb.grad.data), pb.grad.numpy())
+
+
+@pytest.mark.parametrize("change", [None, "hook", "tracer", "shapes"])
+def test_add_relu_runs_one_op_only_where_nothing_could_tell(change, op_calls):
+    relu = nn.ReLU()
+    seen = []
+    if change == "hook":
+        relu.register_forward_hook(lambda mod, inputs, out: seen.append(out))
+    a = juanji.Tensor(_input((2, 3, 4, 5), np.float32))
+    b = juanji.Tensor(np.ones((2, 3, 4, 5) if change != "shapes" else (3, 4, 5), np.float32))
+    previous = function._tracer
+    if change == "tracer":
+        function._tracer = lambda fn, inputs, params, out: None
+    try:
+        out = add_relu(a, b, relu)
+    finally:
+        function._tracer = previous
+    _bits_equal([np.array(out.data)], [np.array(F.relu(a + b).data)])
+    assert op_calls["Relu"] == (1 if change is None else 2)  # (the check above runs one)
+    assert len(seen) == (change == "hook")

@@ -7,20 +7,23 @@ activation, with the float operations of the layers called one by one:
   and the ReLU to each block of the product while it is in cache (`Conv2d.forward_with`);
 - otherwise the ReLU runs in the pass before it: the batch norm's (forward and backward), or
   the conv's when no batch norm follows (what nn.utils.fuse_activations sets up for good).
+`add_relu(a, b, relu)` is relu(a + b), a residual block's end, in one op (ops.activation.
+AddRelu) under the same conditions.
 "Nothing could tell" means: plain Conv2d, BatchNorm2d and ReLU layers without hooks or fused
 activations of their own (fold_batch_norms' Identity, a SyncBatchNorm or a hook makes the
 layers run one by one), one floating dtype throughout, and no tracer following the ops
 (export and fuse_activations see every layer's op). Sequential runs each such run of its
-layers through here; the zoo's ResNet blocks call it.
+layers through here; the zoo's ResNet blocks call both.
 """
 
 from juanji import function, grad_mode
 from juanji.nn.layers.activation import ReLU
 from juanji.nn.layers.conv import Conv2d
 from juanji.nn.layers.norm import BatchNorm2d
+from juanji.ops.activation import AddRelu
 from juanji.tensor import Tensor
 
-__all__ = ["chain_at", "conv_bn_relu"]
+__all__ = ["add_relu", "chain_at", "conv_bn_relu"]
 
 
 def _plain(layer, kind):
@@ -71,3 +74,14 @@ def chain_at(layers, i):
         else:
             found.append(None)
     return (*found, j - i if j - i >= 2 else 0)
+
+
+def add_relu(a, b, relu):
+    """relu(a + b), `relu` a ReLU layer: one AddRelu op where nothing could tell (a plain
+    ReLU without hooks, no tracer, a and b Tensors of one shape and floating dtype); else the
+    sum, then the layer."""
+    if (function._tracer is None and _plain(relu, ReLU) and isinstance(a, Tensor)
+            and isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+            and a.dtype.kind == "f"):
+        return AddRelu.apply(a, b)
+    return relu(a + b)
