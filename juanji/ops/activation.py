@@ -13,7 +13,7 @@ from juanji import grad_mode
 from juanji.backend import xp_of
 from juanji.function import Function, unbroadcast
 from juanji.ops import compiled
-from juanji.ops.elementwise import Add
+from juanji.ops.elementwise import ufunc_in_blocks
 from juanji.ops.kernels import BIAS_ACTIVATIONS, elementwise_blocks, relu_in_place
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -159,14 +159,14 @@ class AddRelu(Function):
     def forward(self, a, b):
         xp, zero = xp_of(a), a.dtype.type(0)
         if not any(self.needs_grad):
-            y = Add().forward(a, b)  # a new array: the ReLU may write over it
+            y = ufunc_in_blocks(xp.add, "+", a, b)  # the Add op's sum, a new array
             elementwise_blocks(relu_in_place, y)
             return y
         y, self.mask = xp.empty_like(a), xp.empty_like(a, dtype=bool)
         if compiled.runs_on(compiled.add_relu_with_mask, a, b) and elementwise_blocks(
                 compiled.add_relu_with_mask, a, b, y, self.mask, flat_only=True):
             return y
-        y = Add().forward(a, b)
+        y = ufunc_in_blocks(xp.add, "+", a, b)
 
         def relu(y, mask):
             xp.greater(y, zero, out=mask)

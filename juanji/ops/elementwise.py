@@ -27,7 +27,7 @@ def _broadcasting(op, symbol, a, b):
 _THREADED_SIZE = 1 << 20
 
 
-def _elementwise(ufunc, symbol, a, b):
+def ufunc_in_blocks(ufunc, symbol, a, b):
     """ufunc(a, b) with NumPy broadcasting, in blocks over the threads when the operands are
     big and of one shape, or one is a scalar (a residual sum, x + 3, x / 6): the same values
     as one ufunc call, laid out as the big operand."""
@@ -50,7 +50,7 @@ class Add(Function):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return _elementwise(xp_of(a).add, "+", a, b)
+        return ufunc_in_blocks(xp_of(a).add, "+", a, b)
 
     def backward(self, gy):
         sa, sb = self.shapes
@@ -62,7 +62,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
-        return _elementwise(xp_of(a).subtract, "-", a, b)
+        return ufunc_in_blocks(xp_of(a).subtract, "-", a, b)
 
     def backward(self, gy):
         sa, sb = self.shapes
@@ -74,7 +74,7 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _elementwise(xp_of(a).multiply, "*", a, b)
+        return ufunc_in_blocks(xp_of(a).multiply, "*", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy * self.b, self.a.shape) if self.needs_grad[0] else None
@@ -87,7 +87,7 @@ class Div(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _elementwise(xp_of(a).true_divide, "/", a, b)
+        return ufunc_in_blocks(xp_of(a).true_divide, "/", a, b)
 
     def backward(self, gy):
         ga = unbroadcast(gy / self.b, self.a.shape) if self.needs_grad[0] else None
