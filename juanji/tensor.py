@@ -218,7 +218,10 @@ class Tensor:
                 if pg is None or not _needs_grad(parent):
                     continue
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                # a value read twice (a residual block's input) sums its two gradients: in
+                # blocks over the threads when big (ResNet-20's step: 9 of 8 MB)
+                grads[key] = pg if key not in grads else elementwise.ufunc_in_blocks(
+                    xp.add, "+", grads[key], pg)
             if not retain_graph:
                 node.release()
 

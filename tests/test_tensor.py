@@ -130,6 +130,30 @@ def test_gradient_accumulates_over_reuse_and_calls():
     np.testing.assert_allclose(x.grad, [5.0, 7.0])
 
 
+def test_a_big_value_read_twice_sums_its_gradients_over_the_threads(monkeypatch):
+    """A computed value two ops read (a residual block's input) gets the sum of their
+    gradients, the bits of one NumPy add, from the blocked add over juanji's threads."""
+    from juanji.ops import elementwise
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((3, 700, 600))  # 2^20 values and more: summed in blocks
+    gy = rng.standard_normal((6, 700, 600))
+
+    def gradient():
+        x = juanji.tensor(data, requires_grad=True)
+        h = x.exp()  # computed: its two gradients are summed in the graph, not at the leaf
+        juanji.cat([h, h]).backward(juanji.tensor(gy))
+        return x.grad
+
+    sums, real = [], elementwise.ufunc_in_blocks
+    monkeypatch.setattr(elementwise, "ufunc_in_blocks",
+                        lambda *args: (sums.append(args[2].size), real(*args))[1])
+    blocked = gradient()
+    assert sums == [data.size]  # the sum of h's two gradients, and nothing else
+    monkeypatch.setattr(elementwise, "ufunc_in_blocks", lambda ufunc, symbol, a, b: ufunc(a, b))
+    np.testing.assert_array_equal(blocked.view(np.uint64), gradient().view(np.uint64))
+
+
 def test_graph_is_freed_unless_retained():
     x = juanji.tensor([1.0, 2.0], requires_grad=True)
     y = (x * x).sum()
