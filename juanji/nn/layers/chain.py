@@ -55,8 +55,11 @@ def conv_bn_relu(conv, bn, relu, x):
     activation = None if relu is None else "relu"
     if conv is None:
         return bn.forward_with(x, activation)
-    affine = None if bn is None else bn.eval_affine(x.dtype)
-    if bn is None or (affine is not None and not grad_mode.is_enabled()):
+    if bn is None:
+        return conv.forward_with(x, activation)
+    # the batch norm's running affine in the conv's pass: eval mode, no gradients
+    affine = None if grad_mode.is_enabled() else bn.eval_affine(x.dtype)
+    if affine is not None:
         return conv.forward_with(x, activation, affine)
     return bn.forward_with(conv.forward_with(x), activation)
 
