@@ -157,8 +157,10 @@ def parallel_map(fn, items, calls_blas=False):
     one thread (two trivial items: 80 -> 15 us).
     """
     items = list(items)
+    if len(items) < 2 or getattr(_in_worker, "active", False):
+        return [fn(item) for item in items]
     threads = get_num_threads()
-    if threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
+    if threads == 1:
         return [fn(item) for item in items]
     results = [None] * len(items)
     claim, lock = iter(range(len(items))), threading.Lock()
@@ -225,12 +227,13 @@ def matmul(a, b, out=None):
     the threads) and CuPy arrays go to one matmul call.
     """
     xp = xp_of(a)
-    threads = get_num_threads()
-    if (xp is not np or threads == 1
-            or getattr(_in_worker, "active", False)
+    if (xp is not np or getattr(_in_worker, "active", False)
             or a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]
             or a.shape[-1] * a.shape[-2] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1)
             < _SPLIT_MACS):
+        return xp.matmul(a, b, out=out)
+    threads = get_num_threads()
+    if threads == 1:
         return xp.matmul(a, b, out=out)
     if out is None:
         out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a, b))

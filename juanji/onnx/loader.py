@@ -154,6 +154,12 @@ class OnnxModule(Module):
                                   self.output_names)
         self._constants = constants
         self._conv_chains = _conv_chains(self._steps, self.output_names)
+        # the same for every call: the last step that reads each value, and the values no
+        # step may free (graph outputs and constants)
+        self._last_use = {name: i for i, (node, _) in enumerate(self._steps)
+                          for name in node.inputs}
+        self._keep = set(self.output_names) | set(constants)
+        self._constant_roots = _protected_roots(constants, ())
 
     def _build(self, graph, constants, tensor_to_array):
         ctx, steps, problems = _Build(self, constants), [], []
@@ -203,11 +209,7 @@ class OnnxModule(Module):
         for spec, value in zip(self._inputs, inputs):
             values[spec[0]] = _check_input(spec, value)
             given.append(values[spec[0]])
-        last_use = {}
-        for i, (node, _) in enumerate(self._steps):
-            for name in node.inputs:
-                last_use[name] = i
-        keep = set(self.output_names) | set(self._constants)
+        last_use, keep = self._last_use, self._keep
         made = {}  # the values computed so far and still alive (no constants, no inputs)
         protected = None  # see _protected_roots, found when first needed
         skip = set()  # steps a fused conv has done
@@ -226,7 +228,7 @@ class OnnxModule(Module):
                 overwrite = (getattr(step, "in_place", None) is not None
                              and function._tracer is None and node.inputs[0] in made)
                 if overwrite and protected is None:
-                    protected = _protected_roots(self._constants, given)
+                    protected = self._constant_roots | _protected_roots({}, given)
                 overwrite = overwrite and _may_overwrite(node.inputs[0], i, last_use, keep,
                                                          made, protected)
                 try:
@@ -291,8 +293,10 @@ class OnnxModule(Module):
         # original's layers), so their captured values are copied with the same memo.
         copied = object.__new__(type(self))
         memo[id(self)] = copied
-        state = {key: value for key, value in self.__dict__.items() if key != "_steps"}
+        state = {key: value for key, value in self.__dict__.items()
+                 if key not in ("_steps", "_constant_roots")}
         copied.__dict__.update(copy.deepcopy(state, memo))
+        copied._constant_roots = _protected_roots(copied._constants, ())  # the copies' memory
         copied._steps = [(copy.deepcopy(node, memo), _copy_step(step, memo))
                          for node, step in self._steps]
         return copied

@@ -1241,6 +1241,8 @@ def channel_combination(terms, shift, period, out=None, finish=None):
 def flat_in_memory_order(*arrays):
     """1-D views of same-shape arrays in memory order when all are laid out alike (each one
     contiguous block of memory, axes in the same stride order), else None."""
+    if all(array.flags.c_contiguous for array in arrays):  # the common case, found at once
+        return [array.reshape(-1) for array in arrays]
     xp = xp_of(arrays[0])
     order = xp.argsort(arrays[0].strides, kind="stable")[::-1]  # axes, largest stride first
     moved = [array.transpose(order) for array in arrays]

@@ -4,6 +4,8 @@ and whose memory no constant, input or other live value shares. The oracle is th
 with in-place running switched off: the same bits, and nothing else changed (the inputs, the
 constants, a second run's outputs)."""
 
+import copy
+
 import numpy as np
 import onnx
 import pytest
@@ -134,6 +136,25 @@ def test_constants_and_inputs_are_never_overwritten(monkeypatch):
     assert calls == []
     _same([x, x2], kept)
     _same(_run(model, x, x2), first)  # the constant kept its values
+
+
+def test_a_deep_copy_never_overwrites_its_own_constants(monkeypatch):
+    # the copy's constants are new arrays: what protects them is found from the copy's own
+    # (the model keeps the constants' memory roots from loading on)
+    const = _special((2, 6), seed=3)
+    model = _model([helper.make_node("Reshape", ["k", "shape"], ["kv"]),
+                    helper.make_node("Relu", ["kv"], ["y"])],
+                   [("x", [3, 4])], [("y", [3, 4])],
+                   [numpy_helper.from_array(const, "k"),
+                    numpy_helper.from_array(np.array([3, 4], np.int64), "shape")])
+    copied = copy.deepcopy(model)
+    del model
+    calls = _counting(monkeypatch)
+    x = _special((3, 4))
+    first = _run(copied, x)
+    assert calls == []
+    _same(_run(copied, x), first)
+    _same([first[0]], [np.maximum(const.reshape(3, 4), 0)])
 
 
 def _input_grad(model, x):
