@@ -218,7 +218,12 @@ class OnnxModule(Module):
                 continue
             args = [values[name] if name else None for name in node.inputs]
             done = node  # the node whose outputs `out` holds
-            fused = self._fused_conv(i, args[0]) if i in self._conv_chains else None
+            fused = None
+            if i in self._conv_chains:
+                try:
+                    fused = self._fused_conv(i, args[0])
+                except (ValueError, TypeError, IndexError) as error:
+                    raise _named(node, error) from error
             if fused is not None:
                 done, out = fused  # the chain's last node and its output
                 skip.update(index for index in self._conv_chains[i][:2] if index is not None)
@@ -236,8 +241,7 @@ class OnnxModule(Module):
                 except (ValueError, TypeError, IndexError) as error:
                     if isinstance(step, ChainStep):
                         raise  # it names the node of the group that failed
-                    where = f"node {node.name!r} ({node.op_type})"
-                    raise type(error)(f"{where}: {error}") from error
+                    raise _named(node, error) from error
             outs = out if isinstance(out, tuple) else (out,)
             for name, value in zip(done.outputs, outs):
                 if name:
@@ -336,6 +340,11 @@ def _conv_chains(steps, output_names):
         elif (kind := activation(i + 1)) is not None:
             chains[i] = (None, i + 1, kind)
     return chains
+
+
+def _named(node, error):
+    """`error` again, its message led by the node it came from."""
+    return type(error)(f"node {node.name!r} ({node.op_type}): {error}")
 
 
 def _may_overwrite(name, i, last_use, keep, made, protected):

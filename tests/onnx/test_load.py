@@ -184,6 +184,29 @@ def test_error_inside_a_node_names_the_node():
         model(np.zeros((1, 3, 8), np.float32))
 
 
+@pytest.mark.parametrize("gradients", [False, True], ids=["no_grad (one fused pass)", "grad"])
+def test_bad_input_to_a_conv_names_the_node_in_its_fused_pass_too(gradients):
+    # channels and sizes the graph leaves open: under no_grad the Conv -> Relu run is one
+    # conv pass (OnnxModule._fused_conv), which checks what the layer's conv2d would
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"], "relu")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C", "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    model = juanji.onnx.load(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()).eval()
+    assert model._conv_chains  # the run is found: no_grad takes the fused pass
+    with juanji.set_grad_enabled(gradients):
+        assert model(np.ones((1, 3, 5, 5), np.float32)).shape == (1, 4, 5, 5)
+        with pytest.raises(ValueError, match=r"node 'conv' \(Conv\): conv2d expects input "
+                                             r"channels = .* 3 \* 1; got input with 5"):
+            model(np.ones((1, 5, 8, 8), np.float32))
+        with pytest.raises(ValueError, match=r"node 'conv' \(Conv\): kernel height 3 "
+                                             r"\(dilated span 3\) is larger than the padded"):
+            model(np.ones((1, 3, 0, 8), np.float32))
+
+
 def test_missing_onnx_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install 'juanji\[onnx\]'"):

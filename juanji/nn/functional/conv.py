@@ -68,6 +68,18 @@ def _check_fits(input_hw, pads, kernel, dilation):
             )
 
 
+def check_conv_input(input_shape, weight_shape, groups, pads, dilation):
+    """What conv2d checks of a 4-D input against its weight (OC, C/groups, KH, KW): its
+    channels, and a kernel (dilated) that fits the padded input, pads ((top, bottom), (left,
+    right)). Raises ValueError naming what was expected."""
+    if input_shape[1] != weight_shape[1] * groups:
+        raise ValueError(
+            f"conv2d expects input channels = weight.shape[1] * groups = "
+            f"{weight_shape[1]} * {groups}; got input with {input_shape[1]} channels"
+        )
+    _check_fits(input_shape[2:], pads, weight_shape[2:], dilation)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            fused_activation=None, fused_affine=None):
     """2-D cross-correlation. input (N, C, H, W) or (C, H, W); weight (OC, C/groups, KH, KW).
@@ -87,16 +99,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     groups = single(groups, "groups")
     kernel = weight.shape[2:]
     pads = conv_padding(padding, kernel, dilation, stride)
-    if input.shape[1] != weight.shape[1] * groups:
-        raise ValueError(
-            f"conv2d expects input channels = weight.shape[1] * groups = "
-            f"{weight.shape[1]} * {groups}; got input with {input.shape[1]} channels"
-        )
+    check_conv_input(input.shape, weight.shape, groups, pads, dilation)
     if weight.shape[0] % groups:
         raise ValueError(f"groups must divide out_channels; got out_channels={weight.shape[0]}, "
                          f"groups={groups}")
     bias = _check_bias(bias, weight.shape[0], "conv2d")
-    _check_fits(input.shape[2:], pads, kernel, dilation)
     n, c, h, w = input.shape  # the padded input and the output fit, before either exists
     what = f"padding={padding!r}"
     check_fits((n, c, h + sum(pads[0]), w + sum(pads[1])), input.dtype, what)

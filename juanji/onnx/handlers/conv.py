@@ -14,6 +14,7 @@ import numpy as np
 from juanji.arithmetic import strided_same_padding
 from juanji.nn import functional as F
 from juanji.nn import init
+from juanji.nn.functional.conv import check_conv_input
 from juanji.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from juanji.onnx.handlers.base import (
     Unsupported,
@@ -113,10 +114,11 @@ class ConvStep:
         (scale, shift) of an eval-mode batch norm (norm.per_channel_affine) or None (no batch
         norm), activation None, 'relu' or 'hardswish'. Only without gradients."""
         layer = self.layer.current()
+        x, padding = self._input(x), tuple((p, p) for p in layer.padding)
+        check_conv_input(x.shape, layer.weight.shape, layer.groups, padding, layer.dilation)
         return conv_ops.Conv2d.apply(
-            self._input(x), layer.weight, layer.bias, stride=layer.stride,
-            padding=tuple((p, p) for p in layer.padding), dilation=layer.dilation,
-            groups=layer.groups, activation=activation, affine=affine)
+            x, layer.weight, layer.bias, stride=layer.stride, padding=padding,
+            dilation=layer.dilation, groups=layer.groups, activation=activation, affine=affine)
 
 
 def _conv(node, x, w, b, groups):
