@@ -159,7 +159,7 @@ class OnnxModule(Module):
         self._last_use = {name: i for i, (node, _) in enumerate(self._steps)
                           for name in node.inputs}
         self._keep = set(self.output_names) | set(constants)
-        self._constant_roots = _protected_roots(constants, ())
+        self._constant_roots = _memory_roots(constants.values())
 
     def _build(self, graph, constants, tensor_to_array):
         ctx, steps, problems = _Build(self, constants), [], []
@@ -211,7 +211,7 @@ class OnnxModule(Module):
             given.append(values[spec[0]])
         last_use, keep = self._last_use, self._keep
         made = {}  # the values computed so far and still alive (no constants, no inputs)
-        protected = None  # see _protected_roots, found when first needed
+        protected = None  # ids of memory no node may write, found when first needed
         skip = set()  # steps a fused conv has done
         for i, (node, step) in enumerate(self._steps):
             if i in skip:
@@ -233,7 +233,7 @@ class OnnxModule(Module):
                 overwrite = (getattr(step, "in_place", None) is not None
                              and function._tracer is None and node.inputs[0] in made)
                 if overwrite and protected is None:
-                    protected = self._constant_roots | _protected_roots({}, given)
+                    protected = self._constant_roots | _memory_roots(given)
                 overwrite = overwrite and _may_overwrite(node.inputs[0], i, last_use, keep,
                                                          made, protected)
                 try:
@@ -300,7 +300,7 @@ class OnnxModule(Module):
         state = {key: value for key, value in self.__dict__.items()
                  if key not in ("_steps", "_constant_roots")}
         copied.__dict__.update(copy.deepcopy(state, memo))
-        copied._constant_roots = _protected_roots(copied._constants, ())  # the copies' memory
+        copied._constant_roots = _memory_roots(copied._constants.values())  # the copies'
         copied._steps = [(copy.deepcopy(node, memo), _copy_step(step, memo))
                          for node, step in self._steps]
         return copied
@@ -376,9 +376,10 @@ def _memory_root(array):
     return array
 
 
-def _protected_roots(constants, inputs):
-    """ids of the memory roots of the graph's constants and inputs, which no node may write."""
-    arrays = (_array_of(value) for value in [*constants.values(), *inputs])
+def _memory_roots(values):
+    """ids of the memory roots of `values` (Tensors or arrays; the graph's constants and
+    inputs, which no node may write)."""
+    arrays = (_array_of(value) for value in values)
     return {id(_memory_root(a)) for a in arrays if a is not None}
 
 
