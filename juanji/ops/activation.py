@@ -162,11 +162,13 @@ class AddRelu(Function):
             y = ufunc_in_blocks(xp.add, "+", a, b)  # the Add op's sum, a new array
             elementwise_blocks(relu_in_place, y)
             return y
-        y, self.mask = xp.empty_like(a), xp.empty_like(a, dtype=bool)
-        if compiled.runs_on(compiled.add_relu_with_mask, a, b) and elementwise_blocks(
-                compiled.add_relu_with_mask, a, b, y, self.mask, flat_only=True):
-            return y
-        y = ufunc_in_blocks(xp.add, "+", a, b)
+        self.mask = xp.empty_like(a, dtype=bool)
+        if compiled.runs_on(compiled.add_relu_with_mask, a, b):
+            y = xp.empty_like(a)
+            if elementwise_blocks(compiled.add_relu_with_mask, a, b, y, self.mask,
+                                  flat_only=True):
+                return y
+        y = ufunc_in_blocks(xp.add, "+", a, b)  # the sum's array takes the ReLU
 
         def relu(y, mask):
             xp.greater(y, zero, out=mask)
