@@ -1,4 +1,5 @@
-"""LRN with an even window, ReduceProd and cubic / antialiased Resize through juanji.onnx.load.
+"""LRN with an even window, ReduceProd, cubic / antialiased Resize and Pow of negative bases
+through juanji.onnx.load.
 
 onnxruntime is the oracle where it runs the case; it refuses an even LRN size (its kernel
 checks size % 2 == 1) and ONNX's reference LRN loops over the batch axis instead of the
@@ -98,6 +99,40 @@ def test_even_lrn_is_not_pytorchs_window():
 def test_even_lrn_gradcheck(size):
     model = juanji.onnx.load(_lrn(size, elem=TensorProto.DOUBLE))
     gradcheck(lambda t: model(t), [_x((2, 5, 2, 3), seed=4, dtype=np.float64)])
+
+
+# ---- Pow with a constant exponent -----------------------------------------------------------
+
+def _pow(exponent, elem=TensorProto.FLOAT, opset=13):
+    """Pow(x, exponent), the exponent a Constant node (as PyTorch exports x.pow(2))."""
+    value = numpy_helper.from_array(np.asarray(exponent), "p")
+    return _model([helper.make_node("Constant", [], ["p"], value=value),
+                   helper.make_node("Pow", ["x", "p"], ["y"])], opset=opset, elem=elem)
+
+
+POW_EXPONENTS = {"float 2": np.float32(2.0), "int64 3": np.int64(3),
+                 "per element": np.array([2.0, 3.0, 1.0, 4.0, 0.0], dtype=np.float32)}
+
+
+@pytest.mark.parametrize("exponent", POW_EXPONENTS.values(), ids=POW_EXPONENTS)
+def test_pow_of_negative_bases_by_a_constant_matches_onnxruntime(exponent):
+    """A constant exponent keeps the base's sign, as ONNX's Pow does: the variance of
+    PyTorch's LayerNorm before opset 17, Pow(x - mean, 2), was NaN for every negative x (the
+    exponent was taken for a Tensor, and a ** b computed as exp(b * log(a)))."""
+    x = _x((3, 5), seed=7)
+    assert (x < 0).any()
+    model = _pow(exponent)
+    with juanji.no_grad():
+        got = juanji.onnx.load(model)(x).data
+    np.testing.assert_allclose(got, _onnxruntime(model, x), rtol=1e-6, atol=1e-6)
+    assert not np.isnan(got).any()
+
+
+@pytest.mark.parametrize("exponent", POW_EXPONENTS.values(), ids=POW_EXPONENTS)
+def test_pow_by_a_constant_gradcheck(exponent):
+    exponent = exponent.astype(np.float64) if exponent.dtype == np.float32 else exponent
+    model = juanji.onnx.load(_pow(exponent, elem=TensorProto.DOUBLE))
+    gradcheck(lambda t: model(t), [_x((3, 5), seed=7, dtype=np.float64)])
 
 
 # ---- ReduceProd -----------------------------------------------------------------------------

@@ -43,18 +43,23 @@ def _binary(array_fn, tensor_fn):
     return build
 
 
-def _pow(a, b):
-    """a ** b: a constant exponent uses the Pow op (any sign of base); a Tensor exponent is
-    exp(b * log(a)), defined for positive bases."""
-    if is_array(b):
-        exponent = data(b)
-        if exponent.size == 1:
-            return as_float(a) ** float(exponent.reshape(()))
-        a = as_float(a)
-        if np.broadcast_shapes(a.shape, exponent.shape) == a.shape:
-            return elementwise.Pow.apply(a, p=exponent.astype(a.dtype))
-    a, b = _tensors(a, b)
-    return a ** b
+def _power(node, ctx):
+    """Pow(a, b). A constant exponent (an array: a Constant node or an initializer) runs the
+    Pow op, defined for bases of any sign ((-x) ** 2 = x ** 2, as in the variance PyTorch
+    exports for a LayerNorm before opset 17); a computed (Tensor) exponent is exp(b * log(a)),
+    defined for positive bases; arrays alone run in NumPy, in the base's dtype."""
+    def step(a, b):
+        if (is_array(a) and is_array(b)) or _integral(a):
+            return np.asarray(np.power(data(a), data(b)).astype(data(a).dtype))
+        if is_array(b):
+            a, exponent = as_float(a), data(b)
+            if exponent.size == 1:
+                return a ** float(exponent.reshape(()))
+            if np.broadcast_shapes(a.shape, exponent.shape) == a.shape:
+                return elementwise.Pow.apply(a, p=exponent.astype(a.dtype))
+        a, b = _tensors(a, b)
+        return a ** b
+    return step
 
 
 def _minimum(a, b):
@@ -111,7 +116,7 @@ HANDLERS = {
     "Sub": _binary(np.subtract, lambda a, b: a - b),
     "Mul": _binary(np.multiply, lambda a, b: a * b),
     "Div": _binary(_int_div, lambda a, b: a / b),
-    "Pow": _binary(lambda a, b: np.power(a, b).astype(a.dtype), _pow),
+    "Pow": _power,
     "Sqrt": _unary(np.sqrt, lambda x: x.sqrt()),
     "Exp": _unary(np.exp, lambda x: x.exp()),
     "Log": _unary(np.log, lambda x: x.log()),
