@@ -1,4 +1,5 @@
-"""CNNs as PyTorch's ONNX exporter writes them, through juanji.onnx.load, against onnxruntime.
+"""CNNs and layers as PyTorch's ONNX exporter writes them, through juanji.onnx.load, against
+onnxruntime.
 
 torchvision's model definitions (tests/torchvision_models.py) are exported by
 torch.onnx.export (the TorchScript exporter of the pinned torch 2.13) with a dynamic batch at
@@ -14,6 +15,11 @@ The models keep torchvision's random initialisation, with each batch norm's runn
 set to one training batch's (momentum None, one forward in train mode): with the initial ones
 (mean 0, variance 1) the activations of MobileNet or EfficientNet shrink layer by layer to
 outputs of 1e-10, which any conv error would hide below the bound.
+
+Single layers whose export PyTorch writes as a composition of other ops run the same way, at
+a dynamic batch and image size: LPPool2d (Pow, AveragePool, Sign, Abs, Relu), a variance
+(ReduceProd of the reduced sizes, Cast), interpolate to a size before opset 11 (scales
+computed at run time), and the pads, norms, gates and pools a CNN uses.
 """
 
 import io
@@ -23,6 +29,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision_models
 
 import juanji
@@ -86,3 +93,59 @@ def test_pytorch_export_matches_onnxruntime(name, opset):
             got = imported(x).data
         assert got.shape == ref.shape == (batch, 1000)
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * min(1.0, scale))
+
+
+class _Call(torch.nn.Module):
+    """fn(x) as a module, with the layers it uses as sub-modules."""
+
+    def __init__(self, fn, **layers):
+        super().__init__()
+        self.fn = fn
+        self.layers = torch.nn.ModuleDict(layers)
+
+    def forward(self, x):
+        return self.fn(x, **self.layers)
+
+
+LAYERS = {
+    "lp_pool": (lambda x: F.lp_pool2d(x, 2, 2), {}),
+    "variance": (lambda x: (x - x.mean((2, 3), keepdim=True))
+                 / (x.var((2, 3), keepdim=True) + 1e-5).sqrt(), {}),
+    "interpolate_to_size": (lambda x: F.interpolate(x, size=(2 * x.shape[2] + 1, x.shape[3] + 3)),
+                            {}),
+    "bilinear_x2": (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), {}),
+    "pads": (lambda x: F.pad(x, (1, 2, 2, 1), mode="reflect")
+             + F.pad(x, (1, 2, 2, 1), mode="replicate") + F.pad(x, (1, 2, 2, 1)), {}),
+    "group_norm_gelu": (lambda x, g: F.gelu(g(x), approximate="tanh"),
+                        {"g": torch.nn.GroupNorm(2, 4)}),
+    "pixel_shuffle": (lambda x: F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2), {}),
+    "transposed_conv": (lambda x, t: t(x), {"t": torch.nn.ConvTranspose2d(
+        4, 3, 3, stride=2, padding=1, output_padding=1)}),
+    "ceil_pools": (lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True)
+                   + F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), {}),
+}
+LAYER_CASES = [(name, opset) for name in LAYERS for opset in (9, 11, 17)
+               if not (name == "ceil_pools" and opset == 9)]  # opset 9 has no ceil_mode
+
+
+@pytest.mark.parametrize("name, opset", LAYER_CASES, ids=[f"{n}-opset{o}" for n, o in LAYER_CASES])
+def test_pytorch_export_of_a_layer_matches_onnxruntime(name, opset):
+    fn, layers = LAYERS[name]
+    torch.manual_seed(0)
+    module = _Call(fn, **layers).eval()
+    stream = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, torch.randn(2, 4, 9, 10), stream, opset_version=opset,
+                          dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"}})
+    model = stream.getvalue()
+    x = np.random.default_rng(1).standard_normal((3, 4, 11, 8), dtype=np.float32)
+    ref = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    with torch.no_grad():
+        assert ref.shape == tuple(module(torch.from_numpy(x)).shape)  # the size PyTorch means
+    with juanji.no_grad():
+        got = juanji.onnx.load(model)(x).data
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

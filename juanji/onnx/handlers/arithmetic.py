@@ -3,8 +3,8 @@
 When every operand is a NumPy array (constants, shape arithmetic) the op runs in NumPy with
 ONNX's integer rules (Div truncates toward zero); otherwise the arrays join the Tensor in its
 dtype and juanji's differentiable ops run. Comparisons and logic give boolean arrays (no
-gradient); Floor, Ceil and Round give values whose gradient is zero almost everywhere, so
-they leave the graph.
+gradient); Floor, Ceil, Round and Sign give values whose gradient is zero almost everywhere,
+so they leave the graph (PyTorch exports LPPool2d with a Sign).
 """
 
 import functools
@@ -88,7 +88,8 @@ def _unary(array_fn, tensor_fn):
 
 
 def _detached(array_fn):
-    """Floor / Ceil / Round: zero gradient almost everywhere, so the value leaves the graph."""
+    """Floor / Ceil / Round / Sign: zero gradient almost everywhere, so the value leaves the
+    graph."""
     def build(node, ctx):
         return lambda x: array_fn(x) if is_array(x) else Tensor(array_fn(x.data))
     return build
@@ -128,6 +129,7 @@ HANDLERS = {
     "Floor": _detached(np.floor),
     "Ceil": _detached(np.ceil),
     "Round": _detached(np.round),  # halves to even, as ONNX specifies
+    "Sign": _detached(np.sign),
     "Max": _variadic(lambda xs: functools.reduce(np.maximum, xs), lambda a, b: a.maximum(b)),
     "Min": _variadic(lambda xs: functools.reduce(np.minimum, xs), _minimum),
     "Sum": _variadic(sum, lambda a, b: a + b),

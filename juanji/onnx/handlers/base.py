@@ -37,8 +37,10 @@ class Node:
 
 
 def is_array(value):
-    """True for a NumPy value (constant or shape arithmetic), False for a Tensor."""
-    return isinstance(value, np.ndarray)
+    """True for a NumPy value (constant or shape arithmetic), False for a Tensor. NumPy
+    scalars count: a reduction or a Gather of shape arithmetic can give one (PyTorch's
+    export of x.var counts the reduced elements with ReduceProd, then Casts the count)."""
+    return isinstance(value, (np.ndarray, np.generic))
 
 
 def as_float(value, like=None):

@@ -76,7 +76,11 @@ def _geometry(x, scales, sizes, axes, policy):
     scale = [1.0] * rank
     for a, s in zip(axes, scales):
         scale[a] = float(s)
-    out = [int(np.floor(s * n)) for s, n in zip(scale, x.shape)]
+    # floor(scale * size) with the product in float32, the scales' type, as onnxruntime
+    # computes it: PyTorch exports interpolate(size=...) before opset 11 as scales
+    # out / in computed at run time, and 11 * float32(23 / 11) is 23 in float32 (the size
+    # asked for) but 22.999999 in float64
+    out = [int(np.floor(np.float32(s) * np.float32(n))) for s, n in zip(scale, x.shape)]
     return out, scale
 
 
