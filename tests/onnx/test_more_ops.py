@@ -1,5 +1,5 @@
-"""LRN with an even window, ReduceProd, cubic / antialiased Resize and Pow of negative bases
-through juanji.onnx.load.
+"""LRN with an even window, ReduceProd, cubic / antialiased Resize, Pow of negative bases and
+3-D AveragePool through juanji.onnx.load.
 
 onnxruntime is the oracle where it runs the case; it refuses an even LRN size (its kernel
 checks size % 2 == 1) and ONNX's reference LRN loops over the batch axis instead of the
@@ -133,6 +133,44 @@ def test_pow_by_a_constant_gradcheck(exponent):
     exponent = exponent.astype(np.float64) if exponent.dtype == np.float32 else exponent
     model = juanji.onnx.load(_pow(exponent, elem=TensorProto.DOUBLE))
     gradcheck(lambda t: model(t), [_x((3, 5), seed=7, dtype=np.float64)])
+
+
+# ---- 3-D AveragePool --------------------------------------------------------------------------
+
+def _average_pool_3d(elem=TensorProto.FLOAT, **attrs):
+    return _model([helper.make_node("AveragePool", ["x"], ["y"], **attrs)], elem=elem)
+
+
+POOLS_3D = {  # ONNX's node cases check dilations and ceil mode; these, strides and pads
+    "lrn window": dict(kernel_shape=[3, 1, 1], pads=[1, 0, 0, 1, 0, 0], count_include_pad=1),
+    "strided, padded": dict(kernel_shape=[2, 3, 2], strides=[2, 1, 2], pads=[1, 1, 0, 0, 1, 1]),
+    # (not counting pads: where a ceil-mode window runs past the end padding, onnxruntime
+    # divides by the whole window, ONNX's reference and PyTorch by the cells up to the
+    # padding's end, as juanji; ONNX's 3-D node cases check that one)
+    "ceil": dict(kernel_shape=[3, 2, 3], strides=[2, 2, 2], ceil_mode=1,
+                 pads=[1, 0, 1, 1, 1, 0]),
+    "same upper": dict(kernel_shape=[2, 2, 3], strides=[2, 1, 2], auto_pad="SAME_UPPER"),
+}
+
+
+@pytest.mark.parametrize("attrs", POOLS_3D.values(), ids=POOLS_3D)
+def test_average_pool_3d_matches_onnxruntime(attrs):
+    x = _x((2, 3, 5, 6, 7), seed=3)
+    model = _average_pool_3d(**attrs)
+    got = juanji.onnx.load(model)(x).data
+    np.testing.assert_allclose(got, _onnxruntime(model, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attrs", POOLS_3D.values(), ids=POOLS_3D)
+def test_average_pool_3d_gradcheck(attrs):
+    model = juanji.onnx.load(_average_pool_3d(elem=TensorProto.DOUBLE, **attrs))
+    gradcheck(lambda t: model(t), [_x((1, 2, 5, 4, 5), seed=5, dtype=np.float64)])
+
+
+def test_max_pool_3d_is_refused_by_name():
+    model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2, 2])])
+    with pytest.raises(OnnxImportError, match=r"3-D kernel \[2, 2, 2\]: juanji runs 1-D and 2-D"):
+        juanji.onnx.load(model)
 
 
 # ---- ReduceProd -----------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import juanji
 import juanji.onnx
 from tests.onnx.node_cases import collect
 
-_3D = "3-D (volumetric) window: juanji runs 1-D and 2-D convolutions and pools"
+_3D = ("3-D (volumetric) window: juanji runs 1-D and 2-D convolutions and pools (and 3-D "
+       "average pools)")
 _NARROW = ("Cast to a narrow type (float8, float4, e8m0, int4, int2): juanji casts to float, "
            "double, float16, bfloat16, bool and 8- to 64-bit integers")
 _NARROW_TYPES = ("FLOAT8*", "FLOAT4E2M1", "INT4", "UINT4", "INT2", "UINT2")
@@ -28,7 +29,6 @@ _BF16 = "bfloat16 runs as float32: the expected value carries bfloat16 rounding"
 SKIPS = {
     "test_convtranspose_3d": _3D,
     "test_maxpool_3d_*": _3D,
-    "test_averagepool_3d_*": _3D,
     "test_lppool_3d_default": _3D,
     "test_batchnorm_*_training_mode": ("training outputs (updated running mean / variance) are "
                                        "not graph outputs in juanji: module.train() trains"),

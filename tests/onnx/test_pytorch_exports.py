@@ -126,6 +126,11 @@ LAYERS = {
 }
 LAYER_CASES = [(name, opset) for name in LAYERS for opset in (9, 11, 17)
                if not (name == "ceil_pools" and opset == 9)]  # opset 9 has no ceil_mode
+# nn.LocalResponseNorm: a 3-D average pool over the channels of a 5-D view of the squares;
+# from opset 11 the TorchScript exporter adds an If on the input's rank (control flow, which
+# juanji does not run), so opset 9 (the dynamo exporter writes it without the If at 18)
+LAYERS["local_response_norm"] = (lambda x, n: n(x), {"n": torch.nn.LocalResponseNorm(3)})
+LAYER_CASES.append(("local_response_norm", 9))
 
 
 @pytest.mark.parametrize("name, opset", LAYER_CASES, ids=[f"{n}-opset{o}" for n, o in LAYER_CASES])

@@ -84,11 +84,13 @@ def spatial_pads(node, sizes, kernel, strides, dilations):
     return tuple((pads[a], pads[a + dims]) for a in range(dims))
 
 
-def window(node, kernel):
-    """(strides, dilations) of a conv or pool node, checked to be 1-D or 2-D."""
+def window(node, kernel, ranks=(1, 2)):
+    """(strides, dilations) of a conv or pool node, checked to be 1-D or 2-D (or of `ranks`:
+    AveragePool runs 3-D windows too)."""
     dims = len(kernel)
-    if dims not in (1, 2):
-        raise Unsupported(f"{dims}-D kernel {list(kernel)}: juanji runs 1-D and 2-D windows")
+    if dims not in ranks:
+        raise Unsupported(f"{dims}-D kernel {list(kernel)}: juanji runs 1-D and 2-D windows"
+                          + (" (and 3-D average pools)" if 3 in ranks else ""))
     if node.attr("auto_pad", "NOTSET") not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise Unsupported(f"auto_pad={node.attr('auto_pad')!r}")
     strides = tuple(node.attr("strides", [1] * dims))

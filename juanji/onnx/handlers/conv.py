@@ -261,6 +261,8 @@ def _onnx_indices(node, idx, shape, dims):
 
 
 def average_pool(node, ctx):
+    if node.attr("kernel_shape") is not None and len(node.attr("kernel_shape")) == 3:
+        return _average_pool_3d(node)
     _check_pool(node)
     ceil = bool(node.attr("ceil_mode", 0))
     include = bool(node.attr("count_include_pad", 0))  # ONNX's default differs from PyTorch's
@@ -273,6 +275,38 @@ def average_pool(node, ctx):
                                      padding=pads, ceil_mode=ceil, count_include_pad=include,
                                      dilation=dilations)
         return from_2d(y, dims)
+
+    return step
+
+
+def _average_pool_3d(node):
+    """A 3-D AveragePool, x (N, C, D, H, W), as two of juanji's 2-D ones: over (H, W) with the
+    depth slices as channels, then over D. An average over a box of D x H x W cells is the
+    average over its depth of the averages over its rows and columns, and the cells a window
+    counts (all, or none of the padding) are the product of those it counts along each axis,
+    ceil_mode included, so the two pools give ONNX's result, the sums in another order.
+    PyTorch exports nn.LocalResponseNorm with one: a (size, 1, 1) window over the channels of
+    a 5-D view of the squares."""
+    kernel = tuple(node.attr("kernel_shape"))
+    strides, dilations = window(node, kernel, ranks=(3,))
+    ceil = bool(node.attr("ceil_mode", 0))
+    include = bool(node.attr("count_include_pad", 0))
+
+    def pool(x, kernel, strides, pads, dilations):
+        return pool_ops.AvgPool2d.apply(x, kernel=kernel, stride=strides, padding=pads,
+                                        ceil_mode=ceil, count_include_pad=include,
+                                        dilation=dilations)
+
+    def step(x):
+        x = as_float(x)
+        check_rank(x, (5,), node.op_type)
+        pads = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
+        n, c, d, h, w = x.shape
+        y = pool(x.reshape(n, c * d, h, w), kernel[1:], strides[1:], pads[1:], dilations[1:])
+        oh, ow = y.shape[2:]  # (N, C*D, OH, OW) -> (N, C*OH*OW, 1, D): depth last
+        y = y.reshape(n, c, d, oh, ow).permute(0, 1, 3, 4, 2).reshape(n, c * oh * ow, 1, d)
+        y = pool(y, (1, kernel[0]), (1, strides[0]), ((0, 0), pads[0]), (1, dilations[0]))
+        return y.reshape(n, c, oh, ow, -1).permute(0, 1, 4, 2, 3)  # (N, C, OD, OH, OW)
 
     return step
 
