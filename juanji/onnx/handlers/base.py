@@ -89,8 +89,7 @@ def window(node, kernel, ranks=(1, 2)):
     AveragePool runs 3-D windows too)."""
     dims = len(kernel)
     if dims not in ranks:
-        raise Unsupported(f"{dims}-D kernel {list(kernel)}: juanji runs 1-D and 2-D windows"
-                          + (" (and 3-D average pools)" if 3 in ranks else ""))
+        raise Unsupported(f"{dims}-D kernel {list(kernel)}: juanji runs 1-D and 2-D windows")
     if node.attr("auto_pad", "NOTSET") not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise Unsupported(f"auto_pad={node.attr('auto_pad')!r}")
     strides = tuple(node.attr("strides", [1] * dims))

@@ -261,11 +261,11 @@ def _onnx_indices(node, idx, shape, dims):
 
 
 def average_pool(node, ctx):
-    if node.attr("kernel_shape") is not None and len(node.attr("kernel_shape")) == 3:
-        return _average_pool_3d(node)
-    _check_pool(node)
     ceil = bool(node.attr("ceil_mode", 0))
     include = bool(node.attr("count_include_pad", 0))  # ONNX's default differs from PyTorch's
+    if node.attr("kernel_shape") is not None and len(node.attr("kernel_shape")) == 3:
+        return _average_pool_3d(node, ceil, include)
+    _check_pool(node)
     dims = len(node.attr("kernel_shape"))
 
     def step(x):
@@ -279,7 +279,7 @@ def average_pool(node, ctx):
     return step
 
 
-def _average_pool_3d(node):
+def _average_pool_3d(node, ceil, include):
     """A 3-D AveragePool, x (N, C, D, H, W), as two of juanji's 2-D ones: over (H, W) with the
     depth slices as channels, then over D. An average over a box of D x H x W cells is the
     average over its depth of the averages over its rows and columns, and the cells a window
@@ -289,8 +289,6 @@ def _average_pool_3d(node):
     a 5-D view of the squares."""
     kernel = tuple(node.attr("kernel_shape"))
     strides, dilations = window(node, kernel, ranks=(3,))
-    ceil = bool(node.attr("ceil_mode", 0))
-    include = bool(node.attr("count_include_pad", 0))
 
     def pool(x, kernel, strides, pads, dilations):
         return pool_ops.AvgPool2d.apply(x, kernel=kernel, stride=strides, padding=pads,
