@@ -159,6 +159,9 @@ class OnnxModule(Module):
         self._last_use = {name: i for i, (node, _) in enumerate(self._steps)
                           for name in node.inputs}
         self._keep = set(self.output_names) | set(constants)
+        self._frees = [[name for name in dict.fromkeys(node.inputs)
+                        if self._last_use[name] == i and name not in self._keep]
+                       for i, (node, _) in enumerate(self._steps)]  # dropped after step i
         self._constant_roots = _memory_roots(constants.values())
 
     def _build(self, graph, constants, tensor_to_array):
@@ -209,7 +212,7 @@ class OnnxModule(Module):
         for spec, value in zip(self._inputs, inputs):
             values[spec[0]] = _check_input(spec, value)
             given.append(values[spec[0]])
-        last_use, keep = self._last_use, self._keep
+        last_use, keep, frees = self._last_use, self._keep, self._frees
         made = {}  # the values computed so far and still alive (no constants, no inputs)
         protected = None  # ids of memory no node may write, found when first needed
         skip = set()  # steps a fused conv has done
@@ -246,10 +249,9 @@ class OnnxModule(Module):
             for name, value in zip(done.outputs, outs):
                 if name:
                     values[name] = made[name] = value
-            for name in node.inputs:
-                if last_use.get(name) == i and name not in keep:
-                    values.pop(name, None)
-                    made.pop(name, None)
+            for name in frees[i]:
+                values.pop(name, None)
+                made.pop(name, None)
         results = tuple(_as_output(values[name]) for name in self.output_names)
         return results[0] if len(results) == 1 else results
 

@@ -49,8 +49,11 @@ from juanji.ops.kernels import (
     conv_pointwise,
     conv_weight_grad,
     conv_winograd,
+    depthwise_blocked,
+    depthwise_blocked_runs,
     depthwise_nhwc,
     depthwise_nhwc_grads,
+    depthwise_reads_padding,
     direct_grad_runs,
     direct_nhwc_runs,
     direct_planes_width,
@@ -510,6 +513,85 @@ class Conv2d(Function):
                 gw = reduce_rows(gyg, kept)
             gw = weight_from_rows(gw, w_shape)  # from (G, OCg, Kg)
         return gx, gw, gb
+
+
+class InferenceConv:
+    """Conv2d's forward without gradients at one geometry, its path chosen once: an imported
+    graph runs each conv at the same geometry call after call, and at batch 1 choosing the
+    path costs more than the conv (Function.run and Conv2d.forward: ~50 us of Python around
+    a depthwise 3x3 kernel of 5 us on 16 channels at 16x16).
+
+    `InferenceConv(x, weight, bias, stride, padding, dilation, groups, activation,
+    with_affine)` takes what Conv2d.apply would (arrays; `with_affine`: whether an eval-mode
+    batch norm's affine will be given). Its `path` is "depthwise" (the register-blocked
+    kernel: float32, channels a multiple of 16, depth multiplier 1), "pointwise" (a 1x1
+    stride-1 GEMM), or None where Conv2d.forward would take another path; the input must be
+    float32 and C-contiguous channels-last (an NCHW view of NHWC memory, as convs give).
+    `fits(...)` says whether a call has this geometry (the same input shape, strides and
+    dtype, the same weight and bias arrays: their values may change, nothing made from
+    them is kept); calling it, `(x, weight, bias, affine)`, runs the kernels Conv2d.forward
+    runs for that path on the same arrays: the same bits (tests/ops/test_conv.py).
+    """
+
+    def __init__(self, x, weight, bias, stride, padding, dilation, groups, activation,
+                 with_affine):
+        self.key = (x.shape, x.strides, x.dtype, stride, padding, dilation, groups, activation,
+                    with_affine)
+        self.weight, self.bias = weight, bias  # compared by identity in `fits`
+        n, c, h, w = x.shape
+        oc, _, kh, kw = weight.shape
+        self.out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
+                         conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
+        self.finish = None if activation is None else activation_ops.IN_PLACE[activation]
+        self.path = None
+        plain = (isinstance(x, np.ndarray) and n > 0 and x.dtype == weight.dtype == np.float32
+                 and (bias is None or bias.dtype == np.float32)
+                 and x.transpose(0, 2, 3, 1).flags.c_contiguous)
+        if not plain:
+            return
+        if groups == c == oc and groups > 1 and weight.shape[1] == 1:
+            taps = weight.reshape(c, 1, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, 1)
+            if depthwise_blocked_runs(x.transpose(0, 2, 3, 1), taps):
+                self.path = "depthwise"
+                self.in_place = depthwise_reads_padding(x.transpose(0, 2, 3, 1), taps,
+                                                        self.out_size[1], stride, dilation,
+                                                        padding)
+        elif (groups == 1 and (kh, kw) == (1, 1) and stride == (1, 1) and padding == _NO_PAD
+              and c * oc > _DIRECT_CHANNELS
+              and not _winograd_wins(x, weight, stride, dilation, self.out_size)):
+            self.path = "pointwise"
+
+    def fits(self, x, weight, bias, stride, padding, dilation, groups, activation,
+             with_affine):
+        return (weight is self.weight and bias is self.bias
+                and (x.shape, x.strides, x.dtype, stride, padding, dilation, groups,
+                     activation, with_affine) == self.key)
+
+    def __call__(self, x, weight, bias, affine):
+        """The conv's output (N, OC, OH, OW), an NCHW view of NHWC memory, as
+        Conv2d.forward(x, weight, bias, ..., activation, affine) gives it."""
+        (n, c), (oh, ow) = x.shape[:2], self.out_size
+        _, stride, padding, dilation = self.key[2:6]
+        finish = self.finish
+        if affine is not None:
+            finish = _affine_then(affine, finish, ow, x.dtype)
+        x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C), C-contiguous
+        if self.path == "depthwise":
+            kh, kw = weight.shape[2:]
+            taps = weight.reshape(c, 1, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, 1)
+            y = np.empty((n, oh, ow, c, 1), dtype=x.dtype)
+            top_left = (padding[0][0], padding[1][0])
+            if not self.in_place:  # a padded copy, as kernels.depthwise_nhwc makes it
+                x_nhwc, top_left = np.ascontiguousarray(pad_nhwc(x, *padding)), (0, 0)
+            depthwise_blocked(x_nhwc, taps, stride, dilation, top_left, y, bias, finish)
+            return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+        rows = weight_rows(weight, 1)[0]  # (OC, C)
+        epilogue = conv_epilogue(bias, finish, ow, x.dtype)
+        if epilogue is None:  # as Conv2d.forward: one product, not conv_pointwise's blocks
+            y = matmul(x_nhwc.reshape(-1, c), rows.T).reshape(n, oh, ow, -1)
+        else:
+            y = conv_pointwise(x_nhwc, rows, epilogue)  # (N, H, W, OC)
+        return y.transpose(0, 3, 1, 2)
 
 
 class ConvTranspose2d(Function):

@@ -128,6 +128,70 @@ def test_fused_conv_gives_the_bits_of_the_steps(case, monkeypatch):
     _same(got, _step_by_step(model, x))
 
 
+PLANNED = {"depthwise": dict(channels=(16, 16), group=16, activation="HardSwish"),
+           "depthwise 5x5 strided": dict(channels=(32, 32), group=32, kernel=5,
+                                         pads=(2, 2, 2, 2), strides=2, bias=False),
+           "1x1": dict(kernel=1, pads=(0, 0, 0, 0), channels=(5, 7)),
+           "1x1 without anything after it": dict(kernel=1, pads=(0, 0, 0, 0), channels=(6, 4),
+                                                 bias=False, norm=False, activation=None)}
+
+
+@pytest.mark.skipif(compiled.njit is None, reason="the depthwise plan needs the compiled path")
+@pytest.mark.parametrize("case", PLANNED, ids=list(PLANNED))
+def test_planned_conv_gives_the_bits_of_the_op(case, monkeypatch):
+    """A conv whose input is channels-last memory (as any conv's output is) runs by the path
+    conv_ops.InferenceConv planned for its geometry: the bits of the op without the plan,
+    fused with its batch norm or alone, after its weight changes in place or is replaced,
+    and at another input size (planned again)."""
+    model = _block(**PLANNED[case])
+    c = PLANNED[case]["channels"][0]
+
+    def channels_last(shape, seed):
+        return np.ascontiguousarray(_special(shape, seed).transpose(0, 2, 3, 1)).transpose(
+            0, 3, 1, 2)
+
+    planned = []
+    original = conv_ops.InferenceConv.__call__
+    monkeypatch.setattr(conv_ops.InferenceConv, "__call__",
+                        lambda self, *a: planned.append(self.path) or original(self, *a))
+
+    def without_plan(x, steps):  # every conv by the op
+        unplanned = conv_ops.InferenceConv.__init__
+
+        def init(self, *args):
+            unplanned(self, *args)
+            self.path = None
+
+        with monkeypatch.context() as patch:
+            patch.setattr(conv_ops.InferenceConv, "__init__", init)
+            _forget_plans(model)
+            outputs = _step_by_step(model, x) if steps else _outputs_no_grad(model, x)
+        _forget_plans(model)
+        return outputs
+
+    for x in (channels_last((1, c, 12, 13), 1), channels_last((2, c, 9, 11), 2)):
+        for steps in (False, True):  # fused with its batch norm, then one step at a time
+            planned.clear()
+            got = _step_by_step(model, x) if steps else _outputs_no_grad(model, x)
+            assert planned and all(planned)
+            _same(got, without_plan(x, steps))
+        model.conv.weight.data[...] *= -0.5  # in place: nothing made from it is kept
+        _same(_outputs_no_grad(model, x), without_plan(x, False))
+    model.conv.weight = juanji.nn.Parameter(model.conv.weight.data * 3)
+    _same(_outputs_no_grad(model, x), without_plan(x, False))
+
+
+def _forget_plans(model):
+    for _, step in model._steps:
+        if isinstance(step, ConvStep):
+            step._plan = None
+
+
+def _outputs_no_grad(model, x):
+    with juanji.no_grad():
+        return _outputs(model, x)
+
+
 @pytest.mark.skipif(compiled.njit is None, reason="Winograd needs the compiled path")
 def test_winograd_case_really_runs_winograd(monkeypatch):
     model = _block(channels=(32, 32))

@@ -877,3 +877,61 @@ def test_padded_rows_match_numpys_pad(channels, layout):
         got = kernels.padded_rows(x.transpose(0, 2, 3, 1), start, stop, rows, padding)
         assert got.flags.c_contiguous
         np.testing.assert_array_equal(got, want[start:stop, rows[0] : rows[1]])
+
+
+def _channels_last(x):
+    """x (N, C, H, W) as an NCHW view of NHWC memory, as juanji's convs return."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups, path", [
+    # depthwise, the padding read in place or (a narrow map) from a padded copy
+    ((1, 16, 16, 16), (16, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), 16, "depthwise"),
+    ((2, 32, 15, 17), (32, 1, 3, 3), (2, 2), ((1, 1), (1, 1)), 32, "depthwise"),
+    ((1, 64, 7, 7), (64, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), 64, "depthwise"),
+    ((1, 16, 9, 9), (16, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), 16, "depthwise"),
+    ((1, 24, 9, 9), (24, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), 24, None),  # not 16 lanes
+    ((1, 16, 9, 9), (32, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), 16, None),  # multiplier 2
+    # pointwise: a GEMM with an epilogue or, with nothing to apply, one product
+    ((1, 16, 12, 12), (32, 16, 1, 1), (1, 1), ((0, 0), (0, 0)), 1, "pointwise"),
+    ((1, 256, 1, 1), (64, 256, 1, 1), (1, 1), ((0, 0), (0, 0)), 1, "pointwise"),
+    ((1, 2, 8, 8), (3, 2, 1, 1), (1, 1), ((0, 0), (0, 0)), 1, None),  # the direct kernel's
+    ((1, 16, 8, 8), (32, 16, 1, 1), (2, 2), ((0, 0), (0, 0)), 1, None),  # stride 2
+    ((1, 16, 8, 8), (32, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), 1, None),  # 3x3
+])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("activation, affine", [(None, False), ("relu", False),
+                                                ("hardswish", True), (None, True)])
+def test_inference_conv_is_the_ops_path_with_its_bits(x_shape, w_shape, stride, padding,
+                                                      groups, path, bias, activation, affine):
+    """InferenceConv picks the path Conv2d.forward takes (or none) and runs its kernels: the
+    same bits, with and without a bias, an eval-mode batch norm's affine and an activation;
+    an NCHW-contiguous or float64 input gets no path."""
+    rng = np.random.default_rng(34)
+    x = _channels_last(rng.standard_normal(x_shape).astype(np.float32))
+    wt = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32) if bias else None
+    scale_shift = tuple(rng.standard_normal((2, w_shape[0])).astype(np.float32)) if affine \
+        else None
+    geometry = dict(stride=stride, padding=padding, dilation=(1, 1), groups=groups)
+    args = (stride, padding, (1, 1), groups, activation, affine)
+    plan = conv_ops.InferenceConv(x, wt, b, *args)
+    fn = conv_ops.Conv2d()
+    with juanji.no_grad():
+        want = fn.run(x, wt, b, **geometry, activation=activation, affine=scale_shift).data
+    if path is None or (path == "pointwise" and fn.path != "pointwise"):
+        assert plan.path is None
+        return
+    assert plan.path == path == fn.path
+    got = plan(x, wt, b, scale_shift)
+    assert got.shape == want.shape and got.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+    assert plan.fits(x, wt, b, *args)
+    assert not plan.fits(x, wt.copy(), b, *args)  # another weight array: planned again
+    assert not plan.fits(x[:, :, 1:], wt, b, *args)
+    assert not plan.fits(x, wt, b, *args[:-2], "relu" if activation is None else None, affine)
+    others = [x.astype(np.float64)]
+    if x.shape[2] * x.shape[3] > 1:  # else NCHW memory is NHWC memory
+        others.append(np.ascontiguousarray(x))
+    for other in others:
+        assert conv_ops.InferenceConv(other, wt.astype(other.dtype), None, *args).path is None

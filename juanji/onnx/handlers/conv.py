@@ -11,6 +11,7 @@ default is 0, PyTorch's is True); LpPool is ONNX's (sum |x|^p)^(1/p).
 
 import numpy as np
 
+from juanji import function, grad_mode
 from juanji.arithmetic import strided_same_padding
 from juanji.nn import functional as F
 from juanji.nn import init
@@ -87,6 +88,7 @@ class ConvStep:
     def __init__(self, layer, pads_for, dims):
         # pads_for(sizes) -> per-side pads to apply with F.pad first, or None: the layer's own
         self.layer, self.pads_for, self.dims = layer, pads_for, dims
+        self._plan = None  # the last call's conv_ops.InferenceConv
 
     def _input(self, x):
         x = as_float(x)
@@ -96,6 +98,8 @@ class ConvStep:
         return x
 
     def __call__(self, x, *_):
+        if not grad_mode.is_enabled() and function._tracer is None and self.fusable(None):
+            return self._run(x, None, None)  # what calling the layer computes, planned
         return self.layer(self._input(x))
 
     def fusable(self, activation):
@@ -113,9 +117,24 @@ class ConvStep:
         """activation(batch_norm(conv(x))) in one pass, the bits of the three steps: affine =
         (scale, shift) of an eval-mode batch norm (norm.per_channel_affine) or None (no batch
         norm), activation None, 'relu' or 'hardswish'. Only without gradients."""
+        return self._run(x, affine, activation)
+
+    def _run(self, x, affine, activation):
+        """The layer's conv of x with `affine` and `activation` in its pass, without
+        gradients: by the path conv_ops.InferenceConv chose for the last call's geometry
+        when it has one (the same kernels as the op, without choosing them again), else by
+        the op."""
         layer = self.layer.current()
         x, padding = self._input(x), tuple((p, p) for p in layer.padding)
-        check_conv_input(x.shape, layer.weight.shape, layer.groups, padding, layer.dilation)
+        bias = None if layer.bias is None else layer.bias.data
+        call = (x.data, layer.weight.data, bias, layer.stride, padding, layer.dilation,
+                layer.groups, activation, affine is not None)
+        plan = self._plan
+        if plan is None or not plan.fits(*call):
+            check_conv_input(x.shape, layer.weight.shape, layer.groups, padding, layer.dilation)
+            plan = self._plan = conv_ops.InferenceConv(*call)
+        if plan.path is not None:
+            return Tensor(plan(x.data, layer.weight.data, bias, affine))
         return conv_ops.Conv2d.apply(
             x, layer.weight, layer.bias, stride=layer.stride, padding=padding,
             dilation=layer.dilation, groups=layer.groups, activation=activation, affine=affine)
