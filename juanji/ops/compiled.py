@@ -1190,21 +1190,38 @@ def _tap_products(sums, pixels, x_at, x_row, x_step, t_at, t_row, t_step, fresh,
                     sums[p * lanes + k] += product
 
 
-def _store_sums(sums, pixels, y_at, y_row, y_step, bias_at, bias_row, bias_step, with_bias):
-    """y_at[y_row + p*y_step + k] = sums[p, k] (+ bias_at[bias_row + p*bias_step + k] when
-    with_bias, rounded) for p < pixels, k < 16."""
+def _store_sums(sums, pixels, y_at, y_row, y_step, v_row, v_step, bias_at, scale_at, shift_at,
+                with_bias, with_affine, activation):
+    """y_at[y_row + p*y_step + k] = sums[p, k] for p < pixels, k < 16, finished as a conv
+    epilogue's passes would: + bias_at[v_row + p*v_step + k] when with_bias, then * scale_at[.]
+    + shift_at[.] (an eval-mode batch norm) when with_affine, then the activation (BIAS_ONLY,
+    BIAS_RELU or BIAS_HARDSWISH, as `_affine_then` applies it), each operation rounded."""
     lanes = DEPTHWISE_LANES
+    zero, three, six = np.float32(0), np.float32(3), np.float32(6)
     if with_bias:
         for p in range(pixels):
             for k in range(lanes):
-                sums[p * lanes + k] += bias_at[bias_row + p * bias_step + k]
+                sums[p * lanes + k] += bias_at[v_row + p * v_step + k]
+    if with_affine:
+        for p in range(pixels):
+            for k in range(lanes):
+                v = v_row + p * v_step + k
+                sums[p * lanes + k] = sums[p * lanes + k] * scale_at[v] + shift_at[v]
+    if activation == BIAS_RELU:
+        for p in range(pixels):
+            for k in range(lanes):
+                sums[p * lanes + k] = _relu_value(sums[p * lanes + k], zero)
+    elif activation == BIAS_HARDSWISH:
+        for p in range(pixels):
+            for k in range(lanes):
+                sums[p * lanes + k] = gate(sums[p * lanes + k], three, six, zero, True)
     for p in range(pixels):
         for k in range(lanes):
             y_at[y_row + p * y_step + k] = sums[p * lanes + k]
 
 
-def _lone_pixel(sums, blocks, x_at, t_at, y_at, bias_at, x_sample, y_row, row0, col0, h, w,
-                c, kh, kw, dh, dw, with_bias):
+def _lone_pixel(sums, blocks, x_at, t_at, y_at, bias_at, scale_at, shift_at, x_sample, y_row,
+                row0, col0, h, w, c, kh, kw, dh, dw, with_bias, with_affine, activation):
     """`depthwise_blocked` for one output pixel whose window reaches padded columns, `blocks`
     (1, 2 or 4) blocks of 16 channels at a time: that many vectors of sums, independent
     chains, in registers; x_sample: the index of the sample's first value in x_at."""
@@ -1223,7 +1240,8 @@ def _lone_pixel(sums, blocks, x_at, t_at, y_at, bias_at, x_sample, y_row, row0, 
                 else:
                     _tap_products(sums, blocks, x_at, x_row, lanes, t_at, t_row, lanes, False,
                                   inside)
-        _store_sums(sums, blocks, y_at, y_row + c0, lanes, bias_at, c0, lanes, with_bias)
+        _store_sums(sums, blocks, y_at, y_row + c0, lanes, c0, lanes, bias_at, scale_at,
+                    shift_at, with_bias, with_affine, activation)
 
 
 def inside_columns(w, ow, kw, sw, dw, left):
@@ -1246,12 +1264,14 @@ def _depthwise_blocked_kernel(pixels):
     of a row: a constant of the compiled function (a closure variable), so that its loops
     unroll."""
 
-    def depthwise_blocked(x, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left,
-                          with_bias):
+    def depthwise_blocked(x, taps, bias, scale, shift, y, b0, b1, r0, r1, sh, sw, dh, dw, top,
+                          left, with_bias, with_affine, activation):
         """Output rows r0:r1 of samples b0:b1 of a depthwise cross-correlation of
         channels-last x (N, H, W, C), padded with zeros by `top` rows and `left` columns
         (and on the bottom and right as far as the windows reach), by taps (KH, KW, C, 1)
-        into y (N, OH, OW, C), plus bias (1, 1, 1, C) when with_bias; all float32 and
+        into y (N, OH, OW, C), plus bias (1, 1, 1, C) when with_bias, then * scale + shift
+        (each (1, 1, 1, C)) when with_affine, then the activation (BIAS_ONLY, BIAS_RELU or
+        BIAS_HARDSWISH), as each sum is stored (`_store_sums`); all float32 and
         C-contiguous, C a multiple of 16; at stride (sh, sw) and dilation (dh, dw).
 
         A block keeps `pixels` output pixels x 16 channels of sums in registers: the pixels
@@ -1268,7 +1288,8 @@ def _depthwise_blocked_kernel(pixels):
         kh, kw = taps.shape[0], taps.shape[1]
         oh, ow = y.shape[1], y.shape[2]
         x_at, t_at, y_at = _data_pointer(x), _data_pointer(taps), _data_pointer(y)
-        bias_at = _data_pointer(bias)
+        bias_at, scale_at = _data_pointer(bias), _data_pointer(scale)
+        shift_at = _data_pointer(shift)
         lanes = DEPTHWISE_LANES
         sums = _stack_scratch(128)  # (pixels, lanes), pixels <= 8; or (blocks <= 4, lanes)
         q0, q1 = inside_columns(w, ow, kw, sw, dw, left)
@@ -1293,7 +1314,8 @@ def _depthwise_blocked_kernel(pixels):
                                     _tap_products(sums, pixels, x_at, x_row, sw * c, t_at,
                                                   t_row, 0, False, inside)
                         _store_sums(sums, pixels, y_at, ((b * oh + r) * ow + q) * c + c0, c,
-                                    bias_at, c0, 0, with_bias)
+                                    c0, 0, bias_at, scale_at, shift_at, with_bias, with_affine,
+                                    activation)
             for r in range(r0, r1):
                 for q in range(ow):
                     if blocks and q0 <= q < q1:
@@ -1301,14 +1323,17 @@ def _depthwise_blocked_kernel(pixels):
                     x_sample, y_row = b * h * w * c, ((b * oh + r) * ow + q) * c
                     row0, col0 = r * sh - top, q * sw - left
                     if c % 64 == 0:
-                        _lone_pixel(sums, 4, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
-                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
+                        _lone_pixel(sums, 4, x_at, t_at, y_at, bias_at, scale_at, shift_at,
+                                    x_sample, y_row, row0, col0, h, w, c, kh, kw, dh, dw,
+                                    with_bias, with_affine, activation)
                     elif c % 32 == 0:
-                        _lone_pixel(sums, 2, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
-                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
+                        _lone_pixel(sums, 2, x_at, t_at, y_at, bias_at, scale_at, shift_at,
+                                    x_sample, y_row, row0, col0, h, w, c, kh, kw, dh, dw,
+                                    with_bias, with_affine, activation)
                     else:
-                        _lone_pixel(sums, 1, x_at, t_at, y_at, bias_at, x_sample, y_row, row0,
-                                    col0, h, w, c, kh, kw, dh, dw, with_bias)
+                        _lone_pixel(sums, 1, x_at, t_at, y_at, bias_at, scale_at, shift_at,
+                                    x_sample, y_row, row0, col0, h, w, c, kh, kw, dh, dw,
+                                    with_bias, with_affine, activation)
 
     return depthwise_blocked
 
@@ -1388,14 +1413,14 @@ def nhwc_conv_weight_grad(xpad, gy, gw, b0, b1, sh, sw, dh, dw):
                   dh, dw)
 
 
-def depthwise_blocked(x, taps, bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left,
-                      with_bias):
+def depthwise_blocked(x, taps, bias, scale, shift, y, b0, b1, r0, r1, sh, sw, dh, dw, top,
+                      left, with_bias, with_affine, activation):
     """The register-blocked depthwise conv (`_depthwise_blocked_kernel`), compiled on the
     first call for the pixels per block (8, or OW when narrower); its products and sums
     rounded one by one."""
     _run_with_slp(_depthwise_blocked_kernel, (min(DEPTHWISE_PIXELS, y.shape[2]),), x, taps,
-                  bias, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left, with_bias,
-                  contract=False)
+                  bias, scale, shift, y, b0, b1, r0, r1, sh, sw, dh, dw, top, left, with_bias,
+                  with_affine, activation, contract=False)
 
 
 NCHW_ROWS = 2  # output rows per block of `nchw_conv`

@@ -32,7 +32,7 @@ from juanji.function import Function
 from juanji.ops import activation as activation_ops
 from juanji.ops import compiled
 from juanji.ops.kernels import (
-    BIAS_ACTIVATIONS,
+    AffineFinish,
     channel_combination,
     channel_sums,
     channels_first_sums,
@@ -63,7 +63,6 @@ from juanji.ops.kernels import (
     pad_nhwc,
     relu_gradient,
     sample_blocks,
-    tile_channels,
 )
 
 _NO_PAD = ((0, 0), (0, 0))
@@ -249,30 +248,6 @@ def dense_input_grad(gy, gy_rows, wtaps, padded_shape, geometry):
     return crop_nchw(dxpad, padding, x_shape[2:])
 
 
-def _affine_then(affine, finish, out_width, dtype):
-    """finish(rows) after rows * scale + shift per output channel, over a conv epilogue's rows
-    (B*OH', OW*OC): an eval-mode batch norm's pass (`norm.per_channel_affine` gives the
-    vectors; the same two roundings per value as its pass), then the activation, if any. With
-    the compiled path, and an activation it knows, all in one pass (`compiled.affine_then`:
-    PP-LCNet's 256-channel pointwise conv at 14x14 with hardswish, b1, the epilogue
-    0.042 -> 0.011 ms against the multiply, the add and the activation's pass)."""
-    scale, shift = (v.astype(dtype, copy=False) for v in affine)  # (OC,)
-    together = (compiled.runs_on(compiled.affine_then, scale, shift)
-                and (finish is None or finish in BIAS_ACTIVATIONS))
-    activation = BIAS_ACTIVATIONS.get(finish, compiled.BIAS_ONLY)
-
-    def then(rows):
-        if together and rows.dtype == scale.dtype and rows.flags.c_contiguous:
-            compiled.affine_then(rows.reshape(-1, scale.shape[0]), scale, shift, activation)
-            return
-        xp_of(rows).multiply(rows, tile_channels(scale, out_width), out=rows)
-        rows += tile_channels(shift, out_width)
-        if finish is not None:
-            finish(rows)
-
-    return then
-
-
 def empty_batch_grads(needs_grad, x, weight, oc):
     """Zero gradients of a conv's (x, weight, bias) for an empty batch (N = 0): no sample adds
     anything, and the blocked kernels need at least one sample, so the ops skip them."""
@@ -319,7 +294,7 @@ class Conv2d(Function):
             if any(self.needs_grad):
                 raise ValueError("Conv2d's affine (a batch norm in the same pass) is for "
                                  "inference: no gradient flows through it")
-            finish = _affine_then(affine, finish, ow, y_dtype)
+            finish = AffineFinish(affine, finish, ow, y_dtype)
         epilogue = conv_epilogue(bias, finish, ow, y_dtype)
         if n == 0:
             self.empty = (x, weight)
@@ -574,7 +549,7 @@ class InferenceConv:
         _, stride, padding, dilation = self.key[2:6]
         finish = self.finish
         if affine is not None:
-            finish = _affine_then(affine, finish, ow, x.dtype)
+            finish = AffineFinish(affine, finish, ow, x.dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C), C-contiguous
         if self.path == "depthwise":
             kh, kw = weight.shape[2:]

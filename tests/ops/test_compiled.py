@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from juanji.ops import compiled, kernels
-from juanji.ops import conv as conv_ops
 from juanji.ops.activation import IN_PLACE
 
 pytest.importorskip("numba")
@@ -35,9 +34,15 @@ DEPTHWISE = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block_bytes", [None, 64])  # 64: one output row per block
 @pytest.mark.parametrize("bias, activation", [(False, None), (True, None), (True, "relu"),
-                                              (False, "relu"), (True, "hardswish")])
+                                              (False, "relu"), (True, "hardswish"),
+                                              # an eval-mode batch norm's affine, then it
+                                              (False, "affine"), (True, "affine relu"),
+                                              (True, "affine hardswish")])
 def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_bytes, bias,
                                                           activation, monkeypatch):
+    """Each kernel (per row, per pixel, register-blocked) against NumPy's passes, with the
+    bias, an activation and a batch norm's affine applied after the sums (by the blocked
+    kernel as it stores them, no pass of their own)."""
     if block_bytes is not None:
         monkeypatch.setattr(kernels, "_BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(kernels, "_DIRECT_BLOCK_MACS", block_bytes)
@@ -55,15 +60,30 @@ def test_depthwise_rows_gives_the_bits_of_the_numpy_passes(case, dtype, block_by
     out = [(xpad.shape[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
            (xpad.shape[2] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1]
     b = rng.standard_normal(c * m).astype(dtype) if bias else None
-    finish = None if activation is None else IN_PLACE[activation]
-    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
+    scale, shift = rng.standard_normal((2, c * m)).astype(dtype)
+    scale[:3], shift[:3] = [0.0, np.inf, -1.0], [-0.0, 1.0, np.nan]
+
+    def finish():  # made anew once the compiled kernels are off: NumPy's passes then
+        name = None if activation is None else activation.split()[-1]
+        after = None if name in (None, "affine") else IN_PLACE[name]
+        if activation is None or not activation.startswith("affine"):
+            return after
+        return kernels.AffineFinish((scale, shift), after, out[1], np.dtype(dtype))
+
+    calls["affine_then"] = 0
+    monkeypatch.setattr(compiled, "affine_then",
+                        _counted(compiled.affine_then, calls, "affine_then"))
+    got = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish())
     blocked = compiled_on and dtype == np.float32 and c % 16 == 0 and m == 1
     assert calls["blocked"] == (0 if not blocked else 1 if block_bytes is None else out[0] * n)
+    if blocked:
+        assert calls["affine_then"] == 0  # applied by the kernel
     monkeypatch.setattr(compiled, "depthwise_rows", None)  # the NumPy passes
     monkeypatch.setattr(compiled, "depthwise_blocked", None)
     monkeypatch.setattr(compiled, "hard_gate", None)
     monkeypatch.setattr(compiled, "hard_gate_in_place", None)
-    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish)
+    monkeypatch.setattr(compiled, "affine_then", None)
+    want = kernels.depthwise_nhwc(xpad, taps, stride, dilation, out, b, finish())
     assert got.dtype == want.dtype == dtype and np.isnan(want).any()
     assert activation != "relu" or (want == 0).any()
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
@@ -231,10 +251,10 @@ def test_conv_eval_batch_norm_and_activation_give_the_bits_of_the_numpy_passes(a
     shift = np.array([0.5, -np.inf, -0.0, 1e38 if dtype == np.float32 else 1e308], dtype)
     finish = None if activation is None else IN_PLACE[activation]
     got, want = rows.copy(), rows.copy()
-    conv_ops._affine_then((scale, shift), finish, 5, np.dtype(dtype))(got)
+    kernels.AffineFinish((scale, shift), finish, 5, np.dtype(dtype))(got)
     assert calls["affine_then"] == 1
     monkeypatch.setattr(compiled, "affine_then", None)
-    conv_ops._affine_then((scale, shift), finish, 5, np.dtype(dtype))(want)
+    kernels.AffineFinish((scale, shift), finish, 5, np.dtype(dtype))(want)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
