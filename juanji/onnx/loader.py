@@ -273,7 +273,7 @@ class OnnxModule(Module):
         affine = None
         if j is not None:
             norm = self._steps[j][1]
-            affine = norm.eval_affine(np.result_type(x.dtype, conv.layer.weight.dtype))
+            affine = norm.eval_affine(np.promote_types(x.dtype, conv.layer.weight.dtype))
             if affine is None and not (activation is not None and norm.folded()):
                 return None
             if affine is not None and conv.layer.fused_activation is not None:

@@ -312,7 +312,7 @@ def conv_pointwise(x_nhwc, wrows, epilogue, block_bytes=None):
     xp = xp_of(x_nhwc)
     n, h, w, c = x_nhwc.shape
     oc = wrows.shape[0]
-    y = xp.empty((n, h, w, oc), dtype=xp.result_type(x_nhwc, wrows))
+    y = xp.empty((n, h, w, oc), dtype=xp.promote_types(x_nhwc.dtype, wrows.dtype))
 
     def block_product(block):
         start, stop, r0, r1 = block
