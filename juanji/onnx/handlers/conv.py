@@ -83,7 +83,9 @@ def conv(node, ctx):
 class ConvStep:
     """A Conv node with constant weights: runs its layer (after F.pad for padding the layer
     cannot hold). `with_batch_norm` runs it with an eval-mode batch norm and an activation
-    after it in the same pass, for the graph (OnnxModule.forward) to use when it may."""
+    after it in the same pass, for the graph (OnnxModule.forward) to use when it may. Without
+    gradients, a plain layer (no hooks, no fused activation) runs by the path
+    conv_ops.InferenceConv chose for the last call's geometry, kept in `_plan`."""
 
     def __init__(self, layer, pads_for, dims):
         # pads_for(sizes) -> per-side pads to apply with F.pad first, or None: the layer's own
