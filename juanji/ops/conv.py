@@ -49,11 +49,9 @@ from juanji.ops.kernels import (
     conv_pointwise,
     conv_weight_grad,
     conv_winograd,
-    depthwise_blocked,
     depthwise_blocked_runs,
     depthwise_nhwc,
     depthwise_nhwc_grads,
-    depthwise_reads_padding,
     direct_grad_runs,
     direct_nhwc_runs,
     direct_planes_width,
@@ -528,9 +526,6 @@ class InferenceConv:
             taps = weight.reshape(c, 1, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, 1)
             if depthwise_blocked_runs(x.transpose(0, 2, 3, 1), taps):
                 self.path = "depthwise"
-                self.in_place = depthwise_reads_padding(x.transpose(0, 2, 3, 1), taps,
-                                                        self.out_size[1], stride, dilation,
-                                                        padding)
         elif (groups == 1 and (kh, kw) == (1, 1) and stride == (1, 1) and padding == _NO_PAD
               and c * oc > _DIRECT_CHANNELS
               and not _winograd_wins(x, weight, stride, dilation, self.out_size)):
@@ -551,14 +546,11 @@ class InferenceConv:
         if affine is not None:
             finish = AffineFinish(affine, finish, ow, x.dtype)
         x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C), C-contiguous
-        if self.path == "depthwise":
+        if self.path == "depthwise":  # Conv2d.forward's call without a gradient
             kh, kw = weight.shape[2:]
             taps = weight.reshape(c, 1, kh, kw).transpose(2, 3, 0, 1)  # (KH, KW, C, 1)
-            y = np.empty((n, oh, ow, c, 1), dtype=x.dtype)
-            top_left = (padding[0][0], padding[1][0])
-            if not self.in_place:  # a padded copy, as kernels.depthwise_nhwc makes it
-                x_nhwc, top_left = np.ascontiguousarray(pad_nhwc(x, *padding)), (0, 0)
-            depthwise_blocked(x_nhwc, taps, stride, dilation, top_left, y, bias, finish)
+            y = depthwise_nhwc(x_nhwc, taps, stride, dilation, (oh, ow), bias, finish,
+                               padding=padding)
             return y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
         rows = weight_rows(weight, 1)[0]  # (OC, C)
         epilogue = conv_epilogue(bias, finish, ow, x.dtype)

@@ -846,7 +846,7 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
     1 along whole output rows (b8, one thread: 256 channels 5x5 at 14x14 1.14 -> 0.71-0.81 ms,
     32 at 112x112 stride 2 1.35 -> 0.97-1.08, 16 at 112x112 4.0 -> 1.35-1.4 against the per-tap
     per-pixel kernel before it). In float32 with channels a multiple of 16 (and M = 1) the
-    register-blocked kernel runs instead (`depthwise_blocked`; b1, PP-LCNet's layers, min of
+    register-blocked kernel runs instead (`_depthwise_blocked`; b1, PP-LCNet's layers, min of
     200 runs: 256 channels 5x5 at 14x14 0.134 -> 0.105 ms, 64 3x3 at 56x56 0.309 -> 0.181,
     16 at 112x112 0.221 -> 0.130; b8 256 at 14x14 0.633 -> 0.533, 16 at 112x112
     1.110 -> 0.538). It reads `padding` as zeros in place of a padded copy (a padded copy and
@@ -860,13 +860,15 @@ def depthwise_nhwc(xp_nhwc, taps, stride, dilation, out_size, bias=None, finish=
     (sh, _), (dh, _) = stride, dilation
     y = xp.empty((n, oh, ow, c, m), dtype=xp_nhwc.dtype)
     blocked = depthwise_blocked_runs(xp_nhwc, taps)
-    if padding is not None and not depthwise_reads_padding(xp_nhwc, taps, ow, stride, dilation,
-                                                           padding):
+    if padding is not None and not (
+            blocked and xp_nhwc.flags.c_contiguous
+            and compiled.depthwise_pads_in_place(xp_nhwc.shape[2], ow, kw, stride[1],
+                                                 dilation[1], padding[1][0])):
         xp_nhwc, padding = pad_nhwc(xp_nhwc.transpose(0, 3, 1, 2), *padding), None
     if blocked:
         top_left = (0, 0) if padding is None else (padding[0][0], padding[1][0])
-        return depthwise_blocked(np.ascontiguousarray(xp_nhwc), taps, stride, dilation,
-                                 top_left, y, bias, finish)
+        return _depthwise_blocked(np.ascontiguousarray(xp_nhwc), taps, stride, dilation,
+                                  top_left, y, bias, finish)
     blocks = sample_row_blocks(n, oh, ow * c * m * y.itemsize, _BLOCK_BYTES // 4)
     if (compiled.depthwise_rows is not None and xp is np and m == 1
             and xp_nhwc.dtype == taps.dtype):
@@ -932,16 +934,7 @@ def depthwise_blocked_runs(x_nhwc, taps):
             and taps.shape[2] % compiled.DEPTHWISE_LANES == 0)
 
 
-def depthwise_reads_padding(x_nhwc, taps, ow, stride, dilation, padding):
-    """Whether `depthwise_nhwc` with `padding` runs the register-blocked kernel on the
-    unpadded channels-last x itself (C-contiguous), reading the padding as zeros: no padded
-    copy (see `compiled.depthwise_pads_in_place`)."""
-    return (depthwise_blocked_runs(x_nhwc, taps) and x_nhwc.flags.c_contiguous
-            and compiled.depthwise_pads_in_place(x_nhwc.shape[2], ow, taps.shape[1],
-                                                 stride[1], dilation[1], padding[1][0]))
-
-
-def depthwise_blocked(x, taps, stride, dilation, top_left, y, bias, finish):
+def _depthwise_blocked(x, taps, stride, dilation, top_left, y, bias, finish):
     """`depthwise_nhwc` by the register-blocked kernel (`compiled.depthwise_blocked`, float32,
     channels a multiple of 16, depth multiplier 1) on channels-last x padded by top_left
     (top rows, left columns; (0, 0) for a padded copy), into y (N, OH, OW, C, 1), in blocks
