@@ -181,6 +181,21 @@ def test_planned_conv_gives_the_bits_of_the_op(case, monkeypatch):
     _same(_outputs_no_grad(model, x), without_plan(x, False))
 
 
+def test_imported_1x1_weights_are_input_major():
+    """A 1x1 group-1 conv's imported weight is laid out input-major (conv_ops.input_major:
+    the operand BLAS reads fastest), the same values; other convs' stay C-contiguous."""
+    for kwargs, major in (({"kernel": 1, "pads": (0,) * 4, "channels": (16, 32)}, True),
+                          ({"kernel": 1, "pads": (0,) * 4, "channels": (16, 32), "group": 2},
+                           False),
+                          ({"kernel": 3, "channels": (16, 32)}, False)):
+        weight = _block(**kwargs).conv.weight.data
+        k, group = kwargs["kernel"], kwargs.get("group", 1)
+        want = np.random.default_rng(0).standard_normal((32, 16 // group, k, k))  # _block's
+        np.testing.assert_array_equal(weight, want.astype(np.float32))
+        assert weight.reshape(32, -1).T.flags.c_contiguous == major
+        assert weight.flags.c_contiguous != major
+
+
 def _forget_plans(model):
     for _, step in model._steps:
         if isinstance(step, ConvStep):

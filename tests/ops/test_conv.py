@@ -937,3 +937,35 @@ def test_inference_conv_is_the_ops_path_with_its_bits(x_shape, w_shape, stride, 
         others.append(np.ascontiguousarray(x))
     for other in others:
         assert conv_ops.InferenceConv(other, wt.astype(other.dtype), None, *args).path is None
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_input_major_1x1_weights_are_read_in_place_and_give_the_same_conv(groups, stride):
+    """A 1x1 conv's weight laid out input-major (memory (C, OC), as the ONNX importer keeps
+    it) is the same weight: weight_rows reads it without a copy, with W.T C-contiguous for
+    BLAS, and the conv and its gradients match PyTorch's with it, as with the C-contiguous
+    weight."""
+    rng = np.random.default_rng(35)
+    x = _channels_last(rng.standard_normal((2, 16, 5, 7)).astype(np.float32))
+    w = rng.standard_normal((24, 16 // groups, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    major = conv_ops.input_major(w)
+    np.testing.assert_array_equal(major, w)
+    assert major.shape == w.shape and major.reshape(24, -1).T.flags.c_contiguous
+    for weight in (w, major):
+        rows = conv_ops.weight_rows(weight, groups)  # (G, OCg, Cg)
+        assert rows.shape == (groups, 24 // groups, 16 // groups)
+        assert np.shares_memory(rows, weight)
+        np.testing.assert_array_equal(rows.reshape(24, -1), w.reshape(24, -1))
+    gy = rng.standard_normal((2, 24, (5 - 1) // stride + 1, (7 - 1) // stride + 1))
+    tx, tw, tb = (to_torch(a, requires_grad=True) for a in (x, w, b))
+    want = TF.conv2d(tx, tw, tb, stride=stride, groups=groups)
+    want.backward(torch.from_numpy(gy.astype(np.float32)))
+    for weight in (w, major):
+        jx, jw, jb = (juanji.Tensor(a, requires_grad=True) for a in (x, weight, b))
+        got = F.conv2d(jx, jw, jb, stride=stride, groups=groups)
+        got.backward(gy.astype(np.float32))
+        assert_close(got, want)
+        for mine, theirs in ((jx, tx), (jw, tw), (jb, tb)):
+            assert_close(mine.grad, theirs.grad)

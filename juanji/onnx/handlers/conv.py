@@ -72,6 +72,8 @@ def conv(node, ctx):
             w.shape[1] * groups, w.shape[0], kernel, strides, padding, dilations, groups,
             bias=bool(bias), dtype=w.dtype)
     layer.weight = ctx.param(node.inputs[1])
+    if dims == 2 and kernel == (1, 1) and groups == 1:  # the layout BLAS reads fastest
+        layer.weight.data = conv_ops.input_major(layer.weight.data)
     if bias:
         layer.bias = ctx.param(bias)
     # per-side pads at call time when the layer cannot hold them
