@@ -106,12 +106,12 @@ def weight_rows(weight, groups):
 
 
 def input_major(weight):
-    """A 1x1 conv's weight (OC, C, 1, 1) with memory (C, OC) (a copy unless it already has it): the
-    same values and shape, laid out so that the transposed GEMM rows the conv multiplies by,
-    W.T (C, OC), are C-contiguous. OpenBLAS packs that operand faster than the transposed
-    one: at batch 1, where packing the weights is much of a 1x1 conv's product, 196x256 @
-    256x256 189 -> 168 us, 49x512 @ 512x512 299 -> 230, 49x256 @ 256x512 146 -> 106 (PP-
-    LCNet's pointwise convs; products with 8 or more rows get the same bits in either
+    """A 1x1 conv's weight (OC, C, 1, 1) with memory (C, OC), a copy unless it already
+    has it: the same values and shape, laid out so that the transposed GEMM rows the conv
+    multiplies by, W.T (C, OC), are C-contiguous. OpenBLAS packs that operand faster than the
+    transposed one: at batch 1, where packing the weights is much of a 1x1 conv's product,
+    196x256 @ 256x256 189 -> 168 us, 49x512 @ 512x512 299 -> 230, 49x256 @ 256x512 146 -> 106
+    (PP-LCNet's pointwise convs; products with 8 or more rows get the same bits in either
     layout, with one or two rows BLAS takes its matrix-vector routines, whose sums come in
     another order)."""
     oc, c = weight.shape[:2]
