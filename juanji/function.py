@@ -10,7 +10,7 @@ from juanji.backend import blas_in_ops
 
 _KIND_NAMES = {"f": "a floating-point", "fiu": "a numeric (integer or floating-point)"}
 
-Tensor = None  # juanji.tensor.Tensor, imported at the first op call
+Tensor = as_tensor = None  # from juanji.tensor, imported at the first op call
 
 # juanji.onnx.export sets this to a callable(function, input_tensors, params, output) while
 # it traces one forward; every op call passes through `run`.
@@ -45,10 +45,10 @@ class Function:
 
     def run(self, *inputs, **params):
         """Like `apply`, on an instance the caller keeps (to read extras such as pool indices)."""
-        global Tensor
+        global Tensor, as_tensor
         if Tensor is None:  # juanji.tensor imports the ops, which import this module
-            from juanji.tensor import Tensor
-        tensors = [x if x is None or isinstance(x, Tensor) else Tensor(x) for x in inputs]
+            from juanji.tensor import Tensor, as_tensor
+        tensors = [None if x is None else as_tensor(x) for x in inputs]
         if self.input_kinds is not None:
             check_input_dtype(tensors[0].dtype, self.input_kinds, type(self).__name__)
         # under no_grad nothing will call backward, so forward may skip what it would keep

@@ -526,6 +526,7 @@ class InferenceConv:
         self.key = (x.shape, x.strides, x.dtype, stride, padding, dilation, groups, activation,
                     with_affine)
         self.weight, self.bias = weight, bias  # compared by identity in `fits`
+        self.stride, self.padding, self.dilation = stride, padding, dilation
         n, c, h, w = x.shape
         oc, _, kh, kw = weight.shape
         self.out_size = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
@@ -556,7 +557,7 @@ class InferenceConv:
         """The conv's output (N, OC, OH, OW), an NCHW view of NHWC memory, as
         Conv2d.forward(x, weight, bias, ..., activation, affine) gives it."""
         (n, c), (oh, ow) = x.shape[:2], self.out_size
-        _, stride, padding, dilation = self.key[2:6]
+        stride, padding, dilation = self.stride, self.padding, self.dilation
         finish = self.finish
         if affine is not None:
             finish = AffineFinish(affine, finish, ow, x.dtype)
